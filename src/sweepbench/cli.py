@@ -1,0 +1,121 @@
+"""The `sweepbench` command. Subcommands import what they need (torch only where needed).
+
+Exit codes: 0 when the run trained (completed, converged, target reached or diverged),
+2 for bad input (one line on stderr naming the value and what is allowed), 1 for a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sweepbench import SweepbenchError, __version__
+from sweepbench.spec import DEFAULTS, OPTIMIZERS, parse_value
+
+TRAIN_HELP = """Run one training run and write its record (metrics.csv, steps.csv, run.json) to --out.
+
+Every option of a run can be set with --set KEY=VALUE (repeatable); defaults:
+""" + "\n".join(f"  {k} = {v!r}" for k, v in DEFAULTS.items()) + """
+
+Workload defaults override these (see `sweepbench workloads`); --set overrides both."""
+
+
+def _train_parser(sub):
+    p = sub.add_parser("train", help="run one training run", description=TRAIN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", required=True, help="workload name (sweepbench workloads lists them)")
+    p.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} (default sgd)")
+    p.add_argument("--lr", help="learning rate > 0 (default: the workload's)")
+    p.add_argument("--batch-size", help="integer >= 1 or 'full' (default: the workload's)")
+    p.add_argument("--epochs", help="maximum epochs >= 1 (default: the workload's)")
+    p.add_argument("--seed", help="seed for python, numpy and torch (default 0)")
+    p.add_argument("--out", required=True, help="run folder to write (replaced atomically when complete)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other option of the run (repeatable), e.g. --set schedule=cosine")
+    p.add_argument("--synthetic", action="store_true",
+                   help="random tensors of the dataset's shape and count instead of real data (recorded)")
+    p.add_argument("--device", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--threads", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def spec_from_args(args) -> dict:
+    """The user's part of a run spec from parsed `train` arguments (not yet resolved)."""
+    user = {"workload": args.workload}
+    for key, text in (("optimizer", args.optimizer), ("lr", args.lr), ("batch_size", args.batch_size),
+                      ("epochs", args.epochs), ("seed", args.seed), ("device", args.device),
+                      ("threads", args.threads)):
+        if text is not None:
+            user[key] = parse_value(key, text)
+    if args.synthetic:
+        user["synthetic"] = True
+    for item in args.set:
+        if "=" not in item:
+            raise SweepbenchError(f"bad --set {item!r}; allowed: KEY=VALUE with KEY one of the run options")
+        key, _, text = item.partition("=")
+        user[key.strip()] = parse_value(key.strip(), text.strip())
+    return user
+
+
+def cmd_train(args) -> int:
+    from sweepbench.spec import resolve
+
+    spec = resolve(spec_from_args(args))
+    from sweepbench import engine  # torch import happens here, after the cheap checks
+
+    result = engine.train(spec, args.out, quiet=args.quiet)
+    tt = result["to_target"]
+    reached = f"{tt['metric']} {tt['target']} at step {tt['step']}" if tt["reached"] else "target not reached"
+    print(f"{result['status']}: {result['stop_reason']}; {reached}; "
+          f"{result['throughput']['samples_per_s'] or 0:.0f} samples/s -> {args.out}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from sweepbench.datasets import tensor_file
+    from sweepbench.prepare import prepare
+
+    out = args.out or tensor_file(args.dataset, args.data_dir)
+    prepare(args.dataset, args.raw_dir, out, download=args.download)
+    print(f"prepared {args.dataset} -> {out}")
+    return 0
+
+
+def cmd_workloads(args) -> int:
+    from sweepbench.workloads import WORKLOADS
+
+    for w in WORKLOADS.values():
+        print(f"{w.name:16s} {w.description}\n{'':16s} defaults: {json.dumps(w.defaults)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweepbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    p = sub.add_parser("prepare", help="turn torchvision's MNIST/Fashion-MNIST files into a tensor file")
+    p.add_argument("--dataset", required=True, choices=["mnist", "fmnist"])
+    p.add_argument("--raw-dir", default=DEFAULTS["raw_dir"], help="torchvision root folder (default data)")
+    p.add_argument("--data-dir", default=DEFAULTS["data_dir"], help="where <dataset>.pt goes (default resources)")
+    p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
+    p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")
+    sub.add_parser("workloads", help="list the workloads and their defaults")
+    return parser
+
+
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SweepbenchError as err:
+        print(f"sweepbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Datasets as in-memory tensors: train/val/test splits, never a DataLoader.
+
+Generated problems (linreg, logreg2d) and scikit-learn's bundled digits need no files.
+MNIST and Fashion-MNIST are read from a compact tensor file `<data_dir>/<name>.pt` that
+`sweepbench prepare` (sweepbench.prepare, the only module that imports torchvision) writes.
+Images stay uint8 on the device and become float in `Splits.inputs` batch by batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sweepbench import SweepbenchError
+
+IMAGE_DATASETS = {"mnist": "MNIST", "fmnist": "FashionMNIST"}
+IMAGE_COUNTS = {"mnist": (60000, 10000), "fmnist": (60000, 10000)}
+
+
+@dataclass
+class Splits:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    val_is_test: bool = False
+    scale: float = 1.0          # inputs = (x * scale - mean) / std, applied per batch
+    mean: float = 0.0
+    std: float = 1.0
+
+    def to(self, device) -> "Splits":
+        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        return Splits(**moved, val_is_test=self.val_is_test, scale=self.scale, mean=self.mean, std=self.std)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Model inputs from stored samples (uint8 images become normalised float32)."""
+        x = x.float()
+        if self.scale != 1.0:
+            x = x * self.scale
+        if self.mean != 0.0 or self.std != 1.0:
+            x = (x - self.mean) / self.std
+        return x
+
+    @property
+    def counts(self) -> dict:
+        return {"n_train": len(self.y_train), "n_val": len(self.y_val), "n_test": len(self.y_test)}
+
+
+def load(name: str, spec: dict) -> Splits:
+    """Load dataset `name` for a resolved run spec (CPU tensors)."""
+    rng = np.random.RandomState(spec["data_seed"])
+    if spec["synthetic"]:
+        splits = _synthetic(name, spec, rng)
+    elif name == "linreg":
+        splits = _linreg(rng, spec)
+    elif name == "logreg2d":
+        splits = _logreg2d(rng, spec)
+    elif name == "digits":
+        splits = _digits(rng, spec)
+    elif name in IMAGE_DATASETS:
+        splits = _images(name, spec)
+    else:
+        raise SweepbenchError(f"unknown dataset {name!r}; allowed: linreg, logreg2d, digits, mnist, fmnist")
+    return _subset_train(splits, spec["train_size"])
+
+
+def _linreg(rng, spec) -> Splits:
+    """Seeds 000/001: x ~ U(0, 10), y = w_gen * (x + N(0, 1)) + b_gen with w_gen=10, b_gen=2."""
+    n_train, n_val = 100, spec["val_size"] or 100
+
+    def draw(n):
+        x = rng.uniform(0, 10, n).astype(np.float32)
+        y = (10.0 * (x + rng.normal(0.0, 1.0, n)) + 2.0).astype(np.float32)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    x_tr, y_tr = draw(n_train)
+    x_va, y_va = draw(n_val)
+    x_te, y_te = draw(n_val)
+    return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te)
+
+
+def _logreg2d(rng, spec) -> Splits:
+    """Seed 003 part I: X ~ U([-2, 2]^2), label 1 where X @ [1, 2] + N(0, 0.2) >= 0.
+
+    The seed draws one noise value for all points (np.random.normal without a size); this
+    draws one per point, which is what its text describes.
+    """
+    w_opt = np.array([1.0, 2.0])
+    n_train, n_val = 500, spec["val_size"] or 250
+
+    def draw(n):
+        x = ((rng.rand(n, 2) - 0.5) * 2 * 2).astype(np.float32)
+        y = ((x @ w_opt + rng.normal(0.0, 0.2, n)) >= 0).astype(np.float32)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    x_tr, y_tr = draw(n_train)
+    x_va, y_va = draw(n_val)
+    x_te, y_te = draw(n_val)
+    return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te)
+
+
+def _digits(rng, spec) -> Splits:
+    """scikit-learn's bundled 8x8 digits, pixels / 16; a 60/20/20 split fixed by data_seed."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy((bunch.data / 16.0).astype(np.float32))
+    y = torch.from_numpy(bunch.target.astype(np.int64))
+    order = torch.from_numpy(rng.permutation(len(y)))
+    n_test = len(y) // 5
+    n_val = n_test if spec["val_size"] is None else spec["val_size"]
+    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    if n_val == 0:
+        return Splits(x[train], y[train], x[test], y[test], x[test], y[test], val_is_test=True)
+    return Splits(x[train], y[train], x[val], y[val], x[test], y[test])
+
+
+def tensor_file(name: str, data_dir: str) -> str:
+    return os.path.join(data_dir, f"{name}.pt")
+
+
+def _images(name: str, spec: dict) -> Splits:
+    path = tensor_file(name, spec["data_dir"])
+    if not os.path.exists(path):
+        from sweepbench.prepare import prepare  # imports torchvision: only when the file is missing
+
+        prepare(name, spec["raw_dir"], path, download=spec["download"])
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    x_train, y_train = data["x_train"].unsqueeze(1), data["y_train"].long()
+    x_test, y_test = data["x_test"].unsqueeze(1), data["y_test"].long()
+    return _split_val(x_train, y_train, x_test, y_test, spec["val_size"] or 0, scale=1 / 255)
+
+
+def _split_val(x_train, y_train, x_test, y_test, n_val: int, scale: float) -> Splits:
+    """Hold out the last n_val training samples for validation (seed 003's 50k/10k); 0 = test."""
+    if n_val == 0:
+        return Splits(x_train, y_train, x_test, y_test, x_test, y_test, val_is_test=True, scale=scale)
+    if n_val >= len(y_train):
+        raise SweepbenchError(f"bad val_size {n_val}; allowed: 0 <= val_size < {len(y_train)} (training samples)")
+    return Splits(x_train[:-n_val], y_train[:-n_val], x_train[-n_val:], y_train[-n_val:], x_test, y_test,
+                  scale=scale)
+
+
+def _synthetic(name: str, spec: dict, rng) -> Splits:
+    """Random tensors with the real dataset's shapes, dtypes and counts (speed and smoke runs)."""
+    g = torch.Generator().manual_seed(int(spec["data_seed"]))
+    if name in IMAGE_DATASETS:
+        n_train, n_test = IMAGE_COUNTS[name]
+        x_tr = torch.randint(0, 256, (n_train, 1, 28, 28), dtype=torch.uint8, generator=g)
+        x_te = torch.randint(0, 256, (n_test, 1, 28, 28), dtype=torch.uint8, generator=g)
+        y_tr = torch.randint(0, 10, (n_train,), generator=g)
+        y_te = torch.randint(0, 10, (n_test,), generator=g)
+        return _split_val(x_tr, y_tr, x_te, y_te, spec["val_size"] or 0, scale=1 / 255)
+    real = {"linreg": _linreg, "logreg2d": _logreg2d, "digits": _digits}[name](rng, spec)
+
+    def fake(x, y):
+        x2 = torch.rand(x.shape, generator=g) * (x.max() - x.min()) + x.min()
+        y2 = y[torch.randperm(len(y), generator=g)]
+        return x2.to(x.dtype), y2
+
+    return Splits(*fake(real.x_train, real.y_train), *fake(real.x_val, real.y_val),
+                  *fake(real.x_test, real.y_test), val_is_test=real.val_is_test)
+
+
+def _subset_train(splits: Splits, train_size: int) -> Splits:
+    if train_size and train_size < len(splits.y_train):
+        splits.x_train = splits.x_train[:train_size]
+        splits.y_train = splits.y_train[:train_size]
+    return splits
+
+
+def featurewise_normalise(splits: Splits) -> Splits:
+    """Seed 000's featurewise_center + featurewise_std_normalization: one mean and std from training."""
+    x = splits.inputs(splits.x_train)
+    splits.mean, splits.std = float(x.mean()), float(x.std())
+    return splits

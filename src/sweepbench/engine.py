@@ -1,0 +1,529 @@
+"""One training run: a resolved spec in, a run record out (sweepbench.record).
+
+The data live on the device as tensors and batches are index gathers (airbench style):
+no DataLoader, no worker processes, no per-sample Python. Mini-batch losses stay on the
+device and are read back in windows of FLUSH_EVERY steps, where divergence is checked.
+Training time is measured around training only; evaluation is timed separately.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sweepbench import SweepbenchError, datasets, models, noise_scale, provenance, record, rules, schedules
+from sweepbench.workloads import get as get_workload
+
+FLUSH_EVERY = 64  # steps between reads of the mini-batch losses (one host sync per window)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SweepbenchError("bad device 'cuda': no CUDA device is available; allowed here: auto, cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def make_optimizer(spec: dict, params) -> torch.optim.Optimizer:
+    """The seven optimizers, torch defaults except momentum (0.9) and weight decay from the spec."""
+    name, lr, wd = spec["optimizer"], spec["lr"], spec["weight_decay"]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if name in ("momentum", "nesterov"):
+        return torch.optim.SGD(params, lr=lr, momentum=spec["momentum"], nesterov=name == "nesterov",
+                               weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
+    return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+
+
+class Objective:
+    """The workload's loss: MSE, sigmoid + BCE, or softmax + CE with seed 003's entropy term
+    (alpha * mean prediction entropy) and seed 004's L2 term (0.5 * reg_lambda * ||W||^2)."""
+
+    def __init__(self, task: str, spec: dict, model: torch.nn.Module):
+        self.task = task
+        self.alpha = spec["entropy_alpha"] or 0.0
+        self.reg = spec["reg_lambda"] or 0.0
+        self.weights = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
+
+    def data_loss(self, out, y, reduction="mean"):
+        if self.task == "regression":  # in float64: float32 cannot resolve the last 0.1% of an MSE plateau
+            return F.mse_loss(out.double(), y.double(), reduction=reduction)
+        if self.task == "binary":
+            return F.binary_cross_entropy_with_logits(out, y, reduction=reduction)
+        loss = F.cross_entropy(out, y, reduction=reduction)
+        if self.alpha:
+            logp = F.log_softmax(out, dim=1)
+            entropy = -(logp.exp() * logp).sum(dim=1)
+            loss = loss + self.alpha * (entropy.mean() if reduction == "mean" else entropy.sum())
+        return loss
+
+    def penalty(self):
+        if not self.reg:
+            return 0.0
+        return 0.5 * self.reg * sum((w * w).sum() for w in self.weights)
+
+    def correct(self, out, y):
+        if self.task == "regression":
+            return None
+        pred = (out >= 0).to(y.dtype) if self.task == "binary" else out.argmax(dim=1)
+        return (pred == y).sum()
+
+
+class Clock:
+    """Training-time stopwatch and per-step timer; synchronises CUDA only where it reads."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.device = device
+        self.total = 0.0
+        self._start = None
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def start(self):
+        self.sync()
+        self._start = time.perf_counter()
+
+    def stop(self):
+        self.sync()
+        self.total += time.perf_counter() - self._start
+        self._start = None
+
+    def step_begin(self):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def step_end(self, begin):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return (begin, ev)
+        return time.perf_counter() - begin
+
+    def resolve(self, mark) -> float:
+        if self.cuda:
+            begin, end = mark
+            end.synchronize()
+            return begin.elapsed_time(end) / 1000.0
+        return mark
+
+
+def _random_shift_flip(x: torch.Tensor, gen: torch.Generator, max_frac: float = 0.2) -> torch.Tensor:
+    """Seed 000's augmentation on the device: random horizontal flip and integer shifts up to
+    max_frac of the size in each direction, filling with the nearest edge pixel (Keras's
+    fill_mode='nearest'). Keras shifts by fractional pixels with interpolation; this does not."""
+    n, _, h, w = x.shape
+    s_h, s_w = int(max_frac * h), int(max_frac * w)
+    dy = torch.randint(-s_h, s_h + 1, (n, 1), device=x.device, generator=gen)
+    dx = torch.randint(-s_w, s_w + 1, (n, 1), device=x.device, generator=gen)
+    rows = (torch.arange(h, device=x.device) - dy).clamp_(0, h - 1)
+    cols = (torch.arange(w, device=x.device) - dx).clamp_(0, w - 1)
+    flip = torch.rand(n, 1, device=x.device, generator=gen) < 0.5
+    cols = torch.where(flip, (w - 1) - cols, cols)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = x[batch, :, rows[:, :, None], cols[:, None, :]]  # (n, h, w, c)
+    return out.permute(0, 3, 1, 2)
+
+
+@torch.no_grad()
+def evaluate(model, objective: Objective, splits: datasets.Splits, batch_size: int) -> dict:
+    """Loss and accuracy on each split, in eval mode, in large no-grad batches."""
+    was_training = model.training
+    model.eval()
+    result = {}
+    parts = [("train", splits.x_train, splits.y_train), ("test", splits.x_test, splits.y_test)]
+    if not splits.val_is_test:
+        parts.insert(1, ("val", splits.x_val, splits.y_val))
+    penalty = float(objective.penalty())
+    for name, x, y in parts:
+        loss_sum = torch.zeros((), device=y.device, dtype=torch.float64)
+        correct = torch.zeros((), device=y.device, dtype=torch.int64)
+        for i in range(0, len(y), batch_size):
+            out = model(splits.inputs(x[i:i + batch_size]))
+            yb = y[i:i + batch_size]
+            loss_sum += objective.data_loss(out, yb, reduction="sum").double()
+            c = objective.correct(out, yb)
+            if c is not None:
+                correct += c
+        result[f"{name}_loss"] = float(loss_sum) / len(y) + penalty
+        result[f"{name}_accuracy"] = None if objective.task == "regression" else int(correct) / len(y)
+    if splits.val_is_test:
+        result["val_loss"], result["val_accuracy"] = result["test_loss"], result["test_accuracy"]
+    model.train(was_training)
+    return result
+
+
+def measure_noise_scale(model, objective, splits, batch_size, k, gen, ema: noise_scale.NoiseScaleEMA, augment):
+    """One B_simple update from k independent batches of size b (small) and their mean (size k*b)."""
+    n = len(splits.y_train)
+    b = max(1, min(batch_size, n // k))
+    params = [p for p in model.parameters() if p.requires_grad]
+    buffers = {name: t.clone() for name, t in model.named_buffers()}
+    grads = []
+    for _ in range(k):
+        idx = torch.randint(0, n, (b,), device=splits.y_train.device, generator=gen)
+        xb = splits.inputs(splits.x_train[idx])
+        if augment:
+            xb = _random_shift_flip(xb, gen)
+        loss = objective.data_loss(model(xb), splits.y_train[idx])
+        g = torch.autograd.grad(loss, params, allow_unused=True)
+        grads.append(torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1)
+                                for gi, p in zip(g, params)]))
+    with torch.no_grad():
+        for name, t in model.named_buffers():
+            t.copy_(buffers[name])
+    stacked = torch.stack(grads)
+    small = float((stacked * stacked).sum(dim=1).mean())
+    mean = stacked.mean(dim=0)
+    big = float((mean * mean).sum())
+    return ema.update(small, b, big, b * k)
+
+
+def train(spec: dict, out_dir: str, quiet: bool = False, ready_since: float | None = None) -> dict:
+    """Run one resolved spec and write its record to out_dir. Returns run.json's content.
+
+    Raises SweepbenchError (nothing written) for input that is only known to be bad once the
+    data are loaded, e.g. a batch size larger than the training set. `ready_since` is the
+    time.perf_counter() value from which start-up is counted (a pack's previous run end);
+    by default start-up counts from the process start.
+    """
+    t_entry = time.perf_counter()
+    age = provenance.process_age_s() if ready_since is None else t_entry - ready_since
+    workload = get_workload(spec["workload"])
+    device = pick_device(spec["device"])
+    writer = record.RecordWriter(out_dir)
+    try:
+        result = _train(spec, workload, device, writer, quiet, t_entry, age)
+    except BaseException:
+        writer.discard()
+        raise
+    return result
+
+
+def _log(quiet, msg):
+    if not quiet:
+        print(msg, flush=True)
+
+
+def _train(spec, workload, device, writer, quiet, t_entry, process_age):
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    seed_everything(spec["seed"], spec["deterministic"])
+
+    t0 = time.perf_counter()
+    splits = datasets.load(workload.dataset, spec)
+    if spec["augment"]:
+        datasets.featurewise_normalise(splits)
+    n_train = len(splits.y_train)
+    if spec["batch_size"] != "full" and spec["batch_size"] > n_train:
+        raise SweepbenchError(f"bad batch_size {spec['batch_size']}; allowed: 1..{n_train} "
+                              f"(the training set of {workload.name} has {n_train} samples) or 'full'")
+    for b in spec["batch_cycle"] if spec["batch_schedule"] == "cyclic" else []:
+        if b > n_train:
+            raise SweepbenchError(f"bad batch_cycle entry {b}; allowed: 1..{n_train} (training set size)")
+    splits = splits.to(device)
+    data_load_s = time.perf_counter() - t0
+
+    n_in = int(np.prod(splits.x_train.shape[1:])) if splits.x_train.dim() > 1 else 1
+    model = models.build(workload.model, spec, n_in).to(device)
+    model.train()
+    objective = Objective(workload.task, spec, model)
+    optimizer = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad])
+    target_metric = spec["target_metric"]
+    if target_metric and target_metric.endswith("accuracy") and not workload.has_accuracy:
+        raise SweepbenchError(f"bad target_metric {target_metric!r} for regression workload {workload.name}; "
+                              "allowed: train_loss, val_loss, test_loss")
+
+    gen = torch.Generator(device=device).manual_seed(spec["seed"])
+    gns_gen = torch.Generator(device=device).manual_seed(spec["seed"] + 1_000_003)
+    gns_ema = noise_scale.NoiseScaleEMA(spec["gns_ema"]) if spec["gns"] else None
+    trajectory = getattr(model, "trajectory", None)
+    accum = spec["accum_steps"]
+    total_planned = schedules.planned_steps(spec, n_train)
+    stride = max(1, math.ceil(total_planned / spec["steps_cap"]))
+    clock = Clock(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    metrics_rows, step_rows = [], []
+    step_times, step_samples = [], []
+    pending = []  # (step, epoch, lr, batch, loss tensor, time mark, params) not yet read back
+    eval_time = 0.0
+    state = {"step": 0, "samples": 0, "lr": schedules.lr_at(spec, 0, 0, total_planned), "batch": None,
+             "window_losses": [], "status": "completed", "stop_reason": "budget exhausted",
+             "diverged_at": None, "diverge_reason": None, "initial_loss": math.nan,
+             "met_target": 0, "epoch_float": 0.0}
+
+    def do_eval():
+        nonlocal eval_time
+        t = time.perf_counter()
+        row = {"step": state["step"], "epoch": round(state["epoch_float"], 6), "samples": state["samples"],
+               "wall_s": clock.total, "lr": state["lr"], "batch_size": state["batch"]}
+        losses = state["window_losses"]
+        row["epoch_loss"] = sum(losses) / len(losses) if losses else None
+        state["window_losses"] = []
+        row.update(evaluate(model, objective, splits, spec["eval_batch_size"]))
+        if gns_ema is not None:
+            row["grad_noise_scale"] = measure_noise_scale(model, objective, splits, state["batch"] or
+                                                          schedules.batch_size_at(spec, 0, n_train),
+                                                          spec["gns_batches"], gns_gen, gns_ema, spec["augment"])
+        eval_time += time.perf_counter() - t
+        row["eval_s"] = eval_time
+        metrics_rows.append(row)
+        return row
+
+    def flush():
+        """Read back pending losses and times; check divergence. Returns True when diverged."""
+        if not pending:
+            return False
+        losses = torch.stack([p[4] for p in pending]).tolist()
+        diverged = False
+        for (step, epoch, lr, batch, _, mark, params), loss in zip(pending, losses):
+            seconds = clock.resolve(mark)
+            step_times.append(seconds)
+            if params is not None or (step - 1) % stride == 0:
+                row = {"step": step, "epoch": epoch, "lr": lr, "batch_size": batch, "loss": loss,
+                       "step_time_s": seconds}
+                if params is not None:
+                    row.update({k: float(v) for k, v in params.items()})
+                step_rows.append(row)
+            if not math.isfinite(loss) and not diverged:
+                diverged = True
+                state["diverged_at"], state["diverge_reason"] = step, f"non-finite mini-batch loss ({loss})"
+        state["window_losses"].extend(losses)
+        state["epoch_losses"].extend(losses)
+        window_mean = sum(losses) / len(losses)
+        if not diverged and rules.is_diverged(window_mean, state["initial_loss"], spec["diverge_factor"]):
+            diverged = True
+            state["diverged_at"] = pending[-1][0]
+            state["diverge_reason"] = (f"mean mini-batch loss {window_mean:.4g} above {spec['diverge_factor']:g} x "
+                                       f"initial loss {state['initial_loss']:.4g}")
+        pending.clear()
+        return diverged
+
+    t_train_start = time.perf_counter()
+    startup_s = (process_age or 0.0) + (t_train_start - t_entry) if process_age is not None else None
+    first = do_eval()
+    state["initial_loss"] = first["train_loss"]
+    if not math.isfinite(first["train_loss"]):
+        raise SweepbenchError(f"initial training loss of {workload.name} is not finite; check the data")
+    _log(quiet, f"[{workload.name}] step 0: train_loss {first['train_loss']:.4g}")
+
+    prev_epoch_loss = None
+    convergence_epoch = None
+    stop = False
+    epoch = 0
+    for epoch in range(spec["epochs"]):
+        batch = schedules.batch_size_at(spec, epoch, n_train)
+        if spec["sampling"] == "shuffle":
+            order = torch.randperm(n_train, device=device, generator=gen)
+        elif spec["sampling"] == "replacement":
+            n_batches = math.ceil(n_train / batch)
+            order = torch.randint(0, n_train, (n_batches * batch,), device=device, generator=gen)
+        else:
+            order = torch.arange(n_train, device=device)
+        micro = list(torch.split(order, batch))
+        groups = [micro[i:i + accum] for i in range(0, len(micro), accum)]
+        state["epoch_losses"] = []
+        clock.start()
+        for gi, group in enumerate(groups):
+            step = state["step"]
+            lr = schedules.lr_at(spec, step, epoch, total_planned)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            n_update = sum(len(m) for m in group)
+            mark = clock.step_begin()
+            optimizer.zero_grad(set_to_none=True)
+            total = None
+            for idx in group:
+                xb = splits.inputs(splits.x_train[idx])
+                if spec["augment"]:
+                    xb = _random_shift_flip(xb, gen)
+                loss = objective.data_loss(model(xb), splits.y_train[idx])
+                if objective.reg:
+                    loss = loss + objective.penalty()
+                share = len(idx) / n_update
+                (loss * share).backward() if accum > 1 else loss.backward()
+                part = loss.detach() * share if accum > 1 else loss.detach()
+                total = part if total is None else total + part
+            optimizer.step()
+            mark = clock.step_end(mark)
+            state["step"] = step + 1
+            state["samples"] += n_update
+            state["lr"], state["batch"] = lr, batch * accum
+            state["epoch_float"] = epoch + (gi + 1) / len(groups)
+            step_samples.append(n_update)
+            params = None
+            if trajectory is not None and step % stride == 0:
+                params = {k: v.detach().clone() for k, v in trajectory().items()}
+            pending.append((step + 1, epoch + (gi + 1) / len(groups), lr, n_update, total, mark, params))
+            last_step = spec["max_steps"] and state["step"] >= spec["max_steps"]
+            eval_now = spec["eval_every"] and state["step"] % spec["eval_every"] == 0 and gi + 1 < len(groups)
+            if len(pending) >= FLUSH_EVERY or eval_now or last_step or gi + 1 == len(groups):
+                clock.stop()
+                if flush():
+                    state["status"], state["stop_reason"] = "diverged", state["diverge_reason"]
+                    stop = True
+                    break
+                if eval_now:
+                    row = do_eval()
+                    if _after_eval(row, spec, state):
+                        stop = True
+                        break
+                if last_step:
+                    state["stop_reason"] = f"max_steps={spec['max_steps']} reached"
+                    stop = True
+                    break
+                clock.start()
+        else:
+            clock.stop()
+        if stop and state["status"] == "diverged":
+            do_eval()
+            break
+        epoch_loss = sum(state["epoch_losses"]) / max(len(state["epoch_losses"]), 1)
+        row = metrics_rows[-1] if metrics_rows[-1]["step"] == state["step"] else do_eval()
+        _log(quiet, f"[{workload.name}] epoch {epoch + 1}: step {state['step']} loss {epoch_loss:.4g} "
+                    f"train_loss {row['train_loss']:.4g}"
+                    + (f" val_acc {row['val_accuracy']:.4f}" if row.get("val_accuracy") is not None else ""))
+        if stop:
+            break
+        if rules.is_diverged(row["train_loss"], state["initial_loss"], spec["diverge_factor"]):
+            state["status"] = "diverged"
+            state["diverged_at"] = state["step"]
+            state["stop_reason"] = state["diverge_reason"] = (
+                f"training loss {row['train_loss']:.4g} above {spec['diverge_factor']:g} x initial loss")
+            break
+        if _after_eval(row, spec, state):
+            break
+        if prev_epoch_loss is not None and rules.is_converged(prev_epoch_loss, epoch_loss, spec["converge_tol"]):
+            convergence_epoch = epoch + 1
+            state["status"] = "converged"
+            state["stop_reason"] = (f"epoch-mean loss changed by less than {spec['converge_tol']:g} "
+                                    f"relative to the previous epoch")
+            break
+        prev_epoch_loss = epoch_loss
+
+    return _finish(spec, workload, device, writer, splits, model, metrics_rows, step_rows, step_times,
+                   step_samples, state, clock, eval_time, convergence_epoch, target_metric,
+                   {"startup_s": startup_s, "data_load_s": data_load_s,
+                    "total_s": time.perf_counter() - t_entry}, gns_ema)
+
+
+def _after_eval(row, spec, state) -> bool:
+    """Seed 000's StopAtAccuracy: stop once the target held for `patience` evaluations in a row."""
+    metric, target = spec["target_metric"], spec["target"]
+    if not (spec["stop_at_target"] and metric and target is not None):
+        return False
+    state["met_target"] = state["met_target"] + 1 if rules.reaches(row.get(metric), target, metric) else 0
+    if state["met_target"] >= spec["patience"]:
+        state["status"] = "target_reached"
+        state["stop_reason"] = f"{metric} reached {target:g} for {spec['patience']} evaluation(s)"
+        return True
+    return False
+
+
+def _best(metrics_rows, metric):
+    values = [(r.get(metric), r["step"]) for r in metrics_rows if r.get(metric) is not None
+              and math.isfinite(r[metric])]
+    if not values:
+        return None, None
+    pick = max if rules.higher_is_better(metric) else min
+    return pick(values, key=lambda v: v[0])
+
+
+def _finish(spec, workload, device, writer, splits, model, metrics_rows, step_rows, step_times, step_samples,
+            state, clock, eval_time, convergence_epoch, target_metric, timing, gns_ema):
+    metric_names = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
+    final_row = metrics_rows[-1]
+    final = {k: final_row.get(k) for k in ["step", "epoch", "samples"] + metric_names}
+    best = {}
+    for m in metric_names:
+        value, step = _best(metrics_rows, m)
+        best[m] = value
+        best[f"{m}_step"] = step
+
+    to_target = {"metric": target_metric, "target": spec["target"], "reached": False,
+                 "step": None, "epoch": None, "samples": None, "wall_s": None}
+    if target_metric and spec["target"] is not None:
+        i = rules.first_crossing([r.get(target_metric) for r in metrics_rows], spec["target"], target_metric)
+        if i is not None:
+            hit = metrics_rows[i]
+            to_target.update(reached=True, step=hit["step"], epoch=hit["epoch"], samples=hit["samples"],
+                             wall_s=hit["wall_s"])
+
+    warm = min(spec["timing_warmup_steps"], len(step_times) // 2)
+    timed, timed_samples = np.array(step_times[warm:]), sum(step_samples[warm:])
+    throughput = {
+        "samples_per_s": float(timed_samples / timed.sum()) if len(timed) and timed.sum() > 0 else None,
+        "step_time_median_s": float(np.median(timed)) if len(timed) else None,
+        "step_time_p10_s": float(np.percentile(timed, 10)) if len(timed) else None,
+        "step_time_p90_s": float(np.percentile(timed, 90)) if len(timed) else None,
+        "warmup_steps": warm,
+        "timed_steps": int(len(timed)),
+        "samples_per_s_wall": state["samples"] / clock.total if clock.total > 0 else None,
+    }
+    if device.type == "cuda":
+        memory = {"peak_mb": torch.cuda.max_memory_allocated(device) / 2**20, "kind": "cuda_max_allocated"}
+    else:
+        import resource
+
+        memory = {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "kind": "process_max_rss"}
+
+    counts = models.count_parameters(model)
+    record_dict = {
+        "schema_version": record.SCHEMA_VERSION,
+        "status": state["status"],
+        "stop_reason": state["stop_reason"],
+        "spec": spec,
+        "workload": {"name": workload.name, "dataset": workload.dataset, "model": workload.model,
+                     "task": workload.task, **counts, **splits.counts, "val_is_test": splits.val_is_test,
+                     "synthetic": spec["synthetic"]},
+        "final": final,
+        "best": best,
+        "to_target": to_target,
+        "convergence": {"tol": spec["converge_tol"], "converged": convergence_epoch is not None,
+                        "epoch": convergence_epoch},
+        "divergence": {"diverged": state["status"] == "diverged", "step": state["diverged_at"],
+                       "reason": state["diverge_reason"], "initial_loss": state["initial_loss"],
+                       "factor": spec["diverge_factor"]},
+        "throughput": throughput,
+        "timing": {"train_s": clock.total, "eval_s": eval_time, **timing,
+                   "steps": state["step"], "epochs": final_row["epoch"]},
+        "memory": memory,
+        "grad_noise_scale": gns_ema.value() if gns_ema is not None else None,
+        "provenance": provenance.collect(device, spec),
+    }
+    metric_columns = list(record.METRIC_COLUMNS) + (["grad_noise_scale"] if gns_ema is not None else [])
+    step_columns = list(record.STEP_COLUMNS)
+    if getattr(model, "trajectory", None) is not None:
+        step_columns += list(model.trajectory().keys())
+    writer.write(metrics_rows, metric_columns, step_rows, step_columns, record_dict)
+    return record_dict

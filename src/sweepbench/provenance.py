@@ -1,0 +1,100 @@
+"""Where and with what a result was produced: versions, device, code, host, start-up cost."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the package's Python sources: changes whenever the training code changes.
+
+    The workflow passes it as a param so that editing the code re-trains affected runs.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(PACKAGE_DIR)):
+        if name.endswith(".py"):
+            with open(os.path.join(PACKAGE_DIR, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> dict:
+    """The commit of the checkout the package runs from, and whether it had local changes."""
+    try:
+        commit = subprocess.run(["git", "-C", PACKAGE_DIR, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", PACKAGE_DIR, "status", "--porcelain", "--", "."],
+                                    capture_output=True, text=True, timeout=5).stdout.strip()) if commit else None
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux), to measure start-up and import cost."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return max(0.0, time.time() - (boot + start_ticks / os.sysconf("SC_CLK_TCK")))
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
+def collect(device, spec: dict) -> dict:
+    import torch
+
+    from sweepbench import __version__
+
+    return {
+        "sweepbench": __version__,
+        "code_version": code_version(),
+        **git_commit(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "python": platform.python_version(),
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch_threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "seed": spec["seed"],
+        "data_seed": spec["data_seed"],
+        "deterministic": spec["deterministic"],
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "command": " ".join(sys.argv),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
