@@ -54,6 +54,25 @@ def _keras_bn2d(c):
     return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
 
 
+class KerasBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d that accepts a batch of one sample in training, as Keras does.
+
+    With one sample the batch mean is the sample and the batch variance 0, so the output
+    is the shift (beta) and the running statistics move towards (sample, 0). PyTorch's
+    BatchNorm1d raises instead, which would make B=1 and a last batch of one impossible.
+    """
+
+    def forward(self, x):
+        if not (self.training and x.shape[0] == 1):
+            return super().forward(x)
+        with torch.no_grad():
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(x[0].detach(), alpha=m)
+            self.running_var.mul_(1 - m)
+            self.num_batches_tracked.add_(1)
+        return self.bias.expand_as(x) + 0.0 * (x * self.weight)  # zero gradients to x and gamma
+
+
 def lenet5() -> nn.Sequential:
     """Seed 002's LeNet-5: BatchNorm after every layer, tanh, average pooling.
 
@@ -67,7 +86,7 @@ def lenet5() -> nn.Sequential:
         nn.AvgPool2d(2, stride=2), _keras_bn2d(16),
         nn.Conv2d(16, 120, 5), nn.Tanh(), _keras_bn2d(120),
         nn.Flatten(),
-        nn.Linear(120 * 7 * 7, 84), nn.Tanh(), nn.BatchNorm1d(84, eps=1e-3, momentum=0.01),
+        nn.Linear(120 * 7 * 7, 84), nn.Tanh(), KerasBatchNorm1d(84, eps=1e-3, momentum=0.01),
         nn.Linear(84, 10),
     )
 
