@@ -90,6 +90,51 @@ def cmd_workloads(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from sweepbench.plan import load_config, plan
+
+    the_plan = plan(load_config(args.config))
+    if args.json:
+        print(json.dumps(the_plan, indent=1))
+        return 0
+    for name, study in the_plan["studies"].items():
+        print(f"{name}: {study['workload']}, {len(study['cells'])} cells x {len(study['seeds'])} seeds "
+              f"= {len(study['runs'])} runs; axes: {', '.join(study['axes']) or '-'}")
+    print(f"total: {len(the_plan['cells'])} jobs, {sum(len(c['runs']) for c in the_plan['cells'].values())} runs")
+    return 0
+
+
+def cmd_train_pack(args) -> int:
+    """Train the runs of one cell (its seeds) in this process, so imports are paid once."""
+    import os
+    import time
+
+    from sweepbench import engine
+    from sweepbench.spec import validate
+
+    runs = json.loads(args.runs)
+    for run in runs:
+        validate(run["spec"])
+    ready = None
+    for run in runs:
+        spec = dict(run["spec"])
+        if args.threads:
+            spec["threads"] = args.threads
+        out = os.path.join(args.out, f"seed~{run['seed']}")
+        result = engine.train(spec, out, quiet=args.quiet, ready_since=ready)
+        print(f"{out}: {result['status']} ({result['stop_reason']})", flush=True)
+        ready = time.perf_counter()
+    return 0
+
+
+def cmd_aggregate(args) -> int:
+    from sweepbench.tables import aggregate
+
+    counts = aggregate(args.plan, args.runs_dir, args.out)
+    print(f"aggregated {counts['runs']} runs into {args.out}/ ({counts['skipped']} skipped records)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweepbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
@@ -102,10 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
     p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")
     sub.add_parser("workloads", help="list the workloads and their defaults")
+    p = sub.add_parser("plan", help="validate a config and list its studies, cells and runs")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    p = sub.add_parser("aggregate", help="run records -> tables under results/tables/")
+    p.add_argument("--plan", default="results/plan.json")
+    p.add_argument("--runs-dir", default="results/runs")
+    p.add_argument("--out", default="results/tables")
+    p = sub.add_parser("train-pack", help="train several resolved run specs in one process (workflow jobs)")
+    p.add_argument("--runs", required=True, help='JSON list of {"seed": N, "spec": {...}}')
+    p.add_argument("--out", required=True, help="cell folder; each run goes to <out>/seed~N")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
     return parser
 
 
-COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads}
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "plan": cmd_plan,
+            "train-pack": cmd_train_pack, "aggregate": cmd_aggregate}
 
 
 def main(argv=None) -> int:

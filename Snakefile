@@ -1,0 +1,19 @@
+# sweepbench: studies in config/ fan out training runs; tables, report and check follow.
+# Logic lives in src/sweepbench; these files only wire it. See README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        TABLES,

@@ -1,0 +1,193 @@
+"""Expand a config of studies into cells and runs with stable, readable ids.
+
+A study = workload + grid (cartesian) and/or rows (listed) of run options + fixed options
++ seeds + target. A *cell* is one point of the grid (a run spec without its seed); its
+seeds train together in one job. Ids look like
+
+    <study>/opt~sgd/lr~0.01/bs~64            (cell; the job's output folder under results/runs/)
+    <study>/opt~sgd/lr~0.01/bs~64/seed~0     (run folder with metrics.csv, steps.csv, run.json)
+
+A cell whose resolved spec and seeds equal a cell of an earlier study is not trained twice:
+the later study points at the earlier cell. Every error names the study and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+
+from sweepbench import SweepbenchError
+from sweepbench.spec import DEFAULTS, resolve
+
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
+ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
+                 "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
+                 "batch_cycle": "bcycle", "momentum": "mom"}
+DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
+# Training samples of each dataset before val_size / train_size (for the batch-size check).
+TRAIN_SAMPLES = {"linreg": 100, "logreg2d": 500, "digits": 1797 - 1797 // 5, "mnist": 60000, "fmnist": 60000}
+
+
+def load_schema() -> dict:
+    import yaml
+
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def validate_config(config: dict) -> None:
+    """JSON-Schema validation; the first error is reported with its place in the config."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = list(err.absolute_path)
+        where = f"study {path[1]!r}, key {'.'.join(map(str, path[2:])) or '(study)'}" \
+            if len(path) >= 2 and path[0] == "studies" else f"key {'.'.join(map(str, path)) or '(top level)'}"
+        message = err.message
+        if err.validator == "additionalProperties":
+            message += f"; allowed: {', '.join(sorted(err.schema.get('properties', {})))}"
+        raise SweepbenchError(f"config error in {where}: {message}")
+
+
+def value_slug(value) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "-".join(value_slug(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def cell_slug(axes: dict) -> str:
+    if not axes:
+        return "default"
+    return "/".join(f"{ABBREVIATIONS.get(k, k)}~{value_slug(v)}" for k, v in axes.items())
+
+
+def _points(study: dict) -> list[dict]:
+    grid = study.get("grid") or {}
+    keys = list(grid)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+    rows = study.get("rows")
+    if rows:
+        points = [{**row, **p} for row in rows for p in points]
+    return points
+
+
+def _check_keys(name: str, where: str, options: dict) -> None:
+    for key in options:
+        if key == "seed":
+            raise SweepbenchError(f"config error in study {name!r}, key {where}.seed: seeds go in the study's `seeds` list")
+        if key not in DEFAULTS or key == "workload":
+            raise SweepbenchError(f"config error in study {name!r}, key {where}.{key}: unknown run option; "
+                                  f"allowed: {', '.join(k for k in DEFAULTS if k not in ('workload', 'seed'))}")
+
+
+def _train_samples(spec: dict, dataset: str) -> int:
+    n = TRAIN_SAMPLES[dataset]
+    if dataset in ("mnist", "fmnist"):
+        n -= spec["val_size"] or 0
+    elif dataset == "digits" and spec["val_size"] is not None:
+        n = 1797 - 1797 // 5 - spec["val_size"]
+    return min(n, spec["train_size"]) if spec["train_size"] else n
+
+
+def plan(config: dict) -> dict:
+    """Validate `config` and expand it. Returns {"studies": {...}, "cells": {...}}.
+
+    studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids)}
+    cells[id] = {study, dataset, resources, runs: [{id, seed, spec}]}
+    """
+    validate_config(config)
+    from sweepbench.workloads import WORKLOADS
+
+    selected = config.get("run") or list(config["studies"])
+    for name in selected:
+        if name not in config["studies"]:
+            raise SweepbenchError(f"config error in key run: unknown study {name!r}; "
+                                  f"allowed: {', '.join(config['studies'])}")
+    base = config.get("defaults") or {}
+    _check_keys("(defaults)", "defaults", base)
+    studies, cells, seen = {}, {}, {}
+    for name in selected:
+        study = config["studies"][name]
+        if study["workload"] not in WORKLOADS:
+            raise SweepbenchError(f"config error in study {name!r}, key workload: unknown workload "
+                                  f"{study['workload']!r}; allowed: {', '.join(WORKLOADS)}")
+        fixed = dict(study.get("fixed") or {})
+        _check_keys(name, "fixed", fixed)
+        _check_keys(name, "grid", study.get("grid") or {})
+        for i, row in enumerate(study.get("rows") or []):
+            _check_keys(name, f"rows[{i}]", row)
+        target = study.get("target")
+        if target:
+            fixed.setdefault("target_metric", target["metric"])
+            fixed.setdefault("target", float(target["value"]))
+            if target.get("stop"):
+                fixed.setdefault("stop_at_target", True)
+        seeds = study.get("seeds") or [0]
+        resources = {**DEFAULT_RESOURCES, **(study.get("resources") or {})}
+        workload = WORKLOADS[study["workload"]]
+        entry = {"workload": workload.name, "description": study.get("description", workload.description),
+                 "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds}
+        points = _points(study)
+        axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
+        for point in points:
+            options = {**base, **fixed, **point, "workload": workload.name}
+            try:
+                spec = resolve({**options, "seed": seeds[0], "threads": resources["threads"]})
+            except SweepbenchError as err:
+                raise SweepbenchError(f"config error in study {name!r}, cell {cell_slug(point)}: {err}") from None
+            bs = spec["batch_size"]
+            n = _train_samples(spec, workload.dataset)
+            if bs != "full" and bs > n:
+                raise SweepbenchError(f"config error in study {name!r}, key batch_size: {bs} is larger than the "
+                                      f"training set of {workload.name} ({n} samples); allowed: 1..{n} or full")
+            entry["axes"] = axes
+            point = {k: spec[k] for k in axes}
+            entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
+            key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(seeds)
+            if key in seen:
+                cell_id = seen[key]
+            else:
+                cell_id = f"{name}/{cell_slug(point)}"
+                if cell_id in cells:
+                    raise SweepbenchError(f"config error in study {name!r}: two cells share the id {cell_id}")
+                seen[key] = cell_id
+                runs = []
+                for seed in seeds:
+                    run_spec = dict(spec, seed=seed)
+                    runs.append({"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": run_spec})
+                cells[cell_id] = {"study": name, "dataset": workload.dataset, "resources": resources,
+                                  "axes": point, "runs": runs}
+            entry["cells"].append(cell_id)
+            entry["runs"] += [r["id"] for r in cells[cell_id]["runs"]]
+        studies[name] = entry
+    return {"studies": studies, "cells": cells}
+
+
+def load_config(path: str) -> dict:
+    import yaml
+
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f)
+    except OSError as err:
+        raise SweepbenchError(f"cannot read config {path!r}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise SweepbenchError(f"config {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise SweepbenchError(f"config {path!r} must be a mapping with a `studies` key")
+    return copy.deepcopy(config)
+
+
+def image_datasets(the_plan: dict) -> list[str]:
+    """Datasets that need a prepared tensor file (one prepare_data job each)."""
+    return sorted({c["dataset"] for c in the_plan["cells"].values()
+                   if c["dataset"] in ("mnist", "fmnist") and not c["runs"][0]["spec"]["synthetic"]})

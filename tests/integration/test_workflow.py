@@ -1,0 +1,107 @@
+"""The real Snakefile on a tiny config, end to end, in a scratch copy of the repository layout."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = os.path.join(ROOT, "tests", "integration", "tiny_config.yaml")
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# the rules call `sweepbench`: the interpreter's bin folder must be on PATH
+ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+
+
+def workdir(tmp_path, config=None):
+    """A scratch folder with the Snakefile, rules, profiles and a config (default: the tiny one)."""
+    for name in ("Snakefile", "workflow", "profiles"):
+        src = os.path.join(ROOT, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, tmp_path / name)
+        else:
+            shutil.copy(src, tmp_path / name)
+    os.makedirs(tmp_path / "config")
+    if config is None:
+        shutil.copy(TINY, tmp_path / "config" / "config.yaml")
+    else:
+        (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def snakemake(wd, *args, timeout=600):
+    return subprocess.run(SNAKEMAKE + ["--cores", "2", *args], cwd=wd, capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
+    wd = workdir(tmp_path)
+    proc = snakemake(wd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = pd.read_csv(wd / "results" / "tables" / "runs.csv")
+    assert len(runs) == 3 + 8 + 2                     # the reused cell appears in both studies
+    assert set(runs["study"]) == {"linreg_gd_sgd", "digits_opt_lr", "digits_reuse"}
+    assert runs["status"].isin(["completed", "converged", "target_reached", "diverged"]).all()
+    reuse = runs[runs["study"] == "digits_reuse"]
+    assert reuse["cell"].str.startswith("digits_opt_lr/").all()      # trained once, not twice
+    assert (wd / "results" / "runs" / "digits_opt_lr" / "opt~adam" / "lr~0.1" / "seed~1" / "run.json").exists()
+
+    again = snakemake(wd, "--dry-run")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_config_change_retrains_only_the_affected_cells(tmp_path):
+    config = {"studies": {"a": {"workload": "linreg", "fixed": {"epochs": 2}, "grid": {"lr": [0.001, 0.002]}}}}
+    wd = workdir(tmp_path, config)
+    assert snakemake(wd).returncode == 0
+    config["studies"]["a"]["grid"]["lr"] = [0.001, 0.003]
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(wd, "--dry-run")
+    assert dry.returncode == 0
+    trained = [line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("    output: results/runs/")]
+    assert trained == ["results/runs/a/lr~0.003"]      # the unchanged cell lr~0.001 is not re-trained
+
+
+@pytest.mark.parametrize("study, message", [
+    ({"workload": "linreg", "grid": {"optimizer": ["sgdd"]}}, "study 'bad', cell opt~sgdd: unknown optimizer 'sgdd'"),
+    ({"workload": "linreg", "grid": {"lr": [-0.1]}}, "study 'bad', cell lr~-0.1: bad lr -0.1"),
+    ({"workload": "linreg", "grid": {}}, "study 'bad', key grid"),
+    ({"workload": "linreg", "grid": {"batch_size": [500]}}, "study 'bad', key batch_size: 500 is larger"),
+    ({"workload": "linreg", "fixed": {"learning_rate": 0.1}}, "study 'bad', key fixed.learning_rate: unknown"),
+    ({"workload": "linreg", "colour": "red"}, "study 'bad', key (study): Additional properties"),
+])
+def test_config_errors_stop_before_any_job(tmp_path, study, message):
+    wd = workdir(tmp_path, {"studies": {"bad": study}})
+    proc = snakemake(wd)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert not (wd / "results").exists()
+
+
+def test_killed_run_leaves_no_complete_looking_record_and_is_redone(tmp_path):
+    config = {"studies": {"slow": {"workload": "linreg", "fixed": {"epochs": 400, "lr": 0.001},
+                                   "grid": {"batch_size": [1]}}}}
+    wd = workdir(tmp_path, config)
+    proc = subprocess.Popen(SNAKEMAKE + ["--cores", "1"], cwd=wd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+    log = wd / "results" / "logs" / "train" / "slow" / "bs~1.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and "step 0" in log.read_text()):
+        time.sleep(0.2)
+    assert log.exists(), "the training job never started"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)                 # no chance to clean up
+    proc.wait()
+    run_dir = wd / "results" / "runs" / "slow" / "bs~1" / "seed~0"
+    assert not (run_dir / "run.json").exists()
+
+    assert snakemake(wd, "--unlock").returncode == 0     # a hard kill leaves Snakemake's lock behind
+    resumed = snakemake(wd)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (run_dir / "run.json").exists()
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 401
