@@ -100,7 +100,8 @@ def cmd_plan(args) -> int:
     for name, study in the_plan["studies"].items():
         print(f"{name}: {study['workload']}, {len(study['cells'])} cells x {len(study['seeds'])} seeds "
               f"= {len(study['runs'])} runs; axes: {', '.join(study['axes']) or '-'}")
-    print(f"total: {len(the_plan['cells'])} jobs, {sum(len(c['runs']) for c in the_plan['cells'].values())} runs")
+    print(f"total: {len(the_plan['jobs'])} jobs, {len(the_plan['cells'])} cells, "
+          f"{sum(len(c['runs']) for c in the_plan['cells'].values())} runs")
     return 0
 
 
@@ -112,7 +113,16 @@ def cmd_train_pack(args) -> int:
     from sweepbench import engine
     from sweepbench.spec import validate
 
-    runs = json.loads(args.runs)
+    if args.plan:
+        with open(args.plan) as f:
+            jobs = json.load(f)["jobs"]
+        if args.job not in jobs:
+            raise SweepbenchError(f"unknown job {args.job!r} in {args.plan}; allowed: {', '.join(jobs)}")
+        runs = jobs[args.job]["runs"]
+    elif args.runs:
+        runs = json.loads(args.runs)
+    else:
+        raise SweepbenchError("train-pack needs --plan FILE --job ID, or --runs JSON")
     for run in runs:
         validate(run["spec"])
     ready = None
@@ -120,7 +130,7 @@ def cmd_train_pack(args) -> int:
         spec = dict(run["spec"])
         if args.threads:
             spec["threads"] = args.threads
-        out = os.path.join(args.out, f"seed~{run['seed']}")
+        out = os.path.join(args.out, run.get("dir", f"seed~{run['seed']}"))
         result = engine.train(spec, out, quiet=args.quiet, ready_since=ready)
         print(f"{out}: {result['status']} ({result['stop_reason']})", flush=True)
         ready = time.perf_counter()
@@ -155,8 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="results/runs")
     p.add_argument("--out", default="results/tables")
     p = sub.add_parser("train-pack", help="train several resolved run specs in one process (workflow jobs)")
-    p.add_argument("--runs", required=True, help='JSON list of {"seed": N, "spec": {...}}')
-    p.add_argument("--out", required=True, help="cell folder; each run goes to <out>/seed~N")
+    p.add_argument("--plan", help="plan.json written by the workflow (with --job)")
+    p.add_argument("--job", help="job id in the plan, e.g. digits_optimizers/opt~adam")
+    p.add_argument("--runs", help='or a JSON list of {"dir": "lr~0.1/seed~0", "seed": N, "spec": {...}}')
+    p.add_argument("--out", required=True, help="job folder; each run goes to <out>/<dir>")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     return parser

@@ -104,13 +104,27 @@ def _logreg2d(rng, spec) -> Splits:
     return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te)
 
 
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits (the same values as sklearn.datasets.load_digits()), read
+    straight from the file scikit-learn ships: importing scikit-learn costs about a second
+    per process, and a sweep has hundreds of processes."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise SweepbenchError("the digits workloads need scikit-learn's bundled data; allowed: pip install scikit-learn")
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
 def _digits(rng, spec) -> Splits:
     """scikit-learn's bundled 8x8 digits, pixels / 16; a 60/20/20 split fixed by data_seed."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.from_numpy((bunch.data / 16.0).astype(np.float32))
-    y = torch.from_numpy(bunch.target.astype(np.int64))
+    data, target = digits_arrays()
+    x = torch.from_numpy((data / 16.0).astype(np.float32))
+    y = torch.from_numpy(target)
     order = torch.from_numpy(rng.permutation(len(y)))
     n_test = len(y) // 5
     n_val = n_test if spec["val_size"] is None else spec["val_size"]

@@ -4,8 +4,13 @@ A study = workload + grid (cartesian) and/or rows (listed) of run options + fixe
 + seeds + target. A *cell* is one point of the grid (a run spec without its seed); its
 seeds train together in one job. Ids look like
 
-    <study>/opt~sgd/lr~0.01/bs~64            (cell; the job's output folder under results/runs/)
+    <study>/opt~sgd/lr~0.01/bs~64            (cell)
     <study>/opt~sgd/lr~0.01/bs~64/seed~0     (run folder with metrics.csv, steps.csv, run.json)
+
+A *job* (one Snakemake job, one process, so imports and data loading are paid once) trains
+the cells that share the values of the study's `pack_by` axes; its output folder is the
+common prefix, e.g. `<study>/opt~sgd` with `pack_by: [optimizer]`. By default a job is one
+cell (all its seeds); `pack_by: []` makes the whole study one job.
 
 A cell whose resolved spec and seeds equal a cell of an earlier study is not trained twice:
 the later study points at the earlier cell. Every error names the study and the key.
@@ -102,7 +107,8 @@ def plan(config: dict) -> dict:
     """Validate `config` and expand it. Returns {"studies": {...}, "cells": {...}}.
 
     studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids)}
-    cells[id] = {study, dataset, resources, runs: [{id, seed, spec}]}
+    cells[id] = {study, job, dataset, resources, axes, runs: [{id, seed, spec}]}
+    jobs[id] = {study, dataset, resources, runs: [{dir (relative to the job folder), seed, spec}]}
     """
     validate_config(config)
     from sweepbench.workloads import WORKLOADS
@@ -114,7 +120,7 @@ def plan(config: dict) -> dict:
                                   f"allowed: {', '.join(config['studies'])}")
     base = config.get("defaults") or {}
     _check_keys("(defaults)", "defaults", base)
-    studies, cells, seen = {}, {}, {}
+    studies, cells, jobs, seen = {}, {}, {}, {}
     for name in selected:
         study = config["studies"][name]
         if study["workload"] not in WORKLOADS:
@@ -138,6 +144,12 @@ def plan(config: dict) -> dict:
                  "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds}
         points = _points(study)
         axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
+        pack_by = study.get("pack_by", axes)
+        for axis in pack_by:
+            if axis not in axes:
+                raise SweepbenchError(f"config error in study {name!r}, key pack_by: {axis!r} is not an axis "
+                                      f"of the study; allowed: {', '.join(axes) or '(none)'}")
+        axes = [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by]
         for point in points:
             options = {**base, **fixed, **point, "workload": workload.name}
             try:
@@ -156,7 +168,10 @@ def plan(config: dict) -> dict:
             if key in seen:
                 cell_id = seen[key]
             else:
-                cell_id = f"{name}/{cell_slug(point)}"
+                packed = {k: v for k, v in point.items() if k in pack_by}
+                rest = {k: v for k, v in point.items() if k not in pack_by}
+                job_id = f"{name}/{cell_slug(packed) if packed else 'all'}"
+                cell_id = f"{job_id}/{cell_slug(rest)}" if rest else job_id
                 if cell_id in cells:
                     raise SweepbenchError(f"config error in study {name!r}: two cells share the id {cell_id}")
                 seen[key] = cell_id
@@ -164,12 +179,16 @@ def plan(config: dict) -> dict:
                 for seed in seeds:
                     run_spec = dict(spec, seed=seed)
                     runs.append({"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": run_spec})
-                cells[cell_id] = {"study": name, "dataset": workload.dataset, "resources": resources,
-                                  "axes": point, "runs": runs}
+                cells[cell_id] = {"study": name, "job": job_id, "dataset": workload.dataset,
+                                  "resources": resources, "axes": point, "runs": runs}
+                job = jobs.setdefault(job_id, {"study": name, "dataset": workload.dataset,
+                                               "resources": resources, "runs": []})
+                job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]}
+                                for r in runs]
             entry["cells"].append(cell_id)
             entry["runs"] += [r["id"] for r in cells[cell_id]["runs"]]
         studies[name] = entry
-    return {"studies": studies, "cells": cells}
+    return {"studies": studies, "cells": cells, "jobs": jobs}
 
 
 def load_config(path: str) -> dict:
@@ -189,5 +208,5 @@ def load_config(path: str) -> dict:
 
 def image_datasets(the_plan: dict) -> list[str]:
     """Datasets that need a prepared tensor file (one prepare_data job each)."""
-    return sorted({c["dataset"] for c in the_plan["cells"].values()
+    return sorted({c["dataset"] for c in the_plan["jobs"].values()
                    if c["dataset"] in ("mnist", "fmnist") and not c["runs"][0]["spec"]["synthetic"]})

@@ -5,7 +5,7 @@ rule write_plan:
     output:
         f"{RESULTS}/plan.json",
     params:
-        plan=PLAN,
+        plan=PLAN_DIGEST,
     script:
         "../scripts/write_plan.py"
 
@@ -13,7 +13,7 @@ rule write_plan:
 rule aggregate:
     input:
         plan=f"{RESULTS}/plan.json",
-        cells=expand(f"{RESULTS}/runs/{{cell}}", cell=CELLS),
+        jobs=expand(f"{RESULTS}/runs/{{job}}", job=JOBS),
     output:
         TABLES,
     log:

@@ -1,9 +1,10 @@
 # Expand the config into cells (sweepbench.plan) before any job starts; a bad config stops here.
+import hashlib
 import json
 import sys
 
 from sweepbench import SweepbenchError
-from sweepbench.plan import image_datasets, plan
+from sweepbench.plan import plan
 from sweepbench.provenance import code_version
 
 try:
@@ -13,25 +14,42 @@ except SweepbenchError as err:
     sys.exit(1)
 
 RESULTS = config.get("results_dir", "results")
-CELLS = PLAN["cells"]
+JOBS = PLAN["jobs"]
 CODE_VERSION = code_version()  # a param of every training job: editing the package re-trains
-TABLES = [f"{RESULTS}/tables/runs.csv"]
+from sweepbench.tables import TABLE_NAMES
+
+TABLES = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
 
 
 wildcard_constraints:
-    cell=r"[A-Za-z0-9_-]+/.+",
+    job=r"[A-Za-z0-9_-]+/.+",
     dataset=r"mnist|fmnist",
 
 
-def cell_runs(wildcards):
-    return json.dumps([{"seed": r["seed"], "spec": r["spec"]} for r in CELLS[wildcards.cell]["runs"]])
+def digest(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cell_data(wildcards):
-    cell = CELLS[wildcards.cell]
-    needs_file = cell["dataset"] in image_datasets(PLAN) and not cell["runs"][0]["spec"]["synthetic"]
-    return [f"resources/{cell['dataset']}.pt"] if needs_file else []
+PLAN_DIGEST = digest(PLAN)
 
 
-def cell_resource(key):
-    return lambda wildcards: CELLS[wildcards.cell]["resources"][key]
+def job_digest(wildcards):
+    """Changes exactly when the job's run specs change, so Snakemake re-trains only that job."""
+    return digest(JOBS[wildcards.job]["runs"])
+
+
+def job_data(wildcards):
+    job = JOBS[wildcards.job]
+    needs_file = job["dataset"] in ("mnist", "fmnist") and not job["runs"][0]["spec"]["synthetic"]
+    return [f"resources/{job['dataset']}.pt"] if needs_file else []
+
+
+def job_resource(key):
+    return lambda wildcards: JOBS[wildcards.job]["resources"][key]
+
+
+def job_threads(wildcards):
+    """A study with `exclusive: true` measures throughput: its jobs take every core, so
+    nothing else runs beside them on a workstation."""
+    res = JOBS[wildcards.job]["resources"]
+    return max(workflow.cores, res["threads"]) if res["exclusive"] else res["threads"]

@@ -1,21 +1,24 @@
-# One job per cell: its seeds train in one process (`sweepbench train-pack`), each run
-# folder written atomically; Snakemake marks a killed job incomplete and re-runs it.
+# One job per pack of cells (sweepbench.plan: a cell's seeds, or more with `pack_by`), trained
+# in one process by `sweepbench train-pack`; each run folder is written atomically and
+# Snakemake marks a killed job incomplete and re-runs it.
 
 
 rule train:
     input:
-        cell_data,
+        data=job_data,
+        plan=ancient(f"{RESULTS}/plan.json"),  # read for the job's specs; its timestamp triggers nothing
     output:
-        directory(f"{RESULTS}/runs/{{cell}}"),
+        directory(f"{RESULTS}/runs/{{job}}"),
     log:
-        f"{RESULTS}/logs/train/{{cell}}.log",
+        f"{RESULTS}/logs/train/{{job}}.log",
     params:
-        runs=cell_runs,
+        specs=job_digest,
         code=CODE_VERSION,
-    threads: cell_resource("threads")
+    threads: job_threads
     resources:
-        mem_mb=cell_resource("mem_mb"),
-        runtime=cell_resource("runtime"),
-        gpu=cell_resource("gpu"),
+        mem_mb=job_resource("mem_mb"),
+        runtime=job_resource("runtime"),
+        gpu=job_resource("gpu"),
     shell:
-        "sweepbench train-pack --runs {params.runs:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "sweepbench train-pack --plan {input.plan:q} --job {wildcards.job:q} --out {output:q} --threads {threads} "
+        "> {log:q} 2>&1"

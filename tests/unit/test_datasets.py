@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from sweepbench import SweepbenchError, datasets
+from sweepbench.spec import resolve
+
+
+def test_digits_file_reader_equals_sklearn_load_digits():
+    from sklearn.datasets import load_digits
+
+    data, target = datasets.digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(data, bunch.data)
+    np.testing.assert_array_equal(target, bunch.target)
+
+
+def test_digits_split_is_fixed_by_data_seed_and_disjoint():
+    a = datasets.load("digits", resolve({"workload": "digits_mlp"}))
+    b = datasets.load("digits", resolve({"workload": "digits_mlp", "seed": 5}))
+    c = datasets.load("digits", resolve({"workload": "digits_mlp", "data_seed": 1}))
+    assert a.counts == {"n_train": 1079, "n_val": 359, "n_test": 359}
+    assert (a.x_train == b.x_train).all() and not (a.x_train == c.x_train).all()
+
+
+def test_linreg_matches_the_seeds_generator():
+    s = datasets.load("linreg", resolve({"workload": "linreg"}))
+    x, y = s.x_train.numpy(), s.y_train.numpy()
+    assert len(x) == 100 and 0 <= x.min() and x.max() <= 10
+    slope, intercept = np.polyfit(x, y, 1)
+    assert slope == pytest.approx(10, abs=1.0) and intercept == pytest.approx(2, abs=6)
+
+
+def test_val_size_larger_than_training_set_is_rejected(tiny_image_data):
+    with pytest.raises(SweepbenchError, match="bad val_size 64"):
+        datasets.load("mnist", resolve({"workload": "mnist_mlp", "val_size": 64, **tiny_image_data}))
+
+
+def test_code_version_covers_training_modules_only():
+    import os
+
+    from sweepbench import provenance
+
+    listed = set(provenance.TRAINING_MODULES)
+    present = {f for f in os.listdir(provenance.PACKAGE_DIR) if f.endswith(".py")}
+    assert listed <= present and {"tables.py", "cli.py", "plan.py"}.isdisjoint(listed)
+    assert len(provenance.code_version()) == 16

@@ -1,0 +1,106 @@
+import json
+import math
+import os
+
+import pandas as pd
+import pytest
+
+from sweepbench import tables
+
+
+def fake_record(lr, bs, seed, steps=None, val_acc=0.9, status="completed", sps=1000.0):
+    """A run.json with the fields the tables read."""
+    metrics = {"train_loss": 0.3, "train_accuracy": val_acc, "val_loss": 0.4, "val_accuracy": val_acc,
+               "test_loss": 0.4, "test_accuracy": val_acc}
+    if status == "diverged":
+        metrics = {k: math.nan for k in metrics}
+    return {
+        "status": status,
+        "spec": {"workload": "digits_mlp", "optimizer": "sgd", "lr": lr, "batch_size": bs, "seed": seed,
+                 "accum_steps": 1, "synthetic": False},
+        "workload": {"n_train": 1000},
+        "final": dict(metrics), "best": dict(metrics),
+        "to_target": {"metric": "val_accuracy", "target": 0.8, "reached": steps is not None, "step": steps,
+                      "epoch": None if steps is None else steps / 10, "samples": None if steps is None else steps * bs,
+                      "wall_s": None if steps is None else steps * 0.01},
+        "convergence": {"epoch": None}, "timing": {"steps": 100, "epochs": 10, "train_s": 1.0},
+        "throughput": {"samples_per_s": sps, "step_time_median_s": bs / sps, "step_time_p10_s": bs / sps,
+                       "step_time_p90_s": bs / sps},
+        "memory": {"peak_mb": 100}, "grad_noise_scale": None,
+        "provenance": {"device_name": "cpu", "torch": "2.x", "git_commit": "abc"},
+    }
+
+
+def make_study(tmp_path, records, study="s"):
+    """Write run records in the plan's layout; records: {(lr, bs): [record per seed]}."""
+    cells, run_ids = {}, []
+    for (lr, bs), recs in records.items():
+        cell = f"{study}/lr~{lr}/bs~{bs}"
+        runs = []
+        for rec in recs:
+            rid = f"{cell}/seed~{rec['spec']['seed']}"
+            os.makedirs(tmp_path / rid, exist_ok=True)
+            (tmp_path / rid / "run.json").write_text(json.dumps(rec))
+            runs.append({"id": rid, "seed": rec["spec"]["seed"], "spec": rec["spec"]})
+            run_ids.append(rid)
+        cells[cell] = {"study": study, "runs": runs}
+    plan = {"studies": {study: {"axes": ["lr", "batch_size"], "cells": list(cells), "runs": run_ids}},
+            "cells": cells}
+    return plan
+
+
+def test_cells_aggregate_seeds_and_diverged_runs_never_poison_a_mean(tmp_path):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100, 0.90), fake_record(0.1, 32, 1, 120, 0.92),
+                                             fake_record(0.1, 32, 2, None, status="diverged")]})
+    t, skipped = tables.build_tables(plan, str(tmp_path))
+    cell = t["cells"].iloc[0]
+    assert skipped == 0 and cell["n_seeds"] == 3 and cell["n_diverged"] == 1
+    assert cell["frac_diverged"] == pytest.approx(1 / 3)
+    assert cell["final_val_accuracy_mean"] == pytest.approx(0.91)
+    assert cell["n_not_reached"] == 1 and math.isnan(cell["steps_to_target_mean"])  # not every seed reached
+
+
+def scaling_records():
+    recs = {}
+    for bs, steps_by_lr in {8: {0.01: 400, 0.1: 300}, 32: {0.01: 200, 0.1: 100}, 128: {0.1: 60, 1.0: 40}}.items():
+        for lr, steps in steps_by_lr.items():
+            recs[(lr, bs)] = [fake_record(lr, bs, s, steps + s, sps=100.0 * bs ** 0.5) for s in range(3)]
+    recs[(1.0, 8)] = [fake_record(1.0, 8, s, None, status="diverged") for s in range(3)]
+    return recs
+
+
+def test_best_lr_scaling_and_throughput(tmp_path):
+    t, _ = tables.build_tables(make_study(tmp_path, scaling_records()), str(tmp_path))
+    best = t["best_lr"].set_index("effective_batch_size")
+    assert list(best["best_lr"]) == [0.1, 0.1, 1.0]
+    assert best.loc[128, "linear_rule_lr"] == pytest.approx(0.1 * 128 / 8)
+    assert best.loc[128, "sqrt_rule_lr"] == pytest.approx(0.1 * 4)
+    sc = t["scaling"].set_index("effective_batch_size")
+    assert sc.loc[8, "steps_to_target_mean"] == 301 and sc.loc[32, "perfect_scaling_steps"] == pytest.approx(301 / 4)
+    assert sc["b_crit"].notna().all() and sc["fastest_to_target"].sum() == 1
+    assert sc.loc[8, "time_to_target_s"] == pytest.approx(301 * 8 / (100 * 8 ** 0.5))
+    th = t["throughput"].set_index("effective_batch_size")
+    assert th.loc[32, "samples_per_s"] == pytest.approx(100 * 32 ** 0.5)
+    ls = t["lr_sensitivity"]
+    assert set(ls["effective_batch_size"]) == {8, 32, 128}
+    assert ls[ls["effective_batch_size"] == 8]["largest_stable_lr"].iloc[0] == 0.1
+
+
+def test_malformed_record_is_reported_by_path_and_skipped(tmp_path):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100), fake_record(0.1, 32, 1, 100)]})
+    bad = tmp_path / "s" / "lr~0.1" / "bs~32" / "seed~1" / "run.json"
+    bad.write_text('{"status": "completed", "spec": ')        # cut short
+    warnings = []
+    t, skipped = tables.build_tables(plan, str(tmp_path), warn=warnings.append)
+    assert skipped == 1 and len(t["runs"]) == 1
+    assert str(bad) in warnings[0]
+
+
+def test_empty_study_gives_empty_tables_with_headers(tmp_path):
+    plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    counts = tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "tables"))
+    assert counts == {"runs": 0, "skipped": 0}
+    for name in tables.TABLE_NAMES:
+        df = pd.read_csv(tmp_path / "tables" / f"{name}.csv")
+        assert df.empty and len(df.columns) > 3
