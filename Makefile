@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
 .PHONY: setup test report bench clean
@@ -14,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+report: $(STAMP)
+	$(VENV)/bin/snakemake
+	@echo "report: $(abspath report/index.html) and $(abspath report/report.pdf)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

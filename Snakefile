@@ -12,8 +12,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         TABLES,
+        f"{REPORT}/index.html",
+        f"{REPORT}/report.pdf",

@@ -145,6 +145,14 @@ def cmd_aggregate(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from sweepbench.report import render
+
+    out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf)
+    print("wrote " + " and ".join(out.values()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweepbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
@@ -164,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", default="results/plan.json")
     p.add_argument("--runs-dir", default="results/runs")
     p.add_argument("--out", default="results/tables")
+    p = sub.add_parser("report", help="render report/index.html and report/report.pdf from the tables")
+    p.add_argument("--plan", default="results/plan.json")
+    p.add_argument("--tables", default="results/tables")
+    p.add_argument("--runs-dir", default="results/runs")
+    p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
+    p.add_argument("--out", default="report")
+    p.add_argument("--no-pdf", action="store_true", help="HTML only")
     p = sub.add_parser("train-pack", help="train several resolved run specs in one process (workflow jobs)")
     p.add_argument("--plan", help="plan.json written by the workflow (with --job)")
     p.add_argument("--job", help="job id in the plan, e.g. digits_optimizers/opt~adam")
@@ -175,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "plan": cmd_plan,
-            "train-pack": cmd_train_pack, "aggregate": cmd_aggregate}
+            "train-pack": cmd_train_pack, "aggregate": cmd_aggregate,
+            "report": cmd_report}
 
 
 def main(argv=None) -> int:

@@ -188,7 +188,7 @@ def plan(config: dict) -> dict:
             entry["cells"].append(cell_id)
             entry["runs"] += [r["id"] for r in cells[cell_id]["runs"]]
         studies[name] = entry
-    return {"studies": studies, "cells": cells, "jobs": jobs}
+    return {"studies": studies, "cells": cells, "jobs": jobs, "config": config}
 
 
 def load_config(path: str) -> dict:

@@ -50,6 +50,10 @@ def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
     reuse = runs[runs["study"] == "digits_reuse"]
     assert reuse["cell"].str.startswith("digits_opt_lr/").all()      # trained once, not twice
     assert (wd / "results" / "runs" / "digits_opt_lr" / "opt~adam" / "lr~0.1" / "seed~1" / "run.json").exists()
+    for name in ("cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers"):
+        assert (wd / "results" / "tables" / f"{name}.csv").exists()
+    page = (wd / "report" / "index.html").read_text()
+    assert 'id="study-digits_opt_lr"' in page and (wd / "report" / "report.pdf").stat().st_size > 10000
 
     again = snakemake(wd, "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -14,6 +14,7 @@ except SweepbenchError as err:
     sys.exit(1)
 
 RESULTS = config.get("results_dir", "results")
+REPORT = config.get("report_dir", "report")
 JOBS = PLAN["jobs"]
 CODE_VERSION = code_version()  # a param of every training job: editing the package re-trains
 from sweepbench.tables import TABLE_NAMES

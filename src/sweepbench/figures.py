@@ -1,0 +1,237 @@
+"""The report's figures (matplotlib + seaborn), each returned as deterministic SVG text.
+
+SVG keeps figures as vectors in the PDF; a fixed hash salt and no date make the same
+tables give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+matplotlib.rcParams["svg.hashsalt"] = "sweepbench"
+matplotlib.rcParams["svg.fonttype"] = "none"       # text stays text (searchable in the PDF)
+sns.set_theme(style="whitegrid", context="paper", font_scale=1.05)
+PALETTE = "colorblind"
+WIDTH, HEIGHT = 6.4, 3.4
+
+
+def to_svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _label(metric: str) -> str:
+    split, _, kind = metric.partition("_")
+    return f"{split} {kind}" + (" (fraction)" if kind == "accuracy" else "")
+
+
+def learning_curves(curves, x: str, metric: str, title: str) -> str:
+    """curves: DataFrame with columns label, seed, <x>, <metric>; mean line and min-max band across seeds."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    labels = list(dict.fromkeys(curves["label"]))
+    colors = sns.color_palette(PALETTE, len(labels))
+    for color, label in zip(colors, labels):
+        d = curves[curves["label"] == label]
+        grid = d.groupby(x)[metric]
+        stats = grid.agg(["mean", "min", "max"]).reset_index()
+        ax.plot(stats[x], stats["mean"], color=color, label=label, lw=1.4)
+        if d["seed"].nunique() > 1:
+            ax.fill_between(stats[x], stats["min"], stats["max"], color=color, alpha=0.18, lw=0)
+    xlabels = {"epoch": "epoch", "step": "optimizer step", "wall_s": "training time (s)", "samples": "samples seen"}
+    ax.set_xlabel(xlabels.get(x, x))
+    ax.set_ylabel(_label(metric))
+    if metric.endswith("loss") and (curves[metric] > 0).all() and curves[metric].max() / max(curves[metric].min(), 1e-12) > 20:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2 if len(labels) > 6 else 1, frameon=False)
+    return to_svg(fig)
+
+
+def trajectories(surface, paths: dict, names: tuple[str, str], optimum=None, title: str = "") -> str:
+    """Parameter paths over a loss-surface contour. surface = (p1 grid, p2 grid, loss grid)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, WIDTH * 0.62))
+    g1, g2, loss = surface
+    low, high = float(loss.min()), float(loss.max())
+    levels = low + (high - low) * np.geomspace(1e-4, 1, 20)   # dense near the minimum, where the paths end
+    cs = ax.contour(g1, g2, loss, levels=levels, cmap="viridis", linewidths=0.7)
+    fig.colorbar(cs, ax=ax, label="training loss", shrink=0.8, format="%.4g")
+    colors = sns.color_palette(PALETTE, len(paths))
+    for color, (label, (p1, p2)) in zip(colors, paths.items()):
+        ax.plot(p1, p2, color=color, lw=1.2, label=label, alpha=0.9)
+        ax.plot(p1[-1:], p2[-1:], "o", color=color, ms=4)
+    if optimum is not None:
+        ax.plot([optimum[0]], [optimum[1]], "*", color="black", ms=10, label="least-squares optimum")
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return to_svg(fig)
+
+
+def lr_sensitivity(cells, metric: str, title: str) -> str:
+    """Metric vs log10 learning rate per optimizer (and batch size); diverged cells marked x at the top."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    groups = list(cells.groupby(["optimizer", "effective_batch_size"], sort=False))
+    colors = sns.color_palette(PALETTE, len(groups))
+    for color, ((opt, bs), g) in zip(colors, groups):
+        g = g.sort_values("lr")
+        label = opt if cells["effective_batch_size"].nunique() == 1 else f"{opt}, B={bs}"
+        ok = g[g["frac_diverged"] < 1]
+        ax.errorbar(np.log10(ok["lr"]), ok[f"{metric}_mean"],
+                    yerr=[ok[f"{metric}_mean"] - ok[f"{metric}_ci_lo"], ok[f"{metric}_ci_hi"] - ok[f"{metric}_mean"]],
+                    marker="o", ms=4, color=color, label=label, capsize=2, lw=1.2)
+        bad = g[g["frac_diverged"] > 0]
+        if len(bad):
+            top = np.nanmax(cells[f"{metric}_mean"]) if cells[f"{metric}_mean"].notna().any() else 1
+            ax.scatter(np.log10(bad["lr"]), [top] * len(bad), marker="x", color=color, s=40, zorder=5)
+    ax.set_xlabel("log10 learning rate")
+    ax.set_ylabel(_label(metric.replace("final_", "").replace("best_", "")) + (" (best)" if metric.startswith("best_") else " (final)"))
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False, ncol=2 if len(groups) > 6 else 1)
+    return to_svg(fig)
+
+
+def heatmap(cells, metric: str, title: str) -> str:
+    """Optimizer x learning-rate grid of a metric's mean (seed 003's grid search)."""
+    table = cells.pivot_table(index="optimizer", columns="lr", values=f"{metric}_mean")
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.5 + 0.45 * len(table)))
+    sns.heatmap(table, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar_kws={"label": _label(metric.split("_", 1)[1])},
+                annot_kws={"fontsize": 7})
+    ax.set_xticklabels([f"{c:g}" for c in table.columns], rotation=0, fontsize=7)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("optimizer")
+    ax.set_title(title)
+    return to_svg(fig)
+
+
+def scaling(sc, title: str) -> str:
+    """Steps to target vs batch size at the best lr per batch size, with the perfect-scaling
+    line and the fitted S(B) = S_min (1 + B_crit / B); regimes shaded (Shallue et al. 2018)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT + 0.4))
+    sc = sc.sort_values("effective_batch_size")
+    b = sc["effective_batch_size"].to_numpy(float)
+    b_crit = sc["b_crit"].iloc[0]
+    if np.isfinite(b_crit):
+        lo, hi = b.min() / 1.5, b.max() * 1.5
+        ax.axvspan(lo, min(b_crit / 2, hi), color="tab:green", alpha=0.07, label="perfect scaling")
+        ax.axvspan(max(b_crit / 2, lo), min(2 * b_crit, hi), color="tab:orange", alpha=0.07, label="diminishing returns")
+        if 2 * b_crit < hi:
+            ax.axvspan(2 * b_crit, hi, color="tab:red", alpha=0.07, label="maximal data parallelism")
+        xs = np.geomspace(lo, hi, 100)
+        ax.plot(xs, sc["s_min"].iloc[0] * (1 + b_crit / xs), color="black", lw=1,
+                label=f"fit: S_min={sc['s_min'].iloc[0]:.0f}, B_crit={b_crit:.0f} "
+                      f"[{sc['b_crit_ci_lo'].iloc[0]:.0f}, {sc['b_crit_ci_hi'].iloc[0]:.0f}]")
+    ax.plot(b, sc["perfect_scaling_steps"], ls="--", color="grey", lw=1, label="perfect scaling from smallest B")
+    y = sc["steps_to_target_mean"]
+    ax.errorbar(b, y, yerr=[y - sc["steps_to_target_ci_lo"], sc["steps_to_target_ci_hi"] - y], fmt="o",
+                color="tab:blue", capsize=2, label="measured (mean, 95% CI)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (samples per update)")
+    ax.set_ylabel("steps to target")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    return to_svg(fig)
+
+
+def best_lr_vs_batch(best, title: str) -> str:
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    for (opt,), g in best.groupby(["optimizer"], sort=False):
+        g = g.sort_values("effective_batch_size")
+        ax.plot(g["effective_batch_size"], g["best_lr"], "o-", label=f"best lr ({opt})")
+        ax.plot(g["effective_batch_size"], g["linear_rule_lr"], ":", color="grey", label="linear scaling rule")
+        ax.plot(g["effective_batch_size"], g["sqrt_rule_lr"], "--", color="grey", label="square-root rule")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (samples per update)")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    return to_svg(fig)
+
+
+def noise_scale(sc, title: str) -> str:
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    ax.plot(sc["effective_batch_size"], sc["grad_noise_scale_mean"], "o-", label="gradient noise scale B_simple (end of run)")
+    b_crit = sc["b_crit"].iloc[0]
+    if np.isfinite(b_crit):
+        ax.axhline(b_crit, color="black", lw=1, label=f"fitted critical batch size B_crit = {b_crit:.0f}")
+        ax.axhspan(sc["b_crit_ci_lo"].iloc[0], sc["b_crit_ci_hi"].iloc[0], color="black", alpha=0.08, label="B_crit 95% CI")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size of the run (samples per update)")
+    ax.set_ylabel("samples")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    return to_svg(fig)
+
+
+def metric_vs_batch(cells, metric: str, title: str) -> str:
+    """Seed 002's plot: a metric after a fixed budget vs log2 batch size, one line per lr."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    groups = list(cells.groupby(["optimizer", "lr"], sort=False))
+    colors = sns.color_palette(PALETTE, len(groups))
+    for color, ((opt, lr), g) in zip(colors, groups):
+        g = g.sort_values("effective_batch_size")
+        ax.plot(np.log2(g["effective_batch_size"]), g[f"{metric}_mean"], "o-", color=color, ms=3, label=f"{opt}, lr={lr:g}")
+    ax.set_xlabel("log2 batch size")
+    ax.set_ylabel(_label(metric.replace("final_", "")) + " (final)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False, ncol=2 if len(groups) > 6 else 1)
+    return to_svg(fig)
+
+
+def throughput_bars(th, title: str) -> str:
+    """Seed 000's plot: samples per second vs batch size."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    th = th.sort_values("effective_batch_size")
+    labels = [str(int(b)) for b in th["effective_batch_size"]]
+    bars = ax.bar(labels, th["samples_per_s"], color=sns.color_palette(PALETTE)[0])
+    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in th["samples_per_s"]], fontsize=7)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("throughput (samples / s)")
+    ax.set_title(title)
+    return to_svg(fig)
+
+
+def time_to_target(sc, title: str) -> str:
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    sc = sc.sort_values("effective_batch_size")
+    ax.plot(sc["effective_batch_size"], sc["time_to_target_s"], "o-", label="steps to target x median step time")
+    fast = sc[sc["fastest_to_target"].astype(bool)]
+    if len(fast):
+        ax.plot(fast["effective_batch_size"], fast["time_to_target_s"], "*", ms=12, color="tab:red",
+                label=f"fastest: B = {int(fast['effective_batch_size'].iloc[0])}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (samples per update)")
+    ax.set_ylabel("time to target on this machine (s)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    return to_svg(fig)
+
+
+def lr_schedule(steps, title: str) -> str:
+    """The learning rate over iterations (seed 002's CLR plots), one line per cell."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    for label, g in steps.groupby("label", sort=False):
+        ax.plot(g["step"], g["lr"], lw=1, label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    return to_svg(fig)
+
+
+def finite(values) -> bool:
+    return any(v is not None and not (isinstance(v, float) and math.isnan(v)) for v in values)

@@ -1,0 +1,443 @@
+"""Render report/index.html (self-contained) and report/report.pdf (the same HTML through
+WeasyPrint) from the plan, the tables and the run records.
+
+Only what the results contain gets a section. Nothing time-dependent is written, so the
+same inputs give the same HTML bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import inspect
+import json
+import math
+import os
+
+import pandas as pd
+import yaml
+
+from sweepbench import SweepbenchError, __version__, analysis, rules
+
+TEMPLATE = "report.html.j2"
+MAX_CURVES = 8
+
+
+# ---------------------------------------------------------------- small helpers
+
+def fmt(value, digits: int = 4) -> str:
+    """A table cell: rounded numbers, thousands separators, no 'nan' text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (bool,)) or str(value) in ("True", "False"):
+        return "yes" if str(value) == "True" else "no"
+    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f"{value:.3g}"
+        return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return html.escape(str(value))
+
+
+def html_table(df: pd.DataFrame, columns: dict, caption: str = "") -> dict:
+    """{caption, headers, rows} for the template; columns maps column -> header with units."""
+    cols = [c for c in columns if c in df.columns]
+    rows = [[fmt(row[c]) for c in cols] for _, row in df.iterrows()]
+    return {"caption": caption, "headers": [columns[c] for c in cols], "rows": rows}
+
+
+def figure(svg: str, title: str, caption: str) -> dict:
+    return {"title": title, "caption": caption, "src": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()}
+
+
+def read_table(tables_dir: str, name: str) -> pd.DataFrame:
+    path = os.path.join(tables_dir, f"{name}.csv")
+    if not os.path.exists(path):
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def docstring(obj) -> str:
+    return inspect.cleandoc(obj.__doc__ or "")
+
+
+# ---------------------------------------------------------------- per-study sections
+
+def _cell_label(cell_row, axes) -> str:
+    parts = []
+    for a in axes:
+        v = cell_row.get(f"axis_{a}")
+        parts.append(f"{a}={v:g}" if isinstance(v, float) else f"{a}={v}")
+    return ", ".join(parts) or "default"
+
+
+def _select_cells(cells: pd.DataFrame, axes: list) -> tuple[pd.DataFrame, str]:
+    """At most MAX_CURVES cells for curves: all of them, or the best cell per value of the
+    first axis that is not lr (by best validation accuracy, else lowest final training loss)."""
+    if len(cells) <= MAX_CURVES:
+        return cells, ""
+    key = "best_val_accuracy_mean" if cells["best_val_accuracy_mean"].notna().any() else "final_train_loss_mean"
+    group_axis = next((a for a in axes if a != "lr"), axes[0])
+    picked = []
+    for _, g in cells.groupby(f"axis_{group_axis}", sort=False):
+        g = g.dropna(subset=[key])
+        if len(g):
+            picked.append(g.loc[g[key].idxmax() if key.endswith("accuracy_mean") else g[key].idxmin()])
+    chosen = pd.DataFrame(picked).head(MAX_CURVES)
+    how = "best" if key.endswith("accuracy_mean") else "lowest final training loss"
+    return chosen, f" Showing, for each {group_axis}, the cell with the {how} {'validation accuracy' if how == 'best' else ''}".rstrip() + "."
+
+
+def _curves(cells: pd.DataFrame, runs: pd.DataFrame, axes, runs_dir: str) -> pd.DataFrame:
+    frames = []
+    for _, c in cells.iterrows():
+        label = _cell_label(c, axes)
+        for _, r in runs[runs["cell"] == c["cell"]].iterrows():
+            path = os.path.join(runs_dir, r["run"], "metrics.csv")
+            if os.path.exists(path):
+                m = pd.read_csv(path)
+                m["label"], m["seed"] = label, r["seed"]
+                frames.append(m)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
+    """Seed 001/003: parameter paths over the loss-surface contour (two-parameter models)."""
+    import numpy as np
+
+    from sweepbench import datasets
+    from sweepbench.spec import resolve
+
+    workload = study["workload"]
+    paths, names = {}, None
+    for _, c in cells.iterrows():
+        run = runs[runs["cell"] == c["cell"]].sort_values("seed").iloc[0]
+        path = os.path.join(runs_dir, run["run"], "steps.csv")
+        if not os.path.exists(path):
+            continue
+        steps = pd.read_csv(path)
+        cols = ["w", "b"] if "w" in steps else ["w1", "w2"]
+        start = (0.0, 0.0) if cols == ["w", "b"] else (-1.0, 1.0)
+        paths[_cell_label(c, axes)] = (np.r_[start[0], steps[cols[0]]], np.r_[start[1], steps[cols[1]]])
+        names = cols
+    if not paths:
+        return
+    spec = resolve({"workload": workload})
+    data = datasets.load(datasets_name(workload), spec)
+    x, y = data.x_train.double().numpy(), data.y_train.double().numpy()
+    all1 = np.concatenate([p[0] for p in paths.values()])
+    all2 = np.concatenate([p[1] for p in paths.values()])
+    if names == ["w", "b"]:  # show the optimum too
+        (w_opt, b_opt), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+        all1, all2 = np.r_[all1, w_opt], np.r_[all2, b_opt]
+    pad1, pad2 = 0.15 * (all1.max() - all1.min() + 1e-9), 0.15 * (all2.max() - all2.min() + 1e-9)
+    g1, g2 = np.meshgrid(np.linspace(all1.min() - pad1, all1.max() + pad1, 120),
+                         np.linspace(all2.min() - pad2, all2.max() + pad2, 120))
+    optimum = None
+    if names == ["w", "b"]:
+        pred = g1[..., None] * x + g2[..., None]
+        loss = ((pred - y) ** 2).mean(-1)
+        optimum = (w_opt, b_opt)
+        title = "Linear neuron: (w, b) paths over the MSE surface"
+    else:
+        z = g1[..., None] * x[:, 0] + g2[..., None] * x[:, 1]
+        loss = (np.logaddexp(0, z) - y * z).mean(-1)
+        title = "Logistic regression: (w1, w2) paths over the cross-entropy surface"
+    from sweepbench import figures
+
+    svg = figures.trajectories((g1, g2, loss), paths, tuple(names), optimum, title)
+    figs.append(figure(svg, title, "Contours of the training loss with the path of the parameters (seed 0 of each "
+                       "cell; points are logged updates, the dot marks the end). Gradient descent follows the "
+                       "surface smoothly; small batches zig-zag because each step sees another loss surface."))
+
+
+def datasets_name(workload: str) -> str:
+    from sweepbench.workloads import WORKLOADS
+
+    return WORKLOADS[workload].dataset
+
+
+def study_section(name: str, study: dict, t: dict, runs_dir: str) -> dict:
+    from sweepbench import figures
+
+    runs = t["runs"][t["runs"]["study"] == name] if not t["runs"].empty else pd.DataFrame()
+    cells = t["cells"][t["cells"]["study"] == name] if not t["cells"].empty else pd.DataFrame()
+    section = {"id": f"study-{name}", "name": name, "description": study["description"], "workload": study["workload"],
+               "n_cells": len(study["cells"]), "n_runs": len(study["runs"]), "figures": [], "tables": [], "notes": []}
+    if runs.empty:
+        section["notes"].append("No run of this study has a record yet (still running, or every record was "
+                                "malformed); there is nothing to show.")
+        return section
+    missing = len(study["runs"]) - len(runs)
+    if missing > 0:
+        section["notes"].append(f"{missing} of {len(study['runs'])} runs have no record yet; the figures show the rest.")
+    axes = study["axes"]
+    diverged = int(runs["diverged"].sum())
+    if diverged == len(runs):
+        section["notes"].append("Every run of this study diverged; only the divergence points can be shown.")
+    elif diverged:
+        section["notes"].append(f"{diverged} of {len(runs)} runs diverged; they are counted in the tables and "
+                                "left out of means.")
+    figs, synthetic = section["figures"], bool(runs["synthetic"].any())
+    has_acc = runs["final_val_accuracy"].notna().any() and not synthetic
+    target = study.get("target") or {}
+
+    # learning curves
+    chosen, how = _select_cells(cells, axes)
+    curves = _curves(chosen, runs, axes, runs_dir)
+    if not curves.empty and not synthetic and len(curves.dropna(subset=["train_loss"])):
+        c = curves.dropna(subset=["train_loss"])
+        band = " Lines are the mean over seeds, bands the range across seeds." if runs["seed"].nunique() > 1 else ""
+        figs.append(figure(figures.learning_curves(c, "epoch", "train_loss", "Training loss vs epoch"),
+                           "Training loss vs epoch", "Full training-set loss after each epoch." + band + how))
+        figs.append(figure(figures.learning_curves(c, "step", "train_loss", "Training loss vs optimizer step"),
+                           "Training loss vs step", "The same curves against updates: small batches take many "
+                           "more steps per epoch." + how))
+        metric = "val_accuracy" if has_acc else "val_loss"
+        c2 = curves.dropna(subset=[metric])
+        if len(c2):
+            figs.append(figure(figures.learning_curves(c2, "wall_s", metric, f"{metric.replace('_', ' ')} vs training time"),
+                               f"{metric} vs training time",
+                               "Against measured training seconds on this machine (evaluation excluded): what a "
+                               "user waits for." + how))
+    # trajectories
+    if study["workload"] in ("linreg", "logreg2d"):
+        _trajectory_section(study, cells, runs, axes, runs_dir, figs)
+    # learning-rate sensitivity and the optimizer grid
+    ls = t["lr_sensitivity"]
+    ls_cells = cells[cells["lr"].isin(ls[ls["study"] == name]["lr"])] if not ls.empty else pd.DataFrame()
+    if not ls_cells.empty and "lr" in axes and not synthetic:
+        metric = "best_val_accuracy" if has_acc else "final_train_loss"
+        figs.append(figure(figures.lr_sensitivity(ls_cells, metric, "Learning-rate sensitivity"),
+                           "Learning-rate sensitivity",
+                           "Mean over seeds with 95% bootstrap CI against log10 learning rate; x marks learning "
+                           "rates where a seed diverged. The flat top is the usable range (seed 002's lr_min/lr_max)."))
+        if "optimizer" in axes and cells["optimizer"].nunique() > 1 and has_acc:
+            figs.append(figure(figures.heatmap(cells, "best_val_accuracy", "Optimizer x learning rate"),
+                               "Optimizer x learning rate",
+                               "Best validation accuracy (mean over seeds) for each optimizer and learning rate "
+                               "(seed 003's grid search)."))
+        picks = ls[ls["study"] == name].drop_duplicates(["optimizer", "effective_batch_size"])
+        section["tables"].append(html_table(picks, {"optimizer": "optimizer", "effective_batch_size": "batch size",
+                                                    "lr_min": "lr_min", "lr_max": "lr_max",
+                                                    "largest_stable_lr": "largest stable lr"},
+                                            "Learning-rate picks from the sweep (Methods: lr_range_picks)."))
+    # batch size
+    sc = t["scaling"][t["scaling"]["study"] == name] if not t["scaling"].empty else pd.DataFrame()
+    if not sc.empty and sc["steps_to_target_mean"].notna().any():
+        tname = f"{target.get('metric')} >= {target.get('value')}" if target else "target"
+        figs.append(figure(figures.scaling(sc, f"Steps to {tname} vs batch size"), "Steps to target vs batch size",
+                           "Steps to the target at the best learning rate of each batch size. Below B_crit/2 doubling "
+                           "the batch halves the steps (perfect scaling); above 2 B_crit it barely helps."))
+        best = t["best_lr"][t["best_lr"]["study"] == name]
+        figs.append(figure(figures.best_lr_vs_batch(best, "Best learning rate vs batch size"), "Best lr vs batch size",
+                           "The tuned learning rate per batch size beside the linear and square-root scaling rules "
+                           "started from the smallest batch size."))
+        if sc["grad_noise_scale_mean"].notna().any():
+            figs.append(figure(figures.noise_scale(sc, "Gradient noise scale vs critical batch size"),
+                               "Gradient noise scale", "McCandlish et al. (2018) predict B_crit ≈ B_simple; the measured "
+                               "noise scale (end of each best-lr run) beside the fitted B_crit."))
+        if sc["time_to_target_s"].notna().any():
+            figs.append(figure(figures.time_to_target(sc, "Time to target vs batch size (this machine)"),
+                               "Time to target", "Steps to target times the median step time measured in the same "
+                               "runs: the batch size that reaches the target soonest on this hardware."))
+        section["tables"].append(html_table(sc, {
+            "optimizer": "optimizer", "effective_batch_size": "batch size", "best_lr": "best lr",
+            "steps_to_target_mean": "steps to target", "samples_to_target_mean": "samples to target",
+            "perfect_scaling_steps": "perfect-scaling steps", "fitted_steps": "fitted S(B)", "regime": "regime",
+            "grad_noise_scale_mean": "noise scale (samples)", "time_to_target_s": "time to target (s)",
+            "fastest_to_target": "fastest"}, "Batch-size scaling at the best learning rate per batch size."))
+    if "batch_size" in axes and cells["effective_batch_size"].nunique() >= 3 and not synthetic:
+        metric = "final_train_accuracy" if has_acc else "final_train_loss"
+        figs.append(figure(figures.metric_vs_batch(cells, metric, f"{metric.replace('_', ' ')} vs log2 batch size"),
+                           "Metric vs batch size", "After the same budget (seed 002's plot): at a fixed epoch budget "
+                           "large batches take fewer steps and end lower."))
+    # throughput
+    th = t["throughput"][t["throughput"]["study"] == name] if not t["throughput"].empty else pd.DataFrame()
+    measures_speed = any(c["resources"].get("exclusive") for c in (study.get("_cells") or []))
+    if not th.empty and th["effective_batch_size"].nunique() > 1 and measures_speed:
+        device = th["device_name"].iloc[0]
+        figs.append(figure(figures.throughput_bars(th, f"Training throughput on {device}"), "Throughput vs batch size",
+                           "Samples per second from the median step time after warm-up (seed 000's bar chart)."))
+        section["tables"].append(html_table(th, {
+            "effective_batch_size": "batch size", "samples_per_s": "samples/s", "step_time_median_s": "median step (s)",
+            "step_time_p10_s": "p10 step (s)", "step_time_p90_s": "p90 step (s)", "n_runs": "runs"},
+            f"Throughput on {device} (medians over runs)."))
+    # schedules
+    lr_paths = []
+    for _, c in chosen.iterrows():
+        r = runs[runs["cell"] == c["cell"]].iloc[0]
+        path = os.path.join(runs_dir, r["run"], "steps.csv")
+        if os.path.exists(path):
+            s = pd.read_csv(path, usecols=["step", "lr"])
+            if s["lr"].nunique() > 1:
+                s["label"] = _cell_label(c, axes)
+                lr_paths.append(s)
+    if lr_paths:
+        figs.append(figure(figures.lr_schedule(pd.concat(lr_paths), "Learning rate over iterations"), "Learning-rate schedule",
+                           "The learning rate each update used (seed 002's CLR plots)."))
+    # the cell table
+    key_cols = {f"axis_{a}": a for a in axes}
+    key_cols.update({"n_seeds": "seeds", "n_diverged": "diverged", "final_train_loss_mean": "final train loss",
+                     "final_val_accuracy_mean": "final val acc", "best_val_accuracy_mean": "best val acc",
+                     "steps_to_target_mean": "steps to target", "seconds_to_target_mean": "s to target",
+                     "n_not_reached": "seeds missing target", "samples_per_s_mean": "samples/s"})
+    if not has_acc:
+        for k in ("final_val_accuracy_mean", "best_val_accuracy_mean"):
+            key_cols.pop(k)
+        key_cols["final_val_loss_mean"] = "final val loss"
+    section["tables"].append(html_table(cells, key_cols, "Every cell (means over seeds that did not diverge; steps to "
+                                        "target only where every seed reached it)."))
+    return section
+
+
+# ---------------------------------------------------------------- summary and methods
+
+def headlines(the_plan: dict, t: dict) -> list[str]:
+    """The findings in sentences, generated from the tables."""
+    out = []
+    runs = t["runs"]
+    if runs.empty:
+        return ["No run has finished yet."]
+    opt = t["optimizers"]
+    for (study,), g in opt.groupby(["study"], sort=False) if not opt.empty else []:
+        b = g[g["best"].astype(bool)]
+        if len(b):
+            b = b.iloc[0]
+            metric = (f"best validation accuracy {b['best_val_accuracy_mean']:.3f}"
+                      if pd.notna(b["best_val_accuracy_mean"]) else f"best validation loss {b['best_val_loss_mean']:.4g}")
+            out.append(f"{study} ({b['workload']}): the best configuration was {b['optimizer']} at learning rate "
+                       f"{b['lr']:g} ({metric}, mean over {int(b['n_seeds'])} seeds).")
+    sc = t["scaling"]
+    for (study, opt_name), g in sc.groupby(["study", "optimizer"], sort=False) if not sc.empty else []:
+        g = g.sort_values("effective_batch_size")
+        s = g.dropna(subset=["steps_to_target_mean"])
+        if len(s) >= 2:
+            text = (f"{study} ({g['workload'].iloc[0]}, {opt_name}): steps to target fall from "
+                    f"{s['steps_to_target_mean'].iloc[0]:,.0f} at B={int(s['effective_batch_size'].iloc[0])} to "
+                    f"{s['steps_to_target_mean'].iloc[-1]:,.0f} at B={int(s['effective_batch_size'].iloc[-1])}")
+            if pd.notna(g["b_crit"].iloc[0]):
+                text += (f"; the fitted critical batch size is {g['b_crit'].iloc[0]:.0f} "
+                         f"(95% CI {g['b_crit_ci_lo'].iloc[0]:.0f}–{g['b_crit_ci_hi'].iloc[0]:.0f})")
+            if g["grad_noise_scale_mean"].notna().any():
+                text += f", the measured gradient noise scale {g['grad_noise_scale_mean'].median():.0f}"
+            fast = g[g["fastest_to_target"].astype(bool)]
+            if len(fast):
+                text += (f"; fastest to target on this machine: B={int(fast['effective_batch_size'].iloc[0])} "
+                         f"({fast['time_to_target_s'].iloc[0]:.3g} s of training)")
+            out.append(text + ".")
+    th = t["throughput"]
+    for (study,), g in th.groupby(["study"], sort=False) if not th.empty else []:
+        cells = [the_plan["cells"][c] for c in the_plan["studies"].get(study, {}).get("cells", [])]
+        measures_speed = any(c["resources"].get("exclusive") for c in cells)
+        if g["effective_batch_size"].nunique() > 1 and measures_speed:
+            top = g.loc[g["samples_per_s"].idxmax()]
+            out.append(f"{study} ({top['workload']}): peak throughput {top['samples_per_s']:,.0f} samples/s at "
+                       f"B={int(top['effective_batch_size'])} on {top['device_name']}.")
+    div = runs[runs["diverged"].astype(bool)]
+    if len(div):
+        where = ", ".join(f"{s} ({n})" for s, n in div.groupby("study").size().items())
+        out.append(f"{len(div)} of {len(runs)} runs diverged: {where}. They are kept as data and never averaged in.")
+    else:
+        out.append(f"None of the {len(runs)} runs diverged.")
+    return out
+
+
+METHOD_RULES = [
+    ("Target crossing", rules.first_crossing),
+    ("Convergence", rules.is_converged),
+    ("Divergence", rules.is_diverged),
+    ("Aggregation across seeds", analysis.summarize),
+    ("Best learning rate", analysis.choose_best_lr),
+    ("Scaling fit", analysis.fit_steps_vs_batch),
+    ("Critical batch size CI", analysis.scaling_fit),
+    ("Scaling regimes", analysis.scaling_regime),
+    ("bmin / bmax detection", analysis.detect_bmin_bmax),
+    ("Learning-rate picks", analysis.lr_range_picks),
+]
+
+
+def check_section(check_dir: str) -> dict | None:
+    path = os.path.join(check_dir, "check.csv")
+    if not os.path.exists(path):
+        return None
+    df = read_table(check_dir, "check")
+    summary_path = os.path.join(check_dir, "summary.json")
+    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+    bad = df[df["verdict"].isin(["regression", "missing"])] if "verdict" in df else df
+    return {"summary": summary.get("line", ""), "passed": summary.get("passed"),
+            "table": html_table(bad if len(bad) else df.head(20), {c: c for c in df.columns},
+                                "Regressions and missing cells" if len(bad) else "No regression; first rows")}
+
+
+def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str | None = None) -> dict:
+    if not os.path.exists(plan_path):
+        raise SweepbenchError(f"no plan at {plan_path}; run the workflow (snakemake) or sweepbench aggregate first")
+    with open(plan_path) as f:
+        the_plan = json.load(f)
+    from sweepbench.tables import TABLE_NAMES
+
+    t = {name: read_table(tables_dir, name) for name in TABLE_NAMES}
+    missing = [n for n, df in t.items() if df.empty and not os.path.exists(os.path.join(tables_dir, f"{n}.csv"))]
+    runs = t["runs"]
+    config = the_plan.get("config", {})
+    studies = [study_section(name, {**s, "_cells": [the_plan["cells"][c] for c in s["cells"]]}, t, runs_dir)
+               for name, s in the_plan["studies"].items()]
+    provenance = {}
+    if not runs.empty:
+        for col, label in (("device_name", "device"), ("torch", "torch"), ("git_commit", "git commit")):
+            provenance[label] = ", ".join(str(v) for v in sorted(runs[col].dropna().unique()))
+    provenance["sweepbench"] = __version__
+    return {
+        "title": config.get("title", "sweepbench report"),
+        "n_studies": len(the_plan["studies"]), "n_runs_planned": sum(len(s["runs"]) for s in the_plan["studies"].values()),
+        "n_runs": len(runs), "train_s": float(runs["train_s"].sum()) if not runs.empty else 0.0,
+        "statuses": runs["status"].value_counts().to_dict() if not runs.empty else {},
+        "headlines": headlines(the_plan, t),
+        "missing_tables": missing,
+        "check": check_section(check_dir) if check_dir else None,
+        "studies": studies,
+        "methods": [{"name": n, "doc": docstring(f)} for n, f in METHOD_RULES],
+        "study_configs": {name: yaml.safe_dump(config.get("studies", {}).get(name, {}), sort_keys=False,
+                                               default_flow_style=None, width=100)
+                          for name in the_plan["studies"]},
+        "provenance": provenance,
+        "fmt": fmt,
+    }
+
+
+def render_html(context: dict) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("sweepbench", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_dir: str | None = None,
+           pdf: bool = True) -> dict:
+    """Write <out_dir>/index.html and (pdf=True) <out_dir>/report.pdf. Returns their paths."""
+    context = build_context(plan_path, tables_dir, runs_dir, check_dir)
+    page = render_html(context)
+    html_path = os.path.join(out_dir, "index.html")
+    write_atomic(html_path, page.encode())
+    out = {"html": html_path}
+    if pdf:
+        import weasyprint
+
+        pdf_path = os.path.join(out_dir, "report.pdf")
+        write_atomic(pdf_path, weasyprint.HTML(string=page, base_url=os.path.abspath(out_dir)).write_pdf())
+        out["pdf"] = pdf_path
+    return out
