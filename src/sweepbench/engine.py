@@ -31,14 +31,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
+def seed_everything(seed: int, deterministic: bool, device: torch.device) -> None:
+    """Seed python, numpy and torch. With deterministic=True on CUDA, also switch on
+    torch.use_deterministic_algorithms and switch off cuDNN autotuning. On the CPU the
+    kernels sweepbench uses are deterministic already (a test checks byte-identical
+    metrics), and that switch imports torch._dynamo, about 1.5 s per process, so it is left
+    off there; run.json records the actual state."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not deterministic
+    if device.type == "cuda":
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        torch.backends.cudnn.benchmark = not deterministic
 
 
 def make_optimizer(spec: dict, params) -> torch.optim.Optimizer:
@@ -154,8 +160,9 @@ def _random_shift_flip(x: torch.Tensor, gen: torch.Generator, max_frac: float = 
 
 
 @torch.no_grad()
-def evaluate(model, objective: Objective, splits: datasets.Splits, batch_size: int) -> dict:
-    """Loss and accuracy on each split, in eval mode, in large no-grad batches."""
+def evaluate(model, objective: Objective, splits: datasets.Splits, batch_size: int, max_samples: int = 0) -> dict:
+    """Loss and accuracy on each split (its first max_samples samples when > 0), in eval mode,
+    in large no-grad batches."""
     was_training = model.training
     model.eval()
     result = {}
@@ -164,6 +171,8 @@ def evaluate(model, objective: Objective, splits: datasets.Splits, batch_size: i
         parts.insert(1, ("val", splits.x_val, splits.y_val))
     penalty = float(objective.penalty())
     for name, x, y in parts:
+        if max_samples:
+            x, y = x[:max_samples], y[:max_samples]
         loss_sum = torch.zeros((), device=y.device, dtype=torch.float64)
         correct = torch.zeros((), device=y.device, dtype=torch.int64)
         for i in range(0, len(y), batch_size):
@@ -236,7 +245,7 @@ def _log(quiet, msg):
 def _train(spec, workload, device, writer, quiet, t_entry, process_age):
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
-    seed_everything(spec["seed"], spec["deterministic"])
+    seed_everything(spec["seed"], spec["deterministic"], device)
 
     t0 = time.perf_counter()
     splits = datasets.load(workload.dataset, spec)
@@ -290,7 +299,7 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
         losses = state["window_losses"]
         row["epoch_loss"] = sum(losses) / len(losses) if losses else None
         state["window_losses"] = []
-        row.update(evaluate(model, objective, splits, spec["eval_batch_size"]))
+        row.update(evaluate(model, objective, splits, spec["eval_batch_size"], spec["eval_max_samples"]))
         if gns_ema is not None:
             row["grad_noise_scale"] = measure_noise_scale(model, objective, splits, state["batch"] or
                                                           schedules.batch_size_at(spec, 0, n_train),

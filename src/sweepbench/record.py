@@ -14,7 +14,8 @@ metrics.csv, one row per evaluation (step 0 = before training):
                     steps.csv has each update's actual size, e.g. the shorter last batch)
     epoch_loss      mean mini-batch training loss since the previous evaluation (empty at step 0)
     train_loss, train_accuracy, val_loss, val_accuracy, test_loss, test_accuracy
-                    on the whole split in eval mode; accuracy empty for regression; when the
+                    on the whole split (or its first eval_max_samples) in eval mode; accuracy
+                    empty for regression; when the
                     workload has no validation split (val_size=0) val_* equal test_*
     grad_noise_scale  B_simple estimate (only when the run sets gns=true)
 

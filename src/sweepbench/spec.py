@@ -67,6 +67,7 @@ DEFAULTS: dict = {
     # measurement
     "eval_every": 0,            # evaluate every N steps (0 = every epoch)
     "eval_batch_size": 4096,
+    "eval_max_samples": 0,      # evaluate on at most this many samples of each split (0 = all; for speed studies)
     "steps_cap": 5000,          # steps.csv keeps at most about this many evenly spaced steps
     "gns": False,               # estimate the gradient noise scale at every evaluation
     "gns_batches": 8,           # small batches per estimate (big batch = gns_batches x batch_size)
@@ -75,7 +76,7 @@ DEFAULTS: dict = {
     # machine
     "device": "auto",           # auto | cpu | cuda
     "threads": 0,               # torch CPU threads (0 = torch's default)
-    "deterministic": True,      # torch.use_deterministic_algorithms and no cudnn autotuning
+    "deterministic": True,      # CUDA: torch.use_deterministic_algorithms, no cuDNN autotuning (CPU: already deterministic)
 }
 
 LIST_KEYS = {"step_milestones", "batch_cycle", "hidden"}
@@ -89,7 +90,7 @@ CHOICES = {
 BOOL_KEYS = {"synthetic", "download", "augment", "stop_at_target", "gns", "deterministic"}
 INT_KEYS = {"epochs", "max_steps", "seed", "data_seed", "train_size", "val_size", "accum_steps",
             "warmup_steps", "clr_step_size", "patience", "eval_every", "eval_batch_size",
-            "steps_cap", "gns_batches", "timing_warmup_steps", "threads"}
+            "steps_cap", "gns_batches", "timing_warmup_steps", "threads", "eval_max_samples"}
 FLOAT_KEYS = {"lr", "dropout", "reg_lambda", "entropy_alpha", "momentum", "weight_decay",
               "step_gamma", "cosine_min_factor", "clr_max_lr", "clr_gamma", "target",
               "converge_tol", "diverge_factor", "gns_ema"}
@@ -171,7 +172,7 @@ def validate(spec: dict) -> None:
     if bs != "full" and (not isinstance(bs, int) or isinstance(bs, bool) or bs < 1):
         raise SweepbenchError(f"bad batch_size {bs!r}; allowed: an integer >= 1 or 'full'")
     _at_least(spec, "epochs", 1)
-    for key in ("max_steps", "train_size", "warmup_steps", "eval_every", "threads"):
+    for key in ("max_steps", "train_size", "warmup_steps", "eval_every", "threads", "eval_max_samples"):
         _at_least(spec, key, 0)
     for key in ("accum_steps", "patience", "eval_batch_size", "steps_cap", "clr_step_size"):
         _at_least(spec, key, 1)

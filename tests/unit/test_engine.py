@@ -170,6 +170,15 @@ def test_target_with_patience_stops_and_first_crossing_is_recorded(tmp_path):
     assert metrics["val_accuracy"].iloc[-2:].ge(0.9).all() and len(metrics) < 31
 
 
+def test_eval_max_samples_evaluates_a_prefix_of_each_split(tmp_path):
+    _, full, _ = train(tmp_path, "full", workload="digits_softmax", epochs=1, sampling="sequential")
+    _, part, _ = train(tmp_path, "part", workload="digits_softmax", epochs=1, sampling="sequential",
+                       eval_max_samples=50)
+    assert list(part["step"]) == list(full["step"])
+    assert (part["train_loss"] != full["train_loss"]).all()      # other samples, other loss
+    assert ((part["val_accuracy"] * 50).round(6) % 1 == 0).all()  # accuracy over exactly 50 samples
+
+
 def test_eval_every_k_steps_and_steps_csv_thinning(tmp_path):
     result, metrics, steps = train(tmp_path, workload="linreg", batch_size=1, epochs=10, lr=0.001,
                                    eval_every=250, steps_cap=50)
@@ -180,7 +189,7 @@ def test_eval_every_k_steps_and_steps_csv_thinning(tmp_path):
 
 def test_synthetic_data_is_recorded(tmp_path):
     result, _, _ = train(tmp_path, workload="fmnist_lenet5", synthetic=True, max_steps=3, batch_size=16,
-                         eval_batch_size=4096, train_size=256)
+                         eval_max_samples=64, train_size=256)
     assert result["workload"]["synthetic"] and result["spec"]["synthetic"]
     assert result["final"]["step"] == 3 and "max_steps" in result["stop_reason"]
 
