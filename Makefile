@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup test report bench clean
+.PHONY: setup test report check baseline bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,16 @@ $(STAMP): pyproject.toml
 report: $(STAMP)
 	$(VENV)/bin/snakemake
 	@echo "report: $(abspath report/index.html) and $(abspath report/report.pdf)"
+
+# The regression check against baselines/default/ (exit 1 on a regression), then the report with its verdict.
+check: $(STAMP)
+	$(VENV)/bin/snakemake
+	$(VENV)/bin/sweepbench check --baseline default; status=$$?; $(VENV)/bin/sweepbench report >/dev/null; exit $$status
+
+# Freeze the current results as baselines/default/ (commit it).
+baseline: $(STAMP)
+	$(VENV)/bin/snakemake
+	$(VENV)/bin/sweepbench baseline save default
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -119,10 +119,13 @@ def cmd_train_pack(args) -> int:
         if args.job not in jobs:
             raise SweepbenchError(f"unknown job {args.job!r} in {args.plan}; allowed: {', '.join(jobs)}")
         runs = jobs[args.job]["runs"]
+    elif args.runs_file:
+        with open(args.runs_file) as f:
+            runs = json.load(f)
     elif args.runs:
         runs = json.loads(args.runs)
     else:
-        raise SweepbenchError("train-pack needs --plan FILE --job ID, or --runs JSON")
+        raise SweepbenchError("train-pack needs --runs-file FILE, --plan FILE --job ID, or --runs JSON")
     for run in runs:
         validate(run["spec"])
     ready = None
@@ -153,6 +156,36 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_baseline(args) -> int:
+    from sweepbench.check import save_baseline
+
+    out = save_baseline(args.name, args.tables, args.root)
+    print(f"saved baseline {args.name!r} to {out}/ (commit it to compare later runs with it)")
+    return 0
+
+
+def cmd_check(args) -> int:
+    import os
+
+    from sweepbench.check import run_check
+
+    config_check = None
+    if args.plan and os.path.exists(args.plan):
+        with open(args.plan) as f:
+            config_check = json.load(f).get("config", {}).get("check")
+    try:
+        summary = run_check(args.baseline, args.tables, args.out, config_check, args.root)
+    except SweepbenchError as err:
+        if not args.no_fail:
+            raise
+        from sweepbench.check import write_not_run
+
+        summary = write_not_run(args.out, args.baseline, str(err))
+    print(summary["line"])
+    print(f"details: {os.path.join(args.out, 'check.csv')}")
+    return 0 if summary["passed"] or args.no_fail else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweepbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
@@ -179,9 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
+    p = sub.add_parser("baseline", help="freeze the current tables as a baseline: baseline save NAME")
+    p.add_argument("action", choices=["save"])
+    p.add_argument("name", help="baseline folder name under --root, e.g. default")
+    p.add_argument("--tables", default="results/tables")
+    p.add_argument("--root", default="baselines")
+    p = sub.add_parser("check", help="compare the current tables with a baseline; exit 1 on a regression")
+    p.add_argument("--baseline", required=True, help="name of a folder under --root")
+    p.add_argument("--tables", default="results/tables")
+    p.add_argument("--plan", default="results/plan.json", help="for the config's `check:` tolerances")
+    p.add_argument("--out", default="results/check")
+    p.add_argument("--root", default="baselines")
+    p.add_argument("--no-fail", action="store_true",
+                   help="exit 0 even on a regression or an unusable baseline (the verdict is in the files; "
+                        "the workflow's check rule uses this so the report can show it)")
     p = sub.add_parser("train-pack", help="train several resolved run specs in one process (workflow jobs)")
     p.add_argument("--plan", help="plan.json written by the workflow (with --job)")
     p.add_argument("--job", help="job id in the plan, e.g. digits_optimizers/opt~adam")
+    p.add_argument("--runs-file", help="a JSON file with the job's runs (the workflow's results/specs/<job>.json)")
     p.add_argument("--runs", help='or a JSON list of {"dir": "lr~0.1/seed~0", "seed": N, "spec": {...}}')
     p.add_argument("--out", required=True, help="job folder; each run goes to <out>/<dir>")
     p.add_argument("--threads", type=int, default=0)
@@ -191,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "plan": cmd_plan,
             "train-pack": cmd_train_pack, "aggregate": cmd_aggregate,
-            "report": cmd_report}
+            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check}
 
 
 def main(argv=None) -> int:

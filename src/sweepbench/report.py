@@ -369,9 +369,11 @@ def check_section(check_dir: str) -> dict | None:
     summary_path = os.path.join(check_dir, "summary.json")
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
     bad = df[df["verdict"].isin(["regression", "missing"])] if "verdict" in df else df
+    shown = bad if len(bad) else df[df["verdict"] != "pass"] if "verdict" in df else df
+    caption = ("Regressions and missing cells (every comparison: results/check/check.csv)" if len(bad)
+               else "Improvements and comparisons that could not be made (every comparison: results/check/check.csv)")
     return {"summary": summary.get("line", ""), "passed": summary.get("passed"),
-            "table": html_table(bad if len(bad) else df.head(20), {c: c for c in df.columns},
-                                "Regressions and missing cells" if len(bad) else "No regression; first rows")}
+            "table": html_table(shown.head(60), {c: c.replace("_", " ") for c in df.columns}, caption)}
 
 
 def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str | None = None) -> dict:

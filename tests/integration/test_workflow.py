@@ -59,16 +59,24 @@ def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
+def trained_by(wd):
+    dry = snakemake(wd, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    return sorted(line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("    output: results/runs/"))
+
+
 def test_config_change_retrains_only_the_affected_cells(tmp_path):
-    config = {"studies": {"a": {"workload": "linreg", "fixed": {"epochs": 2}, "grid": {"lr": [0.001, 0.002]}}}}
+    config = {"studies": {"a": {"workload": "linreg", "fixed": {"epochs": 2}, "grid": {"lr": [0.001, 0.002]}},
+                          "b": {"workload": "logreg2d", "fixed": {"epochs": 1}}}}
     wd = workdir(tmp_path, config)
     assert snakemake(wd).returncode == 0
-    config["studies"]["a"]["grid"]["lr"] = [0.001, 0.003]
+    assert trained_by(wd) == []
+    config["studies"]["a"]["grid"]["lr"] = [0.001, 0.003]          # a new cell
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    dry = snakemake(wd, "--dry-run")
-    assert dry.returncode == 0
-    trained = [line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("    output: results/runs/")]
-    assert trained == ["results/runs/a/lr~0.003"]      # the unchanged cell lr~0.001 is not re-trained
+    assert trained_by(wd) == ["results/runs/a/lr~0.003"]
+    config["studies"]["b"]["fixed"]["epochs"] = 2                    # same id, changed spec
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert trained_by(wd) == ["results/runs/a/lr~0.003", "results/runs/b/all"]
 
 
 @pytest.mark.parametrize("study, message", [
@@ -109,3 +117,23 @@ def test_killed_run_leaves_no_complete_looking_record_and_is_redone(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (run_dir / "run.json").exists()
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 401
+
+
+def test_second_seeded_run_passes_the_check_against_the_first(tmp_path):
+    wd = workdir(tmp_path)
+    assert snakemake(wd).returncode == 0
+    cli = [sys.executable, "-m", "sweepbench.cli"]
+    saved = subprocess.run(cli + ["baseline", "save", "tiny"], cwd=wd, capture_output=True, text=True, env=ENV)
+    assert saved.returncode == 0, saved.stderr
+    assert (wd / "baselines" / "tiny" / "seeds.csv").exists()
+    shutil.rmtree(wd / "results")
+    config = yaml.safe_load((wd / "config" / "config.yaml").read_text())
+    config["baseline"] = "tiny"                      # the workflow now runs the check and reports it
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert snakemake(wd).returncode == 0
+    checked = subprocess.run(cli + ["check", "--baseline", "tiny"], cwd=wd, capture_output=True, text=True, env=ENV)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.startswith("PASS") and "regression" not in checked.stdout
+    table = pd.read_csv(wd / "results" / "check" / "check.csv")
+    assert (table["verdict"] == "pass").sum() > 0 and set(table["verdict"]) <= {"pass", "improvement"}
+    assert "Regression check: PASS" in (wd / "report" / "index.html").read_text()

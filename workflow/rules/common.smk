@@ -20,6 +20,7 @@ CODE_VERSION = code_version()  # a param of every training job: editing the pack
 from sweepbench.tables import TABLE_NAMES
 
 TABLES = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
+CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") else []  # the report shows the verdict
 
 
 wildcard_constraints:

@@ -4,6 +4,7 @@
 rule report:
     input:
         TABLES,
+        CHECK,
         plan=f"{RESULTS}/plan.json",
     output:
         html=f"{REPORT}/index.html",

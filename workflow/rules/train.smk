@@ -3,22 +3,28 @@
 # Snakemake marks a killed job incomplete and re-runs it.
 
 
+rule job_spec:
+    output:
+        f"{RESULTS}/specs/{{job}}.json",
+    params:
+        specs=job_digest,  # changes exactly when this job's run specs change ...
+        code=CODE_VERSION,  # ... or the training code does; the new file then re-trains the job
+    script:
+        "../scripts/write_job_spec.py"
+
+
 rule train:
     input:
         data=job_data,
-        plan=ancient(f"{RESULTS}/plan.json"),  # read for the job's specs; its timestamp triggers nothing
+        spec=f"{RESULTS}/specs/{{job}}.json",
     output:
         directory(f"{RESULTS}/runs/{{job}}"),
     log:
         f"{RESULTS}/logs/train/{{job}}.log",
-    params:
-        specs=job_digest,
-        code=CODE_VERSION,
     threads: job_threads
     resources:
         mem_mb=job_resource("mem_mb"),
         runtime=job_resource("runtime"),
         gpu=job_resource("gpu"),
     shell:
-        "sweepbench train-pack --plan {input.plan:q} --job {wildcards.job:q} --out {output:q} --threads {threads} "
-        "> {log:q} 2>&1"
+        "sweepbench train-pack --runs-file {input.spec:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
