@@ -26,7 +26,7 @@ from sweepbench import SweepbenchError, __version__
 QUALITY_METRICS = {"final_val_accuracy": True, "best_val_accuracy": True, "final_val_loss": False,
                    "best_val_loss": False, "steps_to_target": False, "samples_to_target": False}
 SPEED_METRICS = {"samples_per_s": True, "step_time_median_s": False}
-SEED_COLUMNS = ["study", "cell", "seed", "status", "target_reached", "device_name", "torch"] + \
+SEED_COLUMNS = ["study", "cell", "seed", "status", "target_reached", "device_name", "torch", "train_s"] + \
     list(QUALITY_METRICS) + list(SPEED_METRICS)
 # Defaults; a config's `check:` block overrides them (validated by the config schema).
 DEFAULTS = {
@@ -35,6 +35,7 @@ DEFAULTS = {
                 "best_val_loss": 0.02, "steps_to_target": 0.0, "samples_to_target": 0.0},
     "rel_tol": {"steps_to_target": 0.10, "samples_to_target": 0.10},
     "speed_threshold": 0.07,
+    "min_timed_s": 1.0,   # speed is compared only for cells whose runs trained at least this long
 }
 VERDICTS = ("pass", "regression", "improvement", "not comparable", "missing")
 CHECK_COLUMNS = ["study", "cell", "metric", "baseline", "current", "delta", "p_value", "threshold", "verdict", "reason"]
@@ -57,7 +58,8 @@ def one_sided_p(baseline, current, higher_is_better: bool) -> float:
     from scipy import stats
 
     b, c = np.asarray(baseline, float), np.asarray(current, float)
-    if len(b) < 2 or len(c) < 2 or (b.std() == 0 and c.std() == 0):
+    scale = max(abs(b).max(), abs(c).max(), 1e-300)
+    if len(b) < 2 or len(c) < 2 or max(b.std(), c.std()) <= 1e-9 * scale:   # no variance to test with
         return math.nan
     alternative = "less" if higher_is_better else "greater"   # worse = lower accuracy / higher loss
     return float(stats.ttest_ind(c, b, equal_var=False, alternative=alternative).pvalue)
@@ -82,8 +84,9 @@ def quality_verdict(baseline, current, higher_is_better: bool, alpha: float, tol
 
 def speed_verdict(baseline, current, higher_is_better: bool, threshold: float) -> tuple[str, str]:
     """The speed test: a regression when the current mean is worse than the baseline mean by
-    more than `threshold` relative to it (TorchBench's 7% by default); only called when
-    device and torch version match."""
+    more than `threshold` relative to it (TorchBench's 7% by default). Only applied when the
+    device name and torch version match and the runs trained for at least min_timed_s
+    seconds (default 1 s): shorter runs cannot be timed to a few percent."""
     b, c = float(np.mean(baseline)), float(np.mean(current))
     rel = (c - b) / b if b else math.nan
     worse = -rel if higher_is_better else rel
@@ -137,10 +140,14 @@ def compare(base, cur, s: dict):
                 continue
             out = {**row0, "metric": metric, "baseline": bv.mean(), "current": cv.mean(), "delta": cv.mean() - bv.mean(),
                    "threshold": s["speed_threshold"]}
+            timed = min(b["train_s"].mean(), c["train_s"].mean()) if "train_s" in b and "train_s" in c else math.inf
             if not (same_device and same_torch):
                 what = (f"device {sorted(set(b['device_name']))} vs {sorted(set(c['device_name']))}" if not same_device
                         else f"torch {sorted(set(b['torch']))} vs {sorted(set(c['torch']))}")
                 out.update(verdict="not comparable", reason=what)
+            elif timed < s["min_timed_s"]:
+                out.update(verdict="not comparable",
+                           reason=f"runs train {timed:.3g} s, too short to time (min_timed_s {s['min_timed_s']:g})")
             else:
                 verdict, reason = speed_verdict(bv, cv, higher, s["speed_threshold"])
                 out.update(verdict=verdict, reason=reason)

@@ -35,6 +35,20 @@ def _label(metric: str) -> str:
     return f"{split} {kind}" + (" (fraction)" if kind == "accuracy" else "")
 
 
+def _finish(ax, xlabel: str, ylabel: str, title: str, log2_x: bool = True, log_y: bool = True,
+            legend: bool = True) -> None:
+    """The axis styling shared by the batch-size figures."""
+    if log2_x:
+        ax.set_xscale("log", base=2)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=7, frameon=False)
+
+
 def learning_curves(curves, x: str, metric: str, title: str) -> str:
     """curves: DataFrame with columns label, seed, <x>, <metric>; mean line and min-max band across seeds."""
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
@@ -135,12 +149,7 @@ def scaling(sc, title: str) -> str:
     y = sc["steps_to_target_mean"]
     ax.errorbar(b, y, yerr=[y - sc["steps_to_target_ci_lo"], sc["steps_to_target_ci_hi"] - y], fmt="o",
                 color="tab:blue", capsize=2, label="measured (mean, 95% CI)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size (samples per update)")
-    ax.set_ylabel("steps to target")
-    ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    _finish(ax, "batch size (samples per update)", "steps to target", title)
     return to_svg(fig)
 
 
@@ -151,12 +160,7 @@ def best_lr_vs_batch(best, title: str) -> str:
         ax.plot(g["effective_batch_size"], g["best_lr"], "o-", label=f"best lr ({opt})")
         ax.plot(g["effective_batch_size"], g["linear_rule_lr"], ":", color="grey", label="linear scaling rule")
         ax.plot(g["effective_batch_size"], g["sqrt_rule_lr"], "--", color="grey", label="square-root rule")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size (samples per update)")
-    ax.set_ylabel("learning rate")
-    ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    _finish(ax, "batch size (samples per update)", "learning rate", title)
     return to_svg(fig)
 
 
@@ -167,12 +171,7 @@ def noise_scale(sc, title: str) -> str:
     if np.isfinite(b_crit):
         ax.axhline(b_crit, color="black", lw=1, label=f"fitted critical batch size B_crit = {b_crit:.0f}")
         ax.axhspan(sc["b_crit_ci_lo"].iloc[0], sc["b_crit_ci_hi"].iloc[0], color="black", alpha=0.08, label="B_crit 95% CI")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size of the run (samples per update)")
-    ax.set_ylabel("samples")
-    ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    _finish(ax, "batch size of the run (samples per update)", "samples", title)
     return to_svg(fig)
 
 
@@ -198,9 +197,7 @@ def throughput_bars(th, title: str) -> str:
     labels = [str(int(b)) for b in th["effective_batch_size"]]
     bars = ax.bar(labels, th["samples_per_s"], color=sns.color_palette(PALETTE)[0])
     ax.bar_label(bars, labels=[f"{v:,.0f}" for v in th["samples_per_s"]], fontsize=7)
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("throughput (samples / s)")
-    ax.set_title(title)
+    _finish(ax, "batch size", "throughput (samples / s)", title, log2_x=False, log_y=False, legend=False)
     return to_svg(fig)
 
 
@@ -212,12 +209,7 @@ def time_to_target(sc, title: str) -> str:
     if len(fast):
         ax.plot(fast["effective_batch_size"], fast["time_to_target_s"], "*", ms=12, color="tab:red",
                 label=f"fastest: B = {int(fast['effective_batch_size'].iloc[0])}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size (samples per update)")
-    ax.set_ylabel("time to target on this machine (s)")
-    ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    _finish(ax, "batch size (samples per update)", "time to target on this machine (s)", title)
     return to_svg(fig)
 
 
@@ -226,10 +218,7 @@ def lr_schedule(steps, title: str) -> str:
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     for label, g in steps.groupby("label", sort=False):
         ax.plot(g["step"], g["lr"], lw=1, label=label)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate")
-    ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    _finish(ax, "optimizer step", "learning rate", title, log2_x=False, log_y=False)
     return to_svg(fig)
 
 

@@ -135,5 +135,8 @@ def test_second_seeded_run_passes_the_check_against_the_first(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith("PASS") and "regression" not in checked.stdout
     table = pd.read_csv(wd / "results" / "check" / "check.csv")
-    assert (table["verdict"] == "pass").sum() > 0 and set(table["verdict"]) <= {"pass", "improvement"}
+    quality = table[~table["metric"].isin(["samples_per_s", "step_time_median_s"])]
+    assert len(quality) and set(quality["verdict"]) == {"pass"}          # seeded CPU runs reproduce
+    speed = table[table["metric"].isin(["samples_per_s", "step_time_median_s"])]
+    assert speed["reason"].str.contains("too short to time").all()      # millisecond runs are not timed
     assert "Regression check: PASS" in (wd / "report" / "index.html").read_text()

@@ -9,11 +9,12 @@ from sweepbench import SweepbenchError, check
 
 
 def seeds(cells=("s/a", "s/b"), acc=(0.90, 0.91, 0.89), sps=(1000.0, 1010.0, 990.0), device="cpu-x", torch="2.x",
-          status="completed", reached=True):
+          status="completed", reached=True, train_s=5.0):
     rows = []
     for cell in cells:
         for seed, (a, v) in enumerate(zip(acc, sps)):
             rows.append({"study": "s", "cell": cell, "seed": seed, "status": status, "target_reached": reached,
+                         "train_s": train_s,
                          "device_name": device, "torch": torch, "final_val_accuracy": a, "best_val_accuracy": a + 0.01,
                          "final_val_loss": 1 - a, "best_val_loss": 0.9 - a, "steps_to_target": 100 + seed,
                          "samples_to_target": 3200 + 32 * seed, "samples_per_s": v, "step_time_median_s": 32 / v})
@@ -51,6 +52,12 @@ def test_throughput_down_20_percent_same_device_caught_other_device_not_comparab
     table = check.compare(seeds(), other, check.settings(None))
     assert verdicts(table)[("s/a", "samples_per_s")] == "not comparable"
     assert "cpu-x" in table[table["metric"] == "samples_per_s"]["reason"].iloc[0]
+
+
+def test_runs_too_short_to_time_are_not_compared_for_speed():
+    table = check.compare(seeds(train_s=0.05), seeds(sps=(500.0, 505.0, 495.0), train_s=0.05), check.settings(None))
+    row = table[table["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "not comparable" and "too short to time" in row["reason"]
 
 
 def test_newly_diverging_cell_and_lost_target_are_regressions():
