@@ -140,3 +140,9 @@ def test_second_seeded_run_passes_the_check_against_the_first(tmp_path):
     speed = table[table["metric"].isin(["samples_per_s", "step_time_median_s"])]
     assert speed["reason"].str.contains("too short to time").all()      # millisecond runs are not timed
     assert "Regression check: PASS" in (wd / "report" / "index.html").read_text()
+
+
+def test_snakemake_lint_passes(tmp_path):
+    wd = workdir(tmp_path)
+    proc = snakemake(wd, "--lint")
+    assert proc.returncode == 0 and "good condition" in proc.stdout + proc.stderr, proc.stdout[-3000:]

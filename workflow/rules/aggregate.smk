@@ -6,6 +6,10 @@ rule write_plan:
         f"{RESULTS}/plan.json",
     params:
         plan=PLAN_DIGEST,
+    log:
+        f"{RESULTS}/logs/write_plan.log",
+    conda:
+        "../envs/sweepbench.yaml"
     script:
         "../scripts/write_plan.py"
 
@@ -16,7 +20,12 @@ rule aggregate:
         jobs=expand(f"{RESULTS}/runs/{{job}}", job=JOBS),
     output:
         TABLES,
+    params:
+        runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),
+        tables=lambda w, output: os.path.dirname(output[0]),
     log:
         f"{RESULTS}/logs/aggregate.log",
+    conda:
+        "../envs/sweepbench.yaml"
     shell:
-        "sweepbench aggregate --plan {input.plan:q} --runs-dir {RESULTS}/runs --out {RESULTS}/tables > {log:q} 2>&1"
+        "sweepbench aggregate --plan {input.plan:q} --runs-dir {params.runs_dir:q} --out {params.tables:q} > {log:q} 2>&1"

@@ -12,8 +12,12 @@ rule check:
         f"{RESULTS}/check/summary.json",
     params:
         baseline=config.get("baseline", "default"),
+        tables=lambda w, input: os.path.dirname(input.runs),
+        out=lambda w, output: os.path.dirname(output[0]),
     log:
         f"{RESULTS}/logs/check.log",
+    conda:
+        "../envs/sweepbench.yaml"
     shell:
-        "sweepbench check --baseline {params.baseline:q} --tables {RESULTS}/tables --plan {input.plan:q} "
-        "--out {RESULTS}/check --no-fail > {log:q} 2>&1"
+        "sweepbench check --baseline {params.baseline:q} --tables {params.tables:q} --plan {input.plan:q} "
+        "--out {params.out:q} --no-fail > {log:q} 2>&1"

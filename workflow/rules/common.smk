@@ -1,6 +1,7 @@
 # Expand the config into cells (sweepbench.plan) before any job starts; a bad config stops here.
 import hashlib
 import json
+import os
 import sys
 
 from sweepbench import SweepbenchError

@@ -11,5 +11,7 @@ rule prepare_data:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/sweepbench.yaml"
     shell:
         "sweepbench prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir} --out {output} > {log} 2>&1"

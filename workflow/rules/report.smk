@@ -1,4 +1,4 @@
-# Tables (+ the regression check when present) -> report/index.html and report/report.pdf.
+# Tables (+ the regression check when the config names a baseline) -> report/index.html and report/report.pdf.
 
 
 rule report:
@@ -9,8 +9,15 @@ rule report:
     output:
         html=f"{REPORT}/index.html",
         pdf=f"{REPORT}/report.pdf",
+    params:
+        tables=lambda w, input: os.path.dirname(input[0]),
+        runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),
+        check_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "check"),
+        out=lambda w, output: os.path.dirname(output.html),
     log:
         f"{RESULTS}/logs/report.log",
+    conda:
+        "../envs/sweepbench.yaml"
     shell:
-        "sweepbench report --plan {input.plan:q} --tables {RESULTS}/tables --runs-dir {RESULTS}/runs "
-        "--check-dir {RESULTS}/check --out {REPORT} > {log:q} 2>&1"
+        "sweepbench report --plan {input.plan:q} --tables {params.tables:q} --runs-dir {params.runs_dir:q} "
+        "--check-dir {params.check_dir:q} --out {params.out:q} > {log:q} 2>&1"

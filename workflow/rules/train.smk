@@ -9,6 +9,10 @@ rule job_spec:
     params:
         specs=job_digest,  # changes exactly when this job's run specs change ...
         code=CODE_VERSION,  # ... or the training code does; the new file then re-trains the job
+    log:
+        f"{RESULTS}/logs/job_spec/{{job}}.log",
+    conda:
+        "../envs/sweepbench.yaml"
     script:
         "../scripts/write_job_spec.py"
 
@@ -26,5 +30,7 @@ rule train:
         mem_mb=job_resource("mem_mb"),
         runtime=job_resource("runtime"),
         gpu=job_resource("gpu"),
+    conda:
+        "../envs/sweepbench.yaml"
     shell:
         "sweepbench train-pack --runs-file {input.spec:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
