@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless the command line brought its own studies (--configfile FILE):
+# Snakemake would otherwise merge the two configs' studies.
+if "studies" not in config:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "workflow/rules/common.smk"

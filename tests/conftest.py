@@ -1,36 +1,15 @@
-"""Shared fixtures: tiny MNIST-format datasets in the real on-disk (IDX) format."""
+"""Shared fixtures: tiny MNIST-format datasets in the real on-disk (IDX) format (sweepbench.tinydata)."""
 
-import os
-import struct
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 
-def write_idx(path, array: np.ndarray) -> None:
-    """Write an IDX file (the MNIST format: magic 0x0000080N, big-endian dims, uint8 data)."""
-    with open(path, "wb") as f:
-        f.write(struct.pack(">HBB", 0, 0x08, array.ndim))
-        f.write(struct.pack(">" + "I" * array.ndim, *array.shape))
-        f.write(array.astype(np.uint8).tobytes())
-
-
 def make_tiny_mnist(raw_dir, folder="MNIST", n_train=64, n_test=32, seed=0) -> str:
-    """Tiny learnable MNIST-like data: class k has a bright 4x4 square at a class-specific spot."""
-    rng = np.random.RandomState(seed)
-    raw = os.path.join(raw_dir, folder, "raw")
-    os.makedirs(raw, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.randint(0, 10, n)
-        images = rng.randint(0, 40, (n, 28, 28))
-        for i, k in enumerate(labels):
-            r, c = 2 + (k // 5) * 12, 2 + (k % 5) * 5
-            images[i, r:r + 4, c:c + 4] = 250
-        write_idx(os.path.join(raw, f"{prefix}-images-idx3-ubyte"), images)
-        write_idx(os.path.join(raw, f"{prefix}-labels-idx1-ubyte"), labels)
-    return raw
+    from sweepbench.tinydata import write_tiny_dataset
+
+    return write_tiny_dataset(str(raw_dir), folder, n_train, n_test, seed)
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def cmd_prepare(args) -> int:
     from sweepbench.prepare import prepare
 
     out = args.out or tensor_file(args.dataset, args.data_dir)
-    prepare(args.dataset, args.raw_dir, out, download=args.download)
+    prepare(args.dataset, args.raw_dir, out, download=args.download, tiny=args.tiny)
     print(f"prepared {args.dataset} -> {out}")
     return 0
 
@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULTS["data_dir"], help="where <dataset>.pt goes (default resources)")
     p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
     p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")
+    p.add_argument("--tiny", action="store_true",
+                   help="first write a tiny generated dataset in the real IDX format to --raw-dir (smoke runs)")
     sub.add_parser("workloads", help="list the workloads and their defaults")
     p = sub.add_parser("plan", help="validate a config and list its studies, cells and runs")
     p.add_argument("--config", default="config/config.yaml")

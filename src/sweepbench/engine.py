@@ -252,11 +252,11 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
     if spec["augment"]:
         datasets.featurewise_normalise(splits)
     n_train = len(splits.y_train)
-    if spec["batch_size"] != "full" and spec["batch_size"] > n_train:
+    if spec["batch_size"] != "full" and spec["batch_size"] > n_train and not spec["clip_batch_size"]:
         raise SweepbenchError(f"bad batch_size {spec['batch_size']}; allowed: 1..{n_train} "
                               f"(the training set of {workload.name} has {n_train} samples) or 'full'")
     for b in spec["batch_cycle"] if spec["batch_schedule"] == "cyclic" else []:
-        if b > n_train:
+        if b > n_train and not spec["clip_batch_size"]:
             raise SweepbenchError(f"bad batch_cycle entry {b}; allowed: 1..{n_train} (training set size)")
     splits = splits.to(device)
     data_load_s = time.perf_counter() - t0

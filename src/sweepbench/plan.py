@@ -35,6 +35,29 @@ DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exc
 TRAIN_SAMPLES = {"linreg": 100, "logreg2d": 500, "digits": 1797 - 1797 // 5, "mnist": 60000, "fmnist": 60000}
 
 
+SMOKE_DATA_DIR = "resources/smoke"
+SMOKE_RAW_DIR = "resources/smoke/raw"
+SMOKE_TRAIN = 32
+
+
+def is_smoke(config: dict) -> bool:
+    """`smoke: true` in the config, or `--config smoke=true` on the command line (a string there)."""
+    return str(config.get("smoke", False)).lower() == "true"
+
+
+def apply_smoke(spec: dict) -> dict:
+    """`smoke: true` shrinks a run to about a second while keeping its study's grid and ids:
+    image data come from tiny generated IDX files (sweepbench.tinydata) in resources/smoke/,
+    at most 32 training samples (batch sizes are clipped to them), 2 epochs and 2 steps,
+    evaluation on 16 samples per split; the planner also keeps only a cell's first 2 seeds."""
+    spec = dict(spec, data_dir=SMOKE_DATA_DIR, raw_dir=SMOKE_RAW_DIR, clip_batch_size=True,
+                train_size=min(spec["train_size"] or SMOKE_TRAIN, SMOKE_TRAIN), epochs=min(spec["epochs"], 2),
+                max_steps=min(spec["max_steps"] or 2, 2), eval_max_samples=16)
+    if spec["val_size"]:
+        spec["val_size"] = min(spec["val_size"], 16)
+    return spec
+
+
 def load_schema() -> dict:
     import yaml
 
@@ -114,6 +137,8 @@ def plan(config: dict) -> dict:
     from sweepbench.workloads import WORKLOADS
 
     selected = config.get("run") or list(config["studies"])
+    if isinstance(selected, str):  # --config run=a,b (or run=[a,b]) arrives as a string
+        selected = [name.strip() for name in selected.strip("[]").split(",") if name.strip()]
     for name in selected:
         if name not in config["studies"]:
             raise SweepbenchError(f"config error in key run: unknown study {name!r}; "
@@ -138,6 +163,8 @@ def plan(config: dict) -> dict:
             if target.get("stop"):
                 fixed.setdefault("stop_at_target", True)
         seeds = study.get("seeds") or [0]
+        if is_smoke(config):
+            seeds = seeds[:2]
         resources = {**DEFAULT_RESOURCES, **(study.get("resources") or {})}
         workload = WORKLOADS[study["workload"]]
         entry = {"workload": workload.name, "description": study.get("description", workload.description),
@@ -156,9 +183,11 @@ def plan(config: dict) -> dict:
                 spec = resolve({**options, "seed": seeds[0], "threads": resources["threads"]})
             except SweepbenchError as err:
                 raise SweepbenchError(f"config error in study {name!r}, cell {cell_slug(point)}: {err}") from None
+            if is_smoke(config):
+                spec = apply_smoke(spec)
             bs = spec["batch_size"]
             n = _train_samples(spec, workload.dataset)
-            if bs != "full" and bs > n:
+            if bs != "full" and bs > n and not spec["clip_batch_size"]:
                 raise SweepbenchError(f"config error in study {name!r}, key batch_size: {bs} is larger than the "
                                       f"training set of {workload.name} ({n} samples); allowed: 1..{n} or full")
             entry["axes"] = axes

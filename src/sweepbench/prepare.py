@@ -20,10 +20,16 @@ def raw_folder(name: str, raw_dir: str) -> str:
     return os.path.join(raw_dir, IMAGE_DATASETS[name], "raw")
 
 
-def prepare(name: str, raw_dir: str, out_path: str, download: bool = False) -> str:
-    """Read the raw dataset through torchvision.datasets and save it as a tensor file."""
+def prepare(name: str, raw_dir: str, out_path: str, download: bool = False, tiny: bool = False) -> str:
+    """Read the raw dataset through torchvision.datasets and save it as a tensor file.
+    tiny=True first writes a tiny generated dataset in the real IDX format to raw_dir
+    (sweepbench.tinydata), for smoke runs."""
     if name not in IMAGE_DATASETS:
         raise SweepbenchError(f"unknown dataset {name!r} to prepare; allowed: {', '.join(IMAGE_DATASETS)}")
+    if tiny:
+        from sweepbench.tinydata import write_tiny_dataset
+
+        write_tiny_dataset(raw_dir, IMAGE_DATASETS[name], seed=list(IMAGE_DATASETS).index(name))
     import torch
     import torchvision
 

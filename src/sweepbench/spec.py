@@ -24,6 +24,7 @@ DEFAULTS: dict = {
     "optimizer": "sgd",         # one of OPTIMIZERS
     "lr": 0.01,                 # base learning rate (> 0)
     "batch_size": 32,           # int >= 1, or "full" (gradient descent on the whole training set)
+    "clip_batch_size": False,   # clip batch sizes larger than the training set to it instead of failing (smoke runs)
     "epochs": 10,               # maximum number of epochs (>= 1)
     "max_steps": 0,             # stop after this many optimizer steps (0 = no limit)
     "seed": 0,                  # seeds python, numpy and torch (init, sampling, dropout)
@@ -87,7 +88,7 @@ CHOICES = {
     "batch_schedule": BATCH_SCHEDULES,
     "device": DEVICES,
 }
-BOOL_KEYS = {"synthetic", "download", "augment", "stop_at_target", "gns", "deterministic"}
+BOOL_KEYS = {"synthetic", "download", "augment", "stop_at_target", "gns", "deterministic", "clip_batch_size"}
 INT_KEYS = {"epochs", "max_steps", "seed", "data_seed", "train_size", "val_size", "accum_steps",
             "warmup_steps", "clr_step_size", "patience", "eval_every", "eval_batch_size",
             "steps_cap", "gns_batches", "timing_warmup_steps", "threads", "eval_max_samples"}

@@ -146,3 +146,31 @@ def test_snakemake_lint_passes(tmp_path):
     wd = workdir(tmp_path)
     proc = snakemake(wd, "--lint")
     assert proc.returncode == 0 and "good condition" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+STUDY_FILES = sorted(os.listdir(os.path.join(ROOT, "config", "studies")))
+
+
+@pytest.mark.parametrize("study_file", STUDY_FILES)
+def test_every_seed_study_runs_end_to_end_in_smoke_mode(tmp_path, study_file):
+    """Each study of config/studies/ on tiny generated IDX data (smoke=true): tables and a report
+    section per study, through the real Snakefile and the real torchvision loading code."""
+    wd = workdir(tmp_path)
+    shutil.copytree(os.path.join(ROOT, "config", "studies"), wd / "config" / "studies")
+    proc = snakemake(wd, "--configfile", f"config/studies/{study_file}", "--config", "smoke=true", timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = yaml.safe_load(open(os.path.join(ROOT, "config", "studies", study_file)))
+    runs = pd.read_csv(wd / "results" / "tables" / "runs.csv")
+    assert set(runs["study"]) == set(config["studies"])              # only this file's studies ran
+    page = (wd / "report" / "index.html").read_text()
+    for name in config["studies"]:
+        assert f'id="study-{name}"' in page
+    assert (wd / "report" / "report.pdf").exists()
+
+
+def test_one_study_of_the_default_config_from_the_command_line(tmp_path):
+    wd = workdir(tmp_path, yaml.safe_load(open(os.path.join(ROOT, "config", "config.yaml"))))
+    dry = snakemake(wd, "--dry-run", "--config", "run=linreg_batch,throughput")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    jobs = {line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("    output: results/runs/")}
+    assert jobs == {"results/runs/linreg_batch/all", "results/runs/throughput/all"}

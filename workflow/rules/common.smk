@@ -5,7 +5,7 @@ import os
 import sys
 
 from sweepbench import SweepbenchError
-from sweepbench.plan import plan
+from sweepbench.plan import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, plan
 from sweepbench.provenance import code_version
 
 try:
@@ -16,6 +16,8 @@ except SweepbenchError as err:
 
 RESULTS = config.get("results_dir", "results")
 REPORT = config.get("report_dir", "report")
+SMOKE = is_smoke(config)
+DATA_DIR = SMOKE_DATA_DIR if SMOKE else "resources"  # where prepare_data writes <dataset>.pt
 JOBS = PLAN["jobs"]
 CODE_VERSION = code_version()  # a param of every training job: editing the package re-trains
 from sweepbench.tables import TABLE_NAMES
@@ -44,7 +46,7 @@ def job_digest(wildcards):
 def job_data(wildcards):
     job = JOBS[wildcards.job]
     needs_file = job["dataset"] in ("mnist", "fmnist") and not job["runs"][0]["spec"]["synthetic"]
-    return [f"resources/{job['dataset']}.pt"] if needs_file else []
+    return [f"{DATA_DIR}/{job['dataset']}.pt"] if needs_file else []
 
 
 def job_resource(key):

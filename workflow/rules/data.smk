@@ -1,17 +1,20 @@
-# One job per dataset: torchvision's files -> resources/<dataset>.pt (training never imports torchvision).
+# One job per dataset: torchvision's files -> <data dir>/<dataset>.pt (training never imports
+# torchvision). With smoke=true the raw files are tiny generated IDX files.
 
 
 rule prepare_data:
     output:
-        "resources/{dataset}.pt",
+        f"{DATA_DIR}/{{dataset}}.pt",
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     params:
-        raw_dir=config.get("raw_dir", "data"),
+        raw_dir=SMOKE_RAW_DIR if SMOKE else config.get("raw_dir", "data"),
+        tiny="--tiny" if SMOKE else "",
     resources:
         mem_mb=4000,
         runtime=30,
     conda:
         "../envs/sweepbench.yaml"
     shell:
-        "sweepbench prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir} --out {output} > {log} 2>&1"
+        "sweepbench prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q} {params.tiny} --out {output:q} "
+        "> {log:q} 2>&1"
