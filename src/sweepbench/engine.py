@@ -304,10 +304,25 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
             row["grad_noise_scale"] = measure_noise_scale(model, objective, splits, state["batch"] or
                                                           schedules.batch_size_at(spec, 0, n_train),
                                                           spec["gns_batches"], gns_gen, gns_ema, spec["augment"])
+        if spec["save_best"]:
+            keep_if_best(row)
         eval_time += time.perf_counter() - t
         row["eval_s"] = eval_time
         metrics_rows.append(row)
         return row
+
+    best_model = {"metric": "val_accuracy" if workload.has_accuracy else "val_loss", "value": None, "step": None,
+                  "state": None}
+
+    def keep_if_best(row):
+        """seed 003: keep the weights of the best validation evaluation (first one on ties)."""
+        value = row.get(best_model["metric"])
+        if value is None or not math.isfinite(value):
+            return
+        if best_model["value"] is None or (value > best_model["value"] if workload.has_accuracy
+                                           else value < best_model["value"]):
+            best_model.update(value=value, step=row["step"],
+                              state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
     def flush():
         """Read back pending losses and times; check divergence. Returns True when diverged."""
@@ -440,10 +455,26 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
             break
         prev_epoch_loss = epoch_loss
 
+    best = reload_best(spec, workload, device, writer, splits, best_model, n_in) if spec["save_best"] else None
     return _finish(spec, workload, device, writer, splits, model, metrics_rows, step_rows, step_times,
                    step_samples, state, clock, eval_time, convergence_epoch, target_metric,
                    {"startup_s": startup_s, "data_load_s": data_load_s,
-                    "total_s": time.perf_counter() - t_entry}, gns_ema)
+                    "total_s": time.perf_counter() - t_entry}, gns_ema, best)
+
+
+def reload_best(spec, workload, device, writer, splits, best_model, n_in) -> dict | None:
+    """Save the best weights as model.pt, load them into a fresh model and evaluate it on every
+    split (seed 003: keep the best model, re-load it, evaluate it on the test set)."""
+    if best_model["state"] is None:
+        return None
+    path = os.path.join(writer.tmp, "model.pt")
+    torch.save(best_model["state"], path)
+    fresh = models.build(workload.model, spec, n_in).to(device)
+    fresh.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    scores = evaluate(fresh, Objective(workload.task, spec, fresh), splits, spec["eval_batch_size"],
+                      spec["eval_max_samples"])
+    return {"file": "model.pt", "selected_by": best_model["metric"], "value": best_model["value"],
+            "step": best_model["step"], **{f"reloaded_{k}": v for k, v in scores.items()}}
 
 
 def _after_eval(row, spec, state) -> bool:
@@ -469,7 +500,7 @@ def _best(metrics_rows, metric):
 
 
 def _finish(spec, workload, device, writer, splits, model, metrics_rows, step_rows, step_times, step_samples,
-            state, clock, eval_time, convergence_epoch, target_metric, timing, gns_ema):
+            state, clock, eval_time, convergence_epoch, target_metric, timing, gns_ema, best_model=None):
     metric_names = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
     final_row = metrics_rows[-1]
     final = {k: final_row.get(k) for k in ["step", "epoch", "samples"] + metric_names}
@@ -528,6 +559,7 @@ def _finish(spec, workload, device, writer, splits, model, metrics_rows, step_ro
                    "steps": state["step"], "epochs": final_row["epoch"]},
         "memory": memory,
         "grad_noise_scale": gns_ema.value() if gns_ema is not None else None,
+        "best_model": best_model,
         "provenance": provenance.collect(device, spec),
     }
     metric_columns = list(record.METRIC_COLUMNS) + (["grad_noise_scale"] if gns_ema is not None else [])

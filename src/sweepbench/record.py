@@ -25,7 +25,9 @@ steps.csv, one row per logged update (every k-th, evenly thinned to about steps_
 
 run.json top-level keys: schema_version, status (completed | converged | target_reached |
 diverged), stop_reason, spec (resolved), workload, final, best, to_target, convergence,
-divergence, throughput, timing, memory, grad_noise_scale, provenance.
+divergence, throughput, timing, memory, grad_noise_scale, best_model (with save_best=true:
+the step and validation value of the best evaluation and the scores of those weights re-loaded
+from model.pt, which then sits beside the three files), provenance.
 """
 
 from __future__ import annotations

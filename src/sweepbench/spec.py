@@ -63,6 +63,7 @@ DEFAULTS: dict = {
     "target": None,             # value to reach (accuracy: >=, loss: <=)
     "stop_at_target": False,    # stop once the target held for `patience` evaluations
     "patience": 1,
+    "save_best": False,         # keep the weights of the best validation evaluation in model.pt (seed 003)
     "converge_tol": 0.0,        # stop when the epoch-mean loss changes by less than this fraction (0 = off)
     "diverge_factor": 10.0,     # diverged when a loss exceeds this x the initial loss
     # measurement
@@ -88,7 +89,8 @@ CHOICES = {
     "batch_schedule": BATCH_SCHEDULES,
     "device": DEVICES,
 }
-BOOL_KEYS = {"synthetic", "download", "augment", "stop_at_target", "gns", "deterministic", "clip_batch_size"}
+BOOL_KEYS = {"synthetic", "download", "augment", "stop_at_target", "gns", "deterministic", "clip_batch_size",
+             "save_best"}
 INT_KEYS = {"epochs", "max_steps", "seed", "data_seed", "train_size", "val_size", "accum_steps",
             "warmup_steps", "clr_step_size", "patience", "eval_every", "eval_batch_size",
             "steps_cap", "gns_batches", "timing_warmup_steps", "threads", "eval_max_samples"}

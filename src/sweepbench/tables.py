@@ -8,7 +8,9 @@ runs.csv, one row per (study, run); a run reused by two studies appears in both:
     accuracy, target_metric, target, target_reached, steps_to_target, epochs_to_target,
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
     convergence_epoch, steps, epochs, train_s, samples_per_s, step_time_median_s,
-    step_time_p10_s, step_time_p90_s, peak_mem_mb, grad_noise_scale, device_name, torch, git_commit
+    step_time_p10_s, step_time_p90_s, peak_mem_mb, grad_noise_scale, best_model_step and
+    best_model_test_accuracy (runs with save_best: the re-loaded best weights on the test set),
+    device_name, torch, git_commit
 
 cells.csv, one row per (study, cell): n_seeds, n_diverged, frac_diverged and, for each of
     final_train_loss, final_train_accuracy, final_val_loss, final_val_accuracy, final_test_accuracy,
@@ -55,7 +57,7 @@ RECORD_COLUMNS = (
     + ["target_metric", "target", "target_reached", "steps_to_target", "epochs_to_target",
        "samples_to_target", "seconds_to_target", "convergence_epoch", "steps", "epochs", "train_s",
        "samples_per_s", "step_time_median_s", "step_time_p10_s", "step_time_p90_s", "peak_mem_mb",
-       "grad_noise_scale", "device_name", "torch", "git_commit"])
+       "grad_noise_scale", "best_model_step", "best_model_test_accuracy", "device_name", "torch", "git_commit"])
 
 
 def run_row(rec: dict) -> dict:
@@ -77,6 +79,8 @@ def run_row(rec: dict) -> dict:
                 "samples_per_s": tp["samples_per_s"], "step_time_median_s": tp["step_time_median_s"],
                 "step_time_p10_s": tp["step_time_p10_s"], "step_time_p90_s": tp["step_time_p90_s"],
                 "peak_mem_mb": rec["memory"]["peak_mb"], "grad_noise_scale": rec.get("grad_noise_scale"),
+                "best_model_step": (rec.get("best_model") or {}).get("step"),
+                "best_model_test_accuracy": (rec.get("best_model") or {}).get("reloaded_test_accuracy"),
                 "device_name": rec["provenance"]["device_name"],
                 "torch": rec["provenance"]["torch"], "git_commit": rec["provenance"]["git_commit"]})
     return row

@@ -234,3 +234,22 @@ def test_help_documents_every_option():
     assert proc.returncode == 0
     for key in DEFAULTS:
         assert f"  {key} = " in proc.stdout
+
+
+def test_save_best_keeps_reloads_and_evaluates_the_best_weights(tmp_path, tiny_image_data):
+    import torch
+
+    from sweepbench import models
+
+    result, metrics, _ = train(tmp_path, workload="mnist_mlp", epochs=3, batch_size=16, val_size=16, lr=0.05,
+                               optimizer="adam", save_best=True, **tiny_image_data)
+    best = result["best_model"]
+    assert best["step"] == int(metrics.loc[metrics["val_accuracy"].idxmax(), "step"])
+    assert best["value"] == metrics["val_accuracy"].max()
+    assert os.path.exists(tmp_path / "run" / "model.pt")
+    assert best["reloaded_val_accuracy"] == pytest.approx(best["value"])   # the re-loaded weights score the same
+    at_best = metrics[metrics["step"] == best["step"]].iloc[0]
+    assert best["reloaded_test_accuracy"] == pytest.approx(at_best["test_accuracy"])
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    fresh = models.build("mlp", {"hidden": [20, 20]}, 784)
+    fresh.load_state_dict(state)                                            # a usable checkpoint
