@@ -33,6 +33,7 @@ ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "s
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
 # Training samples of each dataset before val_size / train_size (for the batch-size check).
 TRAIN_SAMPLES = {"linreg": 100, "logreg2d": 500, "digits": 1797 - 1797 // 5, "mnist": 60000, "fmnist": 60000}
+DIGITS_TEST = 1797 // 5  # sweepbench.datasets._digits: test 20%, validation 20% unless val_size says otherwise
 
 
 SMOKE_DATA_DIR = "resources/smoke"
@@ -121,8 +122,8 @@ def _train_samples(spec: dict, dataset: str) -> int:
     n = TRAIN_SAMPLES[dataset]
     if dataset in ("mnist", "fmnist"):
         n -= spec["val_size"] or 0
-    elif dataset == "digits" and spec["val_size"] is not None:
-        n = 1797 - 1797 // 5 - spec["val_size"]
+    elif dataset == "digits":
+        n -= DIGITS_TEST if spec["val_size"] is None else spec["val_size"]
     return min(n, spec["train_size"]) if spec["train_size"] else n
 
 

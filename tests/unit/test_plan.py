@@ -1,0 +1,41 @@
+import pytest
+
+from sweepbench import SweepbenchError, datasets
+from sweepbench.plan import plan
+from sweepbench.spec import resolve
+
+
+def study(**kw):
+    return {"studies": {"s": {"workload": "digits_mlp", **kw}}}
+
+
+def test_ids_axes_seeds_and_packs():
+    p = plan(study(grid={"optimizer": ["sgd", "adam"], "lr": [0.01, 0.1]}, seeds=[0, 1], pack_by=["optimizer"]))
+    assert sorted(p["jobs"]) == ["s/opt~adam", "s/opt~sgd"]
+    assert "s/opt~adam/lr~0.1" in p["cells"]
+    runs = p["jobs"]["s/opt~sgd"]["runs"]
+    assert [r["dir"] for r in runs] == ["lr~0.01/seed~0", "lr~0.01/seed~1", "lr~0.1/seed~0", "lr~0.1/seed~1"]
+    assert p["studies"]["s"]["runs"][0] == "s/opt~sgd/lr~0.01/seed~0"
+
+
+def test_batch_size_check_matches_the_real_training_set():
+    n = datasets.load("digits", resolve({"workload": "digits_mlp"})).counts["n_train"]
+    assert plan(study(grid={"batch_size": [n]}))                  # the whole training set is allowed
+    with pytest.raises(SweepbenchError, match=f"{n + 1} is larger than the training set of digits_mlp \\({n} samples"):
+        plan(study(grid={"batch_size": [n + 1]}))
+
+
+def test_smoke_keeps_ids_and_shrinks_runs():
+    p = plan({**study(grid={"batch_size": [8, 4096]}, seeds=[0, 1, 2]), "smoke": "true"})
+    assert sorted(p["cells"]) == ["s/bs~4096", "s/bs~8"]
+    spec = p["cells"]["s/bs~4096"]["runs"][0]["spec"]
+    assert spec["clip_batch_size"] and spec["train_size"] == 32 and spec["max_steps"] == 2
+    assert [r["seed"] for r in p["cells"]["s/bs~8"]["runs"]] == [0, 1]
+
+
+def test_run_selection_from_a_command_line_string():
+    config = {"studies": {"a": {"workload": "linreg"}, "b": {"workload": "logreg2d"}, "c": {"workload": "linreg",
+                                                                                             "fixed": {"lr": 0.1}}}}
+    assert set(plan({**config, "run": "a,c"})["studies"]) == {"a", "c"}
+    with pytest.raises(SweepbenchError, match="unknown study 'z'"):
+        plan({**config, "run": "[z]"})
