@@ -113,19 +113,8 @@ def cmd_train_pack(args) -> int:
     from sweepbench import engine
     from sweepbench.spec import validate
 
-    if args.plan:
-        with open(args.plan) as f:
-            jobs = json.load(f)["jobs"]
-        if args.job not in jobs:
-            raise SweepbenchError(f"unknown job {args.job!r} in {args.plan}; allowed: {', '.join(jobs)}")
-        runs = jobs[args.job]["runs"]
-    elif args.runs_file:
-        with open(args.runs_file) as f:
-            runs = json.load(f)
-    elif args.runs:
-        runs = json.loads(args.runs)
-    else:
-        raise SweepbenchError("train-pack needs --runs-file FILE, --plan FILE --job ID, or --runs JSON")
+    with open(args.runs_file) as f:
+        runs = json.load(f)
     for run in runs:
         validate(run["spec"])
     ready = None
@@ -229,10 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 even on a regression or an unusable baseline (the verdict is in the files; "
                         "the workflow's check rule uses this so the report can show it)")
     p = sub.add_parser("train-pack", help="train several resolved run specs in one process (workflow jobs)")
-    p.add_argument("--plan", help="plan.json written by the workflow (with --job)")
-    p.add_argument("--job", help="job id in the plan, e.g. digits_optimizers/opt~adam")
-    p.add_argument("--runs-file", help="a JSON file with the job's runs (the workflow's results/specs/<job>.json)")
-    p.add_argument("--runs", help='or a JSON list of {"dir": "lr~0.1/seed~0", "seed": N, "spec": {...}}')
+    p.add_argument("--runs-file", required=True,
+                   help='JSON list of {"dir": "lr~0.1/seed~0", "seed": N, "spec": {...}} '
+                        "(the workflow's results/specs/<job>.json)")
     p.add_argument("--out", required=True, help="job folder; each run goes to <out>/<dir>")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--quiet", action="store_true")

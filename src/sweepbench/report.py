@@ -111,6 +111,7 @@ def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
 
     from sweepbench import datasets
     from sweepbench.spec import resolve
+    from sweepbench.workloads import get as get_workload
 
     workload = study["workload"]
     paths, names = {}, None
@@ -127,7 +128,7 @@ def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
     if not paths:
         return
     spec = resolve({"workload": workload})
-    data = datasets.load(datasets_name(workload), spec)
+    data = datasets.load(get_workload(workload).dataset, spec)
     x, y = data.x_train.double().numpy(), data.y_train.double().numpy()
     all1 = np.concatenate([p[0] for p in paths.values()])
     all2 = np.concatenate([p[1] for p in paths.values()])
@@ -153,12 +154,6 @@ def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
     figs.append(figure(svg, title, "Contours of the training loss with the path of the parameters (seed 0 of each "
                        "cell; points are logged updates, the dot marks the end). Gradient descent follows the "
                        "surface smoothly; small batches zig-zag because each step sees another loss surface."))
-
-
-def datasets_name(workload: str) -> str:
-    from sweepbench.workloads import WORKLOADS
-
-    return WORKLOADS[workload].dataset
 
 
 def study_section(name: str, study: dict, t: dict, runs_dir: str) -> dict:

@@ -47,7 +47,7 @@ import json
 import os
 import sys
 
-from sweepbench import analysis
+from sweepbench import analysis, rules
 
 METRICS = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
@@ -164,7 +164,8 @@ GROUP = ["study", "workload", "optimizer", "effective_batch_size"]
 
 
 def _higher_is_better(metric) -> bool:
-    return isinstance(metric, str) and metric.endswith("accuracy")
+    """rules.higher_is_better, for a table cell that may be empty (NaN)."""
+    return isinstance(metric, str) and rules.higher_is_better(metric)
 
 
 def lr_sensitivity_table(cells):
