@@ -117,13 +117,15 @@ def cmd_train_pack(args) -> int:
         runs = json.load(f)
     for run in runs:
         validate(run["spec"])
+    placement = {"scheduler": "train-pack", "exclusive": args.exclusive, "gpu_slots": args.gpu_slots,
+                 "threads": args.threads or None}
     ready = None
     for run in runs:
         spec = dict(run["spec"])
         if args.threads:
             spec["threads"] = args.threads
         out = os.path.join(args.out, run.get("dir", f"seed~{run['seed']}"))
-        result = engine.train(spec, out, quiet=args.quiet, ready_since=ready)
+        result = engine.train(spec, out, quiet=args.quiet, ready_since=ready, placement=placement)
         print(f"{out}: {result['status']} ({result['stop_reason']})", flush=True)
         ready = time.perf_counter()
     return 0
@@ -223,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the workflow's results/specs/<job>.json)")
     p.add_argument("--out", required=True, help="job folder; each run goes to <out>/<dir>")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--gpu-slots", type=int, default=None, help="GPU slots the job holds (recorded in run.json)")
+    side = p.add_mutually_exclusive_group()
+    side.add_argument("--exclusive", dest="exclusive", action="store_true", default=None,
+                      help="the scheduler runs this job alone on its cores and GPU (recorded in run.json)")
+    side.add_argument("--shared", dest="exclusive", action="store_false",
+                      help="other jobs may run beside this one (recorded in run.json)")
     p.add_argument("--quiet", action="store_true")
     return parser
 

@@ -34,7 +34,10 @@ class Splits:
     std: float = 1.0
 
     def to(self, device) -> "Splits":
-        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        device = torch.device(device)
+        cuda = device.type == "cuda"  # copy from pinned memory without blocking; the first use waits
+        moved = {k: (getattr(self, k).pin_memory() if cuda else getattr(self, k)).to(device, non_blocking=cuda)
+                 for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
         return Splits(**moved, val_is_test=self.val_is_test, scale=self.scale, mean=self.mean, std=self.std)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sweepbench import SweepbenchError, datasets, models, noise_scale, provenance, record, rules, schedules
+from sweepbench import SweepbenchError, acceleration, datasets, models, noise_scale, provenance, record, rules, schedules
 from sweepbench.workloads import get as get_workload
 
 FLUSH_EVERY = 64  # steps between reads of the mini-batch losses (one host sync per window)
+
+# run.json `placement` of a run started by hand: nothing says whether it had its device alone.
+# Workflow jobs pass {"scheduler": "snakemake", "exclusive": bool, "gpu_slots": n, "threads": n}.
+PLACEMENT_UNKNOWN = {"scheduler": None, "exclusive": None, "gpu_slots": None, "threads": None}
 
 
 def pick_device(name: str) -> torch.device:
@@ -47,21 +51,23 @@ def seed_everything(seed: int, deterministic: bool, device: torch.device) -> Non
         torch.backends.cudnn.benchmark = not deterministic
 
 
-def make_optimizer(spec: dict, params) -> torch.optim.Optimizer:
-    """The seven optimizers, torch defaults except momentum (0.9) and weight decay from the spec."""
+def make_optimizer(spec: dict, params, impl: str = "for-loop") -> torch.optim.Optimizer:
+    """The seven optimizers, torch defaults except momentum (0.9) and weight decay from the spec;
+    `impl` (sweepbench.acceleration.optimizer_impl) picks fused, foreach or for-loop kernels."""
     name, lr, wd = spec["optimizer"], spec["lr"], spec["weight_decay"]
+    kw = acceleration.optimizer_kwargs(impl)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, **kw)
     if name in ("momentum", "nesterov"):
         return torch.optim.SGD(params, lr=lr, momentum=spec["momentum"], nesterov=name == "nesterov",
-                               weight_decay=wd)
+                               weight_decay=wd, **kw)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, **kw)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **kw)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
-    return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, **kw)
+    return torch.optim.Adagrad(params, lr=lr, weight_decay=wd, **kw)
 
 
 class Objective:
@@ -160,9 +166,10 @@ def _random_shift_flip(x: torch.Tensor, gen: torch.Generator, max_frac: float = 
 
 
 @torch.no_grad()
-def evaluate(model, objective: Objective, splits: datasets.Splits, batch_size: int, max_samples: int = 0) -> dict:
+def evaluate(model, objective: Objective, splits: datasets.Splits, batch_size: int, max_samples: int = 0,
+             spec: dict | None = None) -> dict:
     """Loss and accuracy on each split (its first max_samples samples when > 0), in eval mode,
-    in large no-grad batches."""
+    in large no-grad batches, with the run's precision and memory format when `spec` is given."""
     was_training = model.training
     model.eval()
     result = {}
@@ -176,7 +183,12 @@ def evaluate(model, objective: Objective, splits: datasets.Splits, batch_size: i
         loss_sum = torch.zeros((), device=y.device, dtype=torch.float64)
         correct = torch.zeros((), device=y.device, dtype=torch.int64)
         for i in range(0, len(y), batch_size):
-            out = model(splits.inputs(x[i:i + batch_size]))
+            xb = splits.inputs(x[i:i + batch_size])
+            if spec is None:
+                out = model(xb)
+            else:
+                with acceleration.autocast(spec, xb.device):
+                    out = model(acceleration.format_batch(spec, xb))
             yb = y[i:i + batch_size]
             loss_sum += objective.data_loss(out, yb, reduction="sum").double()
             c = objective.correct(out, yb)
@@ -216,13 +228,15 @@ def measure_noise_scale(model, objective, splits, batch_size, k, gen, ema: noise
     return ema.update(small, b, big, b * k)
 
 
-def train(spec: dict, out_dir: str, quiet: bool = False, ready_since: float | None = None) -> dict:
+def train(spec: dict, out_dir: str, quiet: bool = False, ready_since: float | None = None,
+          placement: dict | None = None) -> dict:
     """Run one resolved spec and write its record to out_dir. Returns run.json's content.
 
     Raises SweepbenchError (nothing written) for input that is only known to be bad once the
     data are loaded, e.g. a batch size larger than the training set. `ready_since` is the
     time.perf_counter() value from which start-up is counted (a pack's previous run end);
-    by default start-up counts from the process start.
+    by default start-up counts from the process start. `placement` says how the scheduler
+    placed the run (see PLACEMENT_UNKNOWN); it is copied into run.json.
     """
     t_entry = time.perf_counter()
     age = provenance.process_age_s() if ready_since is None else t_entry - ready_since
@@ -230,7 +244,7 @@ def train(spec: dict, out_dir: str, quiet: bool = False, ready_since: float | No
     device = pick_device(spec["device"])
     writer = record.RecordWriter(out_dir)
     try:
-        result = _train(spec, workload, device, writer, quiet, t_entry, age)
+        result = _train(spec, workload, device, writer, quiet, t_entry, age, placement or PLACEMENT_UNKNOWN)
     except BaseException:
         writer.discard()
         raise
@@ -242,7 +256,7 @@ def _log(quiet, msg):
         print(msg, flush=True)
 
 
-def _train(spec, workload, device, writer, quiet, t_entry, process_age):
+def _train(spec, workload, device, writer, quiet, t_entry, process_age, placement):
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     seed_everything(spec["seed"], spec["deterministic"], device)
@@ -262,10 +276,12 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
     data_load_s = time.perf_counter() - t0
 
     n_in = int(np.prod(splits.x_train.shape[1:])) if splits.x_train.dim() > 1 else 1
-    model = models.build(workload.model, spec, n_in).to(device)
+    model = acceleration.memory_format(spec, models.build(workload.model, spec, n_in).to(device))
     model.train()
     objective = Objective(workload.task, spec, model)
-    optimizer = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad])
+    impl = acceleration.optimizer_impl(spec, device)
+    optimizer = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad], impl)
+    step_model = acceleration.compiled(spec, model)
     target_metric = spec["target_metric"]
     if target_metric and target_metric.endswith("accuracy") and not workload.has_accuracy:
         raise SweepbenchError(f"bad target_metric {target_metric!r} for regression workload {workload.name}; "
@@ -299,7 +315,7 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
         losses = state["window_losses"]
         row["epoch_loss"] = sum(losses) / len(losses) if losses else None
         state["window_losses"] = []
-        row.update(evaluate(model, objective, splits, spec["eval_batch_size"], spec["eval_max_samples"]))
+        row.update(evaluate(model, objective, splits, spec["eval_batch_size"], spec["eval_max_samples"], spec))
         if gns_ema is not None:
             row["grad_noise_scale"] = measure_noise_scale(model, objective, splits, state["batch"] or
                                                           schedules.batch_size_at(spec, 0, n_train),
@@ -353,6 +369,8 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
         pending.clear()
         return diverged
 
+    compile_s = acceleration.warm_up(spec, step_model, model, _warmup_batches(spec, splits, n_train),
+                                     objective.data_loss)
     t_train_start = time.perf_counter()
     startup_s = (process_age or 0.0) + (t_train_start - t_entry) if process_age is not None else None
     first = do_eval()
@@ -387,11 +405,13 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
             mark = clock.step_begin()
             optimizer.zero_grad(set_to_none=True)
             total = None
+            acceleration.new_step(spec)
             for idx in group:
                 xb = splits.inputs(splits.x_train[idx])
                 if spec["augment"]:
                     xb = _random_shift_flip(xb, gen)
-                loss = objective.data_loss(model(xb), splits.y_train[idx])
+                with acceleration.autocast(spec, device):
+                    loss = objective.data_loss(step_model(acceleration.format_batch(spec, xb)), splits.y_train[idx])
                 if objective.reg:
                     loss = loss + objective.penalty()
                 share = len(idx) / n_update
@@ -458,8 +478,28 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age):
     best = reload_best(spec, workload, device, writer, splits, best_model, n_in) if spec["save_best"] else None
     return _finish(spec, workload, device, writer, splits, model, metrics_rows, step_rows, step_times,
                    step_samples, state, clock, eval_time, convergence_epoch, target_metric,
-                   {"startup_s": startup_s, "data_load_s": data_load_s,
-                    "total_s": time.perf_counter() - t_entry}, gns_ema, best)
+                   {"startup_s": startup_s, "data_load_s": data_load_s, "compile_s": compile_s,
+                    "total_s": time.perf_counter() - t_entry}, gns_ema, best,
+                   acceleration.record(spec, impl, compile_s), placement)
+
+
+def _warmup_batches(spec, splits, n_train) -> list:
+    """One batch of every micro-batch size training will use (each compiles once); none
+    without torch.compile."""
+    if spec["compile"] == "off":
+        return []
+    epochs = len(spec["batch_cycle"]) if spec["batch_schedule"] == "cyclic" else 1
+    sizes = set()
+    for epoch in range(min(epochs, spec["epochs"])):
+        b = schedules.batch_size_at(spec, epoch, n_train)
+        sizes.add(b)
+        if n_train % b and spec["sampling"] != "replacement":
+            sizes.add(n_train % b)
+    batches = []
+    for b in sorted(sizes):
+        xb = splits.inputs(splits.x_train[:b])
+        batches.append((acceleration.format_batch(spec, xb), splits.y_train[:b]))
+    return batches
 
 
 def reload_best(spec, workload, device, writer, splits, best_model, n_in) -> dict | None:
@@ -471,8 +511,9 @@ def reload_best(spec, workload, device, writer, splits, best_model, n_in) -> dic
     torch.save(best_model["state"], path)
     fresh = models.build(workload.model, spec, n_in).to(device)
     fresh.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    fresh = acceleration.memory_format(spec, fresh)
     scores = evaluate(fresh, Objective(workload.task, spec, fresh), splits, spec["eval_batch_size"],
-                      spec["eval_max_samples"])
+                      spec["eval_max_samples"], spec)
     return {"file": "model.pt", "selected_by": best_model["metric"], "value": best_model["value"],
             "step": best_model["step"], **{f"reloaded_{k}": v for k, v in scores.items()}}
 
@@ -500,7 +541,8 @@ def _best(metrics_rows, metric):
 
 
 def _finish(spec, workload, device, writer, splits, model, metrics_rows, step_rows, step_times, step_samples,
-            state, clock, eval_time, convergence_epoch, target_metric, timing, gns_ema, best_model=None):
+            state, clock, eval_time, convergence_epoch, target_metric, timing, gns_ema, best_model, speed,
+            placement):
     metric_names = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
     final_row = metrics_rows[-1]
     final = {k: final_row.get(k) for k in ["step", "epoch", "samples"] + metric_names}
@@ -558,6 +600,8 @@ def _finish(spec, workload, device, writer, splits, model, metrics_rows, step_ro
         "timing": {"train_s": clock.total, "eval_s": eval_time, **timing,
                    "steps": state["step"], "epochs": final_row["epoch"]},
         "memory": memory,
+        "speed": speed,
+        "placement": placement,
         "grad_noise_scale": gns_ema.value() if gns_ema is not None else None,
         "best_model": best_model,
         "provenance": provenance.collect(device, spec),

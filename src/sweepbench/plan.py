@@ -180,6 +180,8 @@ def plan(config: dict) -> dict:
         axes = [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by]
         for point in points:
             options = {**base, **fixed, **point, "workload": workload.name}
+            if not resources["gpu"] and options.get("device", "auto") == "auto":
+                options["device"] = "cpu"  # a job that asks for no GPU must not take one (resource accounting)
             try:
                 spec = resolve({**options, "seed": seeds[0], "threads": resources["threads"]})
             except SweepbenchError as err:

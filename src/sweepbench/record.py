@@ -25,9 +25,18 @@ steps.csv, one row per logged update (every k-th, evenly thinned to about steps_
 
 run.json top-level keys: schema_version, status (completed | converged | target_reached |
 diverged), stop_reason, spec (resolved), workload, final, best, to_target, convergence,
-divergence, throughput, timing, memory, grad_noise_scale, best_model (with save_best=true:
-the step and validation value of the best evaluation and the scores of those weights re-loaded
-from model.pt, which then sits beside the three files), provenance.
+divergence, throughput, timing, memory, speed, placement, grad_noise_scale, best_model (with
+save_best=true: the step and validation value of the best evaluation and the scores of those
+weights re-loaded from model.pt, which then sits beside the three files), provenance.
+
+    timing      train_s (training clock), eval_s, startup_s (process start, or the previous run
+                of the pack, to the first step: imports, data load, model build), data_load_s,
+                compile_s (torch.compile warm-up, excluded from train_s), total_s, steps, epochs
+    speed       optimizer_impl (what `auto` resolved to: fused | foreach | for-loop),
+                precision, channels_last, compile, compile_s
+    placement   scheduler ("train-pack" for workflow jobs, null for a hand-run `train`),
+                exclusive (true: the job held every core and GPU slot, so no other sweepbench
+                job shared its device; false: others may have; null: unknown), gpu_slots, threads
 """
 
 from __future__ import annotations

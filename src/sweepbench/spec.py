@@ -16,6 +16,9 @@ SCHEDULES = ("constant", "step", "cosine", "warmup", "triangular", "triangular2"
 SAMPLINGS = ("shuffle", "replacement", "sequential")
 BATCH_SCHEDULES = ("constant", "cyclic")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
 
 # Every option a run understands, with its default. `None` means "the workload decides".
 DEFAULTS: dict = {
@@ -78,6 +81,11 @@ DEFAULTS: dict = {
     # machine
     "device": "auto",           # auto | cpu | cuda
     "threads": 0,               # torch CPU threads (0 = torch's default)
+    # speed (each is recorded in run.json; see the README's "Speed options")
+    "precision": "fp32",        # fp32 | bf16 (torch.autocast to bfloat16 for the forward pass; weights stay fp32)
+    "channels_last": False,     # image models and batches in channels-last memory format
+    "compile": "off",           # torch.compile mode: off | default | reduce-overhead (CUDA graphs) | max-autotune
+    "optimizer_impl": "auto",   # auto (fused on CUDA where torch has it, else foreach) | fused | foreach | for-loop
     "deterministic": True,      # CUDA: torch.use_deterministic_algorithms, no cuDNN autotuning (CPU: already deterministic)
 }
 
@@ -88,9 +96,12 @@ CHOICES = {
     "sampling": SAMPLINGS,
     "batch_schedule": BATCH_SCHEDULES,
     "device": DEVICES,
+    "precision": PRECISIONS,
+    "compile": COMPILE_MODES,
+    "optimizer_impl": OPTIMIZER_IMPLS,
 }
 BOOL_KEYS = {"synthetic", "download", "augment", "stop_at_target", "gns", "deterministic", "clip_batch_size",
-             "save_best"}
+             "save_best", "channels_last"}
 INT_KEYS = {"epochs", "max_steps", "seed", "data_seed", "train_size", "val_size", "accum_steps",
             "warmup_steps", "clr_step_size", "patience", "eval_every", "eval_batch_size",
             "steps_cap", "gns_batches", "timing_warmup_steps", "threads", "eval_max_samples"}

@@ -1,5 +1,6 @@
 """The real Snakefile on a tiny config, end to end, in a scratch copy of the repository layout."""
 
+import json
 import os
 import shutil
 import signal
@@ -50,6 +51,12 @@ def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
     reuse = runs[runs["study"] == "digits_reuse"]
     assert reuse["cell"].str.startswith("digits_opt_lr/").all()      # trained once, not twice
     assert (wd / "results" / "runs" / "digits_opt_lr" / "opt~adam" / "lr~0.1" / "seed~1" / "run.json").exists()
+    placement = lambda path: json.load(open(wd / "results" / "runs" / path / "run.json"))["placement"]
+    assert placement("linreg_gd_sgd/bs~1/seed~0") == {"scheduler": "train-pack", "exclusive": True,
+                                                         "gpu_slots": 0, "threads": 2}   # all cores: alone
+    assert placement("digits_opt_lr/opt~sgd/lr~0.1/seed~0")["exclusive"] is False
+    bench = pd.read_csv(wd / "results" / "benchmarks" / "train" / "digits_opt_lr" / "opt~sgd.tsv", sep="\t")
+    assert bench["s"].iloc[0] > 0                                   # each job's wall time, for bench_pipeline
     for name in ("cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers"):
         assert (wd / "results" / "tables" / f"{name}.csv").exists()
     page = (wd / "report" / "index.html").read_text()

@@ -39,3 +39,11 @@ def test_run_selection_from_a_command_line_string():
     assert set(plan({**config, "run": "a,c"})["studies"]) == {"a", "c"}
     with pytest.raises(SweepbenchError, match="unknown study 'z'"):
         plan({**config, "run": "[z]"})
+
+
+def test_device_auto_means_cpu_for_jobs_that_ask_for_no_gpu():
+    """A job that holds no GPU resource must not take a GPU behind the scheduler's back."""
+    spec = lambda p: next(iter(p["cells"].values()))["runs"][0]["spec"]
+    assert spec(plan(study())).get("device") == "cpu"
+    assert spec(plan(study(resources={"gpu": 1})))["device"] == "auto"
+    assert spec(plan(study(fixed={"device": "cuda"})))["device"] == "cuda"   # an explicit choice is kept

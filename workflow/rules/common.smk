@@ -53,6 +53,30 @@ def job_resource(key):
     return lambda wildcards: JOBS[wildcards.job]["resources"][key]
 
 
+def _gpu_slots_given():
+    """--resources gpu_slots=N (profiles/local-gpu sets 8): how many runs may share one GPU."""
+    given = workflow.global_resources.get("gpu_slots")
+    value = getattr(given, "value", given)
+    return int(value) if value else 1
+
+
+GPU_SLOTS = _gpu_slots_given()
+
+
+def job_gpu_slots(wildcards):
+    """A GPU job holds one of the GPU's slots; an exclusive (throughput) job holds them all, so
+    no other run shares its GPU. CPU jobs hold none."""
+    res = JOBS[wildcards.job]["resources"]
+    if not res["gpu"]:
+        return 0
+    return GPU_SLOTS if res["exclusive"] else 1
+
+
+def job_placement(wildcards):
+    """train-pack's flag that run.json's placement.exclusive copies."""
+    return "--exclusive" if JOBS[wildcards.job]["resources"]["exclusive"] else "--shared"
+
+
 def job_threads(wildcards):
     """A study with `exclusive: true` measures throughput: its jobs take every core, so
     nothing else runs beside them on a workstation."""

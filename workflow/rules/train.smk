@@ -30,7 +30,13 @@ rule train:
         mem_mb=job_resource("mem_mb"),
         runtime=job_resource("runtime"),
         gpu=job_resource("gpu"),
+        gpu_slots=job_gpu_slots,
+    params:
+        placement=job_placement,
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     conda:
         "../envs/sweepbench.yaml"
     shell:
-        "sweepbench train-pack --runs-file {input.spec:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "sweepbench train-pack --runs-file {input.spec:q} --out {output:q} --threads {threads}"
+        " --gpu-slots {resources.gpu_slots} {params.placement} > {log:q} 2>&1"
