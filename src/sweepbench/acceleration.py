@@ -22,9 +22,10 @@ FUSED = {
 
 
 def optimizer_impl(spec: dict, device: torch.device) -> str:
-    """The implementation `optimizer_impl` resolves to: 'auto' is fused where torch has it for
-    this optimizer on CUDA, foreach otherwise (one multi-tensor kernel per update rule instead
-    of one per parameter). An explicit 'fused' the optimizer lacks is bad input."""
+    """The implementation `optimizer_impl` resolves to: 'auto' is torch's fused kernel where
+    torch has one for this optimizer on CUDA, else sweepbench's foreach rules
+    (sweepbench.optimizers: one multi-tensor op per update term instead of one op per
+    parameter, and no torch.optim import). An explicit 'fused' the optimizer lacks is bad input."""
     impl, name = spec["optimizer_impl"], spec["optimizer"]
     if impl == "auto":
         return "fused" if device.type == "cuda" and name in FUSED["cuda"] else "foreach"
@@ -33,13 +34,6 @@ def optimizer_impl(spec: dict, device: torch.device) -> str:
         raise SweepbenchError(f"bad optimizer_impl 'fused' for optimizer {name!r} on {device.type}; "
                               f"allowed: auto, foreach, for-loop (fused exists for {allowed})")
     return impl
-
-
-def optimizer_kwargs(impl: str) -> dict:
-    """Keyword arguments that select `impl` in a torch.optim constructor."""
-    if impl == "fused":
-        return {"fused": True}
-    return {"foreach": impl == "foreach"}
 
 
 def autocast(spec: dict, device: torch.device):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from sweepbench import SweepbenchError, acceleration, datasets, models, noise_scale, provenance, record, rules, schedules
+from sweepbench.optimizers import ForeachOptimizer
 from sweepbench.workloads import get as get_workload
 
 FLUSH_EVERY = 64  # steps between reads of the mini-batch losses (one host sync per window)
@@ -51,11 +52,14 @@ def seed_everything(seed: int, deterministic: bool, device: torch.device) -> Non
         torch.backends.cudnn.benchmark = not deterministic
 
 
-def make_optimizer(spec: dict, params, impl: str = "for-loop") -> torch.optim.Optimizer:
-    """The seven optimizers, torch defaults except momentum (0.9) and weight decay from the spec;
-    `impl` (sweepbench.acceleration.optimizer_impl) picks fused, foreach or for-loop kernels."""
+def make_optimizer(spec: dict, params, impl: str = "for-loop"):
+    """The seven optimizers, torch defaults except momentum (0.9) and weight decay from the spec.
+    `impl` (sweepbench.acceleration.optimizer_impl): foreach is sweepbench.optimizers (same
+    update rules, no torch.optim import cost); fused and for-loop are torch.optim's kernels."""
     name, lr, wd = spec["optimizer"], spec["lr"], spec["weight_decay"]
-    kw = acceleration.optimizer_kwargs(impl)
+    if impl == "foreach":
+        return ForeachOptimizer(name, params, lr=lr, weight_decay=wd, momentum=spec["momentum"])
+    kw = {"fused": True} if impl == "fused" else {"foreach": False}
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd, **kw)
     if name in ("momentum", "nesterov"):
@@ -369,10 +373,10 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
         pending.clear()
         return diverged
 
+    t_ready = time.perf_counter()
+    startup_s = (process_age or 0.0) + (t_ready - t_entry) if process_age is not None else None
     compile_s = acceleration.warm_up(spec, step_model, model, _warmup_batches(spec, splits, n_train),
                                      objective.data_loss)
-    t_train_start = time.perf_counter()
-    startup_s = (process_age or 0.0) + (t_train_start - t_entry) if process_age is not None else None
     first = do_eval()
     state["initial_loss"] = first["train_loss"]
     if not math.isfinite(first["train_loss"]):
