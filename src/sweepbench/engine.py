@@ -1,7 +1,8 @@
 """One training run: a resolved spec in, a run record out (sweepbench.record).
 
-The data live on the device as tensors and batches are index gathers (airbench style):
-no DataLoader, no worker processes, no per-sample Python. Mini-batch losses stay on the
+The data live on the device as tensors; each epoch gathers them once into visiting order and
+batches are slices of that (airbench style): no DataLoader, no worker processes, no
+per-sample Python. Mini-batch losses stay on the
 device and are read back in windows of FLUSH_EVERY steps, where divergence is checked.
 Training time is measured around training only; evaluation is timed separately.
 """
@@ -276,7 +277,7 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
     for b in spec["batch_cycle"] if spec["batch_schedule"] == "cyclic" else []:
         if b > n_train and not spec["clip_batch_size"]:
             raise SweepbenchError(f"bad batch_cycle entry {b}; allowed: 1..{n_train} (training set size)")
-    splits = splits.to(device)
+    splits = splits.to(device).as_float()
     data_load_s = time.perf_counter() - t0
 
     n_in = int(np.prod(splits.x_train.shape[1:])) if splits.x_train.dim() > 1 else 1
@@ -383,42 +384,54 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
         raise SweepbenchError(f"initial training loss of {workload.name} is not finite; check the data")
     _log(quiet, f"[{workload.name}] step 0: train_loss {first['train_loss']:.4g}")
 
+    cast = acceleration.autocast(spec, device)  # entered once per micro-batch, made once
+    graphs = spec["compile"] == "reduce-overhead"
     prev_epoch_loss = None
     convergence_epoch = None
     stop = False
     epoch = 0
     for epoch in range(spec["epochs"]):
         batch = schedules.batch_size_at(spec, epoch, n_train)
+        clock.start()  # the epoch's sampling and gather are training time
+        # One gather per epoch puts the samples in visiting order; batches are then slices (views),
+        # which costs less per step than gathering each batch (airbench).
         if spec["sampling"] == "shuffle":
             order = torch.randperm(n_train, device=device, generator=gen)
+            x_epoch, y_epoch = splits.x_train[order], splits.y_train[order]
         elif spec["sampling"] == "replacement":
             n_batches = math.ceil(n_train / batch)
             order = torch.randint(0, n_train, (n_batches * batch,), device=device, generator=gen)
+            x_epoch, y_epoch = splits.x_train[order], splits.y_train[order]
         else:
-            order = torch.arange(n_train, device=device)
-        micro = list(torch.split(order, batch))
+            x_epoch, y_epoch = splits.x_train, splits.y_train
+        n_epoch = len(y_epoch)
+        micro = [slice(i, min(i + batch, n_epoch)) for i in range(0, n_epoch, batch)]
         groups = [micro[i:i + accum] for i in range(0, len(micro), accum)]
         state["epoch_losses"] = []
-        clock.start()
         for gi, group in enumerate(groups):
             step = state["step"]
             lr = schedules.lr_at(spec, step, epoch, total_planned)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            n_update = sum(len(m) for m in group)
+            if lr != optimizer.param_groups[0]["lr"]:
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+            n_update = sum(m.stop - m.start for m in group)
             mark = clock.step_begin()
             optimizer.zero_grad(set_to_none=True)
             total = None
-            acceleration.new_step(spec)
+            if graphs:
+                acceleration.new_step(spec)
             for idx in group:
-                xb = splits.inputs(splits.x_train[idx])
+                xb = splits.inputs(x_epoch[idx])
                 if spec["augment"]:
                     xb = _random_shift_flip(xb, gen)
-                with acceleration.autocast(spec, device):
-                    loss = objective.data_loss(step_model(acceleration.format_batch(spec, xb)), splits.y_train[idx])
+                if spec["channels_last"]:
+                    xb = acceleration.format_batch(spec, xb)
+                with cast:
+                    yb = y_epoch[idx]
+                    loss = objective.data_loss(step_model(xb), yb)
                 if objective.reg:
                     loss = loss + objective.penalty()
-                share = len(idx) / n_update
+                share = len(yb) / n_update
                 (loss * share).backward() if accum > 1 else loss.backward()
                 part = loss.detach() * share if accum > 1 else loss.detach()
                 total = part if total is None else total + part

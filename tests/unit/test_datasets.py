@@ -44,3 +44,19 @@ def test_code_version_covers_training_modules_only():
     present = {f for f in os.listdir(provenance.PACKAGE_DIR) if f.endswith(".py")}
     assert listed <= present and {"tables.py", "cli.py", "plan.py"}.isdisjoint(listed)
     assert len(provenance.code_version()) == 16
+
+
+def test_as_float_holds_exactly_what_inputs_would_give_per_batch():
+    import torch
+
+    from sweepbench import datasets
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8, generator=g)
+    y = torch.arange(10)
+    s = datasets.Splits(x, y, x[:3], y[:3], x[3:], y[3:], scale=1 / 255, mean=0.2, std=0.3)
+    f = s.as_float()
+    assert f.x_train.dtype == torch.float32 and (f.scale, f.mean, f.std) == (1.0, 0.0, 1.0)
+    assert torch.equal(f.inputs(f.x_train[2:5]), s.inputs(s.x_train[2:5]))
+    assert torch.equal(f.x_test, s.inputs(s.x_test))
+    assert s.as_float(limit_bytes=100) is s          # too big: stays uint8, converted batch by batch
