@@ -50,10 +50,9 @@ def run_sweep(slots: int, cores: int, args) -> dict:
             yaml.safe_dump(config, f)
         env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--resources",
-                               f"gpu_slots={slots}", "--configfile", path, "--quiet",
-                               f"{tmp}/results/tables/runs.csv"], cwd=ROOT, env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run([sys.executable, "-m", "snakemake", f"{tmp}/results/tables/runs.csv", "--cores",
+                               str(cores), "--resources", f"gpu_slots={slots}", "--configfile", path,
+                               "--quiet", "all"], cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode:
             raise SystemExit(proc.stderr[-3000:])
