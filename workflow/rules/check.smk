@@ -3,12 +3,6 @@
 # `make check` / `sweepbench check --baseline NAME` exit 1 on a regression.
 
 
-def baseline_files(wildcards):
-    """The baseline's files, so saving a new baseline re-runs the check (none: the check says so)."""
-    folder = os.path.join("baselines", config.get("baseline", "default"))
-    return [os.path.join(folder, f) for f in ("seeds.csv", "meta.json") if os.path.exists(os.path.join(folder, f))]
-
-
 rule check:
     input:
         runs=f"{RESULTS}/tables/runs.csv",

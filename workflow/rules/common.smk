@@ -82,3 +82,9 @@ def job_threads(wildcards):
     nothing else runs beside them on a workstation."""
     res = JOBS[wildcards.job]["resources"]
     return max(workflow.cores, res["threads"]) if res["exclusive"] else res["threads"]
+
+
+def baseline_files(wildcards):
+    """The baseline's files, so saving a new baseline re-runs the check (none: the check says so)."""
+    folder = os.path.join("baselines", config.get("baseline", "default"))
+    return [os.path.join(folder, f) for f in ("seeds.csv", "meta.json") if os.path.exists(os.path.join(folder, f))]
