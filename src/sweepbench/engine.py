@@ -307,19 +307,12 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
     step_times, step_samples = [], []
     pending = []  # (step, epoch, lr, batch, loss tensor, time mark, params) not yet read back
     eval_time = 0.0
-    state = {"step": 0, "samples": 0, "lr": schedules.lr_at(spec, 0, 0, total_planned), "batch": None,
-             "window_losses": [], "status": "completed", "stop_reason": "budget exhausted",
-             "diverged_at": None, "diverge_reason": None, "initial_loss": math.nan,
-             "met_target": 0, "epoch_float": 0.0}
+    state = initial_state(spec, total_planned)
 
     def do_eval():
         nonlocal eval_time
         t = time.perf_counter()
-        row = {"step": state["step"], "epoch": round(state["epoch_float"], 6), "samples": state["samples"],
-               "wall_s": clock.total, "lr": state["lr"], "batch_size": state["batch"]}
-        losses = state["window_losses"]
-        row["epoch_loss"] = sum(losses) / len(losses) if losses else None
-        state["window_losses"] = []
+        row = row_head(state, clock.total)
         row.update(evaluate(model, objective, splits, spec["eval_batch_size"], spec["eval_max_samples"], spec))
         if gns_ema is not None:
             row["grad_noise_scale"] = measure_noise_scale(model, objective, splits, state["batch"] or
@@ -350,27 +343,10 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
         if not pending:
             return False
         losses = torch.stack([p[4] for p in pending]).tolist()
-        diverged = False
-        for (step, epoch, lr, batch, _, mark, params), loss in zip(pending, losses):
-            seconds = clock.resolve(mark)
-            step_times.append(seconds)
-            if params is not None or (step - 1) % stride == 0:
-                row = {"step": step, "epoch": epoch, "lr": lr, "batch_size": batch, "loss": loss,
-                       "step_time_s": seconds}
-                if params is not None:
-                    row.update({k: float(v) for k, v in params.items()})
-                step_rows.append(row)
-            if not math.isfinite(loss) and not diverged:
-                diverged = True
-                state["diverged_at"], state["diverge_reason"] = step, f"non-finite mini-batch loss ({loss})"
-        state["window_losses"].extend(losses)
-        state["epoch_losses"].extend(losses)
-        window_mean = sum(losses) / len(losses)
-        if not diverged and rules.is_diverged(window_mean, state["initial_loss"], spec["diverge_factor"]):
-            diverged = True
-            state["diverged_at"] = pending[-1][0]
-            state["diverge_reason"] = (f"mean mini-batch loss {window_mean:.4g} above {spec['diverge_factor']:g} x "
-                                       f"initial loss {state['initial_loss']:.4g}")
+        seconds = [clock.resolve(p[5]) for p in pending]
+        step_times.extend(seconds)
+        diverged = read_window([(p[0], p[1], p[2], p[3], p[6]) for p in pending], losses, seconds, state, spec,
+                               stride, step_rows)
         pending.clear()
         return diverged
 
@@ -476,19 +452,8 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
                     + (f" val_acc {row['val_accuracy']:.4f}" if row.get("val_accuracy") is not None else ""))
         if stop:
             break
-        if rules.is_diverged(row["train_loss"], state["initial_loss"], spec["diverge_factor"]):
-            state["status"] = "diverged"
-            state["diverged_at"] = state["step"]
-            state["stop_reason"] = state["diverge_reason"] = (
-                f"training loss {row['train_loss']:.4g} above {spec['diverge_factor']:g} x initial loss")
-            break
-        if _after_eval(row, spec, state):
-            break
-        if prev_epoch_loss is not None and rules.is_converged(prev_epoch_loss, epoch_loss, spec["converge_tol"]):
-            convergence_epoch = epoch + 1
-            state["status"] = "converged"
-            state["stop_reason"] = (f"epoch-mean loss changed by less than {spec['converge_tol']:g} "
-                                    f"relative to the previous epoch")
+        stop, convergence_epoch = epoch_verdict(row, epoch_loss, prev_epoch_loss, spec, state, epoch)
+        if stop:
             break
         prev_epoch_loss = epoch_loss
 
@@ -533,6 +498,71 @@ def reload_best(spec, workload, device, writer, splits, best_model, n_in) -> dic
                       spec["eval_max_samples"], spec)
     return {"file": "model.pt", "selected_by": best_model["metric"], "value": best_model["value"],
             "step": best_model["step"], **{f"reloaded_{k}": v for k, v in scores.items()}}
+
+
+def initial_state(spec: dict, total_planned: int) -> dict:
+    """A run's progress and verdict, updated as it trains (read by _finish)."""
+    return {"step": 0, "samples": 0, "lr": schedules.lr_at(spec, 0, 0, total_planned), "batch": None,
+            "window_losses": [], "epoch_losses": [], "status": "completed", "stop_reason": "budget exhausted",
+            "diverged_at": None, "diverge_reason": None, "initial_loss": math.nan, "met_target": 0,
+            "epoch_float": 0.0}
+
+
+def row_head(state: dict, wall_s: float) -> dict:
+    """The first columns of a metrics.csv row; empties the evaluation window of mini-batch losses."""
+    losses = state["window_losses"]
+    state["window_losses"] = []
+    return {"step": state["step"], "epoch": round(state["epoch_float"], 6), "samples": state["samples"],
+            "wall_s": wall_s, "lr": state["lr"], "batch_size": state["batch"],
+            "epoch_loss": sum(losses) / len(losses) if losses else None}
+
+
+def read_window(steps: list, losses: list, seconds: list, state: dict, spec: dict, stride: int,
+                step_rows: list) -> bool:
+    """Take in a window of steps read back from the device: steps.csv rows (every `stride`-th
+    step, and every step that carries parameters), the losses into the evaluation and epoch
+    windows, and the divergence check: a non-finite mini-batch loss, or the window's mean loss
+    above diverge_factor x the initial loss (sweepbench.rules.is_diverged). `steps` holds
+    (step, epoch, lr, batch, params or None). Sets state's divergence fields; True when diverged."""
+    diverged = False
+    for (step, epoch, lr, batch, params), loss, sec in zip(steps, losses, seconds):
+        if params is not None or (step - 1) % stride == 0:
+            row = {"step": step, "epoch": epoch, "lr": lr, "batch_size": batch, "loss": loss, "step_time_s": sec}
+            if params is not None:
+                row.update({k: float(v) for k, v in params.items()})
+            step_rows.append(row)
+        if not math.isfinite(loss) and not diverged:
+            diverged = True
+            state["diverged_at"], state["diverge_reason"] = step, f"non-finite mini-batch loss ({loss})"
+    state["window_losses"].extend(losses)
+    state["epoch_losses"].extend(losses)
+    window_mean = sum(losses) / len(losses)
+    if not diverged and rules.is_diverged(window_mean, state["initial_loss"], spec["diverge_factor"]):
+        diverged = True
+        state["diverged_at"] = steps[-1][0]
+        state["diverge_reason"] = (f"mean mini-batch loss {window_mean:.4g} above {spec['diverge_factor']:g} x "
+                                   f"initial loss {state['initial_loss']:.4g}")
+    return diverged
+
+
+def epoch_verdict(row: dict, epoch_loss: float, prev_epoch_loss, spec: dict, state: dict, epoch: int):
+    """After an epoch's evaluation `row`: stop when the training loss diverged, the target held
+    (seed 000's rule, `_after_eval`) or the epoch-mean loss converged (sweepbench.rules).
+    Sets state's status and stop_reason; returns (stop, convergence_epoch or None)."""
+    if rules.is_diverged(row["train_loss"], state["initial_loss"], spec["diverge_factor"]):
+        state["status"] = "diverged"
+        state["diverged_at"] = state["step"]
+        state["stop_reason"] = state["diverge_reason"] = (
+            f"training loss {row['train_loss']:.4g} above {spec['diverge_factor']:g} x initial loss")
+        return True, None
+    if _after_eval(row, spec, state):
+        return True, None
+    if prev_epoch_loss is not None and rules.is_converged(prev_epoch_loss, epoch_loss, spec["converge_tol"]):
+        state["status"] = "converged"
+        state["stop_reason"] = (f"epoch-mean loss changed by less than {spec['converge_tol']:g} "
+                                f"relative to the previous epoch")
+        return True, epoch + 1
+    return False, None
 
 
 def _after_eval(row, spec, state) -> bool:
