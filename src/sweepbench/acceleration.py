@@ -101,7 +101,7 @@ def warm_up(spec: dict, step_model, model: torch.nn.Module, batches: list, loss_
     return time.perf_counter() - t
 
 
-def record(spec: dict, impl: str, compile_s: float) -> dict:
-    """run.json's `speed` section."""
+def record(spec: dict, impl: str, compile_s: float, batched_runs: int = 1) -> dict:
+    """run.json's `speed` section (batched_runs: how many runs shared each step, sweepbench.batched)."""
     return {"optimizer_impl": impl, "precision": spec["precision"], "channels_last": spec["channels_last"],
-            "compile": spec["compile"], "compile_s": compile_s}
+            "compile": spec["compile"], "compile_s": compile_s, "batched_runs": batched_runs}

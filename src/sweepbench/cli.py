@@ -106,27 +106,41 @@ def cmd_plan(args) -> int:
 
 
 def cmd_train_pack(args) -> int:
-    """Train the runs of one cell (its seeds) in this process, so imports are paid once."""
+    """Train a job's runs in this process, so imports are paid once; with --batch-seeds, each
+    cell's seeds train at once as one batched model."""
+    import itertools
     import os
     import time
 
     from sweepbench import engine
-    from sweepbench.spec import validate
+    from sweepbench.spec import check_batchable, validate
 
     with open(args.runs_file) as f:
         runs = json.load(f)
-    for run in runs:
-        validate(run["spec"])
     placement = {"scheduler": "train-pack", "exclusive": args.exclusive, "gpu_slots": args.gpu_slots,
                  "threads": args.threads or None}
-    ready = None
     for run in runs:
-        spec = dict(run["spec"])
+        validate(run["spec"])
         if args.threads:
-            spec["threads"] = args.threads
-        out = os.path.join(args.out, run.get("dir", f"seed~{run['seed']}"))
-        result = engine.train(spec, out, quiet=args.quiet, ready_since=ready, placement=placement)
-        print(f"{out}: {result['status']} ({result['stop_reason']})", flush=True)
+            run["spec"] = dict(run["spec"], threads=args.threads)
+        run["out"] = os.path.join(args.out, run.get("dir", f"seed~{run['seed']}"))
+    # one group per cell (the runs in one folder) with --batch-seeds, else one group per run
+    groups = [list(g) for _, g in itertools.groupby(runs, key=lambda r: os.path.dirname(r["out"]))] \
+        if args.batch_seeds else [[r] for r in runs]
+    for group in groups if args.batch_seeds else []:
+        check_batchable([r["spec"] for r in group])  # every group before any training
+    ready = None
+    for group in groups:
+        if args.batch_seeds:
+            from sweepbench import batched
+
+            results = batched.train_seeds([r["spec"] for r in group], [r["out"] for r in group], quiet=args.quiet,
+                                          ready_since=ready, placement=placement)
+        else:
+            results = [engine.train(group[0]["spec"], group[0]["out"], quiet=args.quiet, ready_since=ready,
+                                    placement=placement)]
+        for run, result in zip(group, results):
+            print(f"{run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
         ready = time.perf_counter()
     return 0
 
@@ -226,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="job folder; each run goes to <out>/<dir>")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--gpu-slots", type=int, default=None, help="GPU slots the job holds (recorded in run.json)")
+    p.add_argument("--batch-seeds", action="store_true",
+                   help="train each cell's seeds (the runs in one folder) as one batched model (sweepbench.batched)")
     side = p.add_mutually_exclusive_group()
     side.add_argument("--exclusive", dest="exclusive", action="store_true", default=None,
                       help="the scheduler runs this job alone on its cores and GPU (recorded in run.json)")

@@ -94,7 +94,7 @@ class Objective:
         if self.alpha:
             logp = F.log_softmax(out, dim=1)
             entropy = -(logp.exp() * logp).sum(dim=1)
-            loss = loss + self.alpha * (entropy.mean() if reduction == "mean" else entropy.sum())
+            loss = loss + self.alpha * {"mean": entropy.mean, "sum": entropy.sum}.get(reduction, lambda: entropy)()
         return loss
 
     def penalty(self):

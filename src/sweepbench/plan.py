@@ -24,7 +24,7 @@ import json
 import os
 
 from sweepbench import SweepbenchError
-from sweepbench.spec import DEFAULTS, resolve
+from sweepbench.spec import DEFAULTS, check_batchable, resolve
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -213,8 +213,14 @@ def plan(config: dict) -> dict:
                     runs.append({"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": run_spec})
                 cells[cell_id] = {"study": name, "job": job_id, "dataset": workload.dataset,
                                   "resources": resources, "axes": point, "runs": runs}
+                if study.get("batch_seeds"):
+                    try:
+                        check_batchable([r["spec"] for r in runs])
+                    except SweepbenchError as err:
+                        raise SweepbenchError(f"config error in study {name!r}, key batch_seeds: {err}") from None
                 job = jobs.setdefault(job_id, {"study": name, "dataset": workload.dataset,
-                                               "resources": resources, "runs": []})
+                                               "resources": resources, "runs": [],
+                                               "batch_seeds": bool(study.get("batch_seeds"))})
                 job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]}
                                 for r in runs]
             entry["cells"].append(cell_id)

@@ -219,3 +219,35 @@ def _at_least(spec: dict, key: str, low: int) -> None:
     value = spec[key]
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise SweepbenchError(f"bad {key} {value!r}; allowed: an integer >= {low}")
+
+
+# sweepbench.batched trains a cell's seeds as one vmapped model; these runs qualify.
+BATCHABLE_MODELS = ("softmax", "mlp")  # no batch norm, no dropout, no parameter trajectory
+BATCH_REQUIRES = {  # spec key: the value a batched run must have
+    "batch_schedule": "constant", "accum_steps": 1, "gns": False, "save_best": False, "compile": "off",
+    "precision": "fp32", "channels_last": False, "eval_every": 0,
+}
+
+
+def check_batchable(specs: list[dict]) -> None:
+    """Raise SweepbenchError unless the specs differ only in seed and can train as one batch."""
+    first = {k: v for k, v in specs[0].items() if k != "seed"}
+    for spec in specs[1:]:
+        other = {k: v for k, v in spec.items() if k != "seed"}
+        if other != first:
+            key = next(k for k in first if first[k] != other.get(k))
+            raise SweepbenchError(f"cannot batch runs that differ in {key} ({first[key]!r} vs {other[key]!r}); "
+                                  "allowed: runs of one cell, differing only in seed")
+    from sweepbench.workloads import get as get_workload  # light: no torch import
+
+    model = get_workload(specs[0]["workload"]).model
+    if model not in BATCHABLE_MODELS:
+        raise SweepbenchError(f"cannot batch workload {specs[0]['workload']} (model {model}); allowed: workloads "
+                              f"whose model is {' or '.join(BATCHABLE_MODELS)}")
+    for key, needed in BATCH_REQUIRES.items():
+        value = specs[0][key]
+        if value != needed:
+            raise SweepbenchError(f"cannot batch runs with {key}={value!r}; allowed: {key}={needed!r}")
+    if specs[0]["optimizer_impl"] not in ("auto", "foreach"):
+        raise SweepbenchError(f"cannot batch runs with optimizer_impl={specs[0]['optimizer_impl']!r}; "
+                              "allowed: auto or foreach")

@@ -72,9 +72,12 @@ def job_gpu_slots(wildcards):
     return GPU_SLOTS if res["exclusive"] else 1
 
 
-def job_placement(wildcards):
-    """train-pack's flag that run.json's placement.exclusive copies."""
-    return "--exclusive" if JOBS[wildcards.job]["resources"]["exclusive"] else "--shared"
+def job_flags(wildcards):
+    """train-pack's flags: whether the job runs alone (run.json placement.exclusive) and whether
+    it trains each cell's seeds as one batched model."""
+    job = JOBS[wildcards.job]
+    flags = ["--exclusive" if job["resources"]["exclusive"] else "--shared"]
+    return " ".join(flags + (["--batch-seeds"] if job.get("batch_seeds") else []))
 
 
 def job_threads(wildcards):

@@ -32,11 +32,11 @@ rule train:
         gpu=job_resource("gpu"),
         gpu_slots=job_gpu_slots,
     params:
-        placement=job_placement,
+        flags=job_flags,
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     conda:
         "../envs/sweepbench.yaml"
     shell:
         "sweepbench train-pack --runs-file {input.spec:q} --out {output:q} --threads {threads}"
-        " --gpu-slots {resources.gpu_slots} {params.placement} > {log:q} 2>&1"
+        " --gpu-slots {resources.gpu_slots} {params.flags} > {log:q} 2>&1"
