@@ -4,7 +4,8 @@ Runs `snakemake` on a config into a scratch results folder (nothing of yours is 
 then reads every run.json and every train job's Snakemake benchmark file (its wall time):
 
   whole pipeline, as shares of core time (wall seconds x cores):
-    training           = sum of the runs' training seconds
+    training           = sum of the runs' training seconds (a batch_seeds batch's shared
+                         training time counted once)
     evaluation         = sum of the runs' evaluation seconds
     everything else    = process start-up, imports, data loading, scheduling, aggregation,
                          report, and idle cores
@@ -48,6 +49,8 @@ def main() -> int:
         job_wall = sum(float(open(f).read().splitlines()[1].split("\t")[0])
                        for f in glob.glob(f"{tmp}/results/benchmarks/train/**/*.tsv", recursive=True))
     total = {k: sum(r["timing"][k] or 0 for r in records) for k in ("train_s", "eval_s", "startup_s", "compile_s")}
+    # runs trained together (batch_seeds) share one training clock: count it once
+    total["train_s"] = sum(r["timing"]["train_s"] / (r.get("speed") or {}).get("batched_runs", 1) for r in records)
     train, evaluation = total["train_s"], total["eval_s"]
     core_s = wall * args.cores
     print(f"config {args.config}: {len(records)} runs in {jobs} jobs, wall {wall:.1f} s on {args.cores} cores")

@@ -3,6 +3,7 @@ Each option must be recorded in run.json and must not change what is trained bey
 arithmetic (bf16) or not at all (memory format, optimizer kernels, compile warm-up)."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,8 @@ def test_bf16_autocast_changes_the_arithmetic_but_not_the_training(tmp_path):
     assert np.isfinite(bf16["train_loss"]).all()
 
 
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
+                    reason="torch.compile on the CPU needs a C++ compiler (g++), and this machine has none")
 def test_compile_warm_up_is_timed_apart_and_leaves_training_unchanged(tmp_path):
     """torch.compile (inductor, C++ on the CPU) compiles each batch size before the clock starts:
     training time excludes it, timing.compile_s records it, and the run trains as in eager mode
