@@ -7,7 +7,9 @@ runs.csv, one row per (study, run); a run reused by two studies appears in both:
     seed, status, diverged, synthetic, final_<metric> and best_<metric> for train/val/test loss and
     accuracy, target_metric, target, target_reached, steps_to_target, epochs_to_target,
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
-    convergence_epoch, steps, epochs, train_s, samples_per_s, step_time_median_s,
+    convergence_epoch, steps, epochs, train_s, samples_per_s (of this run; with batched_runs > 1
+    the batch's steps trained that many runs at once, so the batch's rate is that many times
+    higher), batched_runs, step_time_median_s,
     step_time_p10_s, step_time_p90_s, peak_mem_mb, grad_noise_scale, best_model_step and
     best_model_test_accuracy (runs with save_best: the re-loaded best weights on the test set),
     device_name, torch, git_commit
@@ -30,7 +32,7 @@ scaling.csv, per (study, workload, optimizer, effective_batch_size) at the best 
     (steps(B0) B0 / B), fitted_steps, s_min, e_min, b_crit, b_crit_ci_lo, b_crit_ci_hi, regime,
     grad_noise_scale_mean, step_time_median_s, time_to_target_s (steps x median step time on
     this hardware), fastest_to_target (the batch size with the least time to target).
-throughput.csv, per (study, workload, device_name, effective_batch_size): n_runs,
+throughput.csv, per (study, workload, device_name, effective_batch_size, batched_runs): n_runs,
     samples_per_s (median over runs), step_time_median_s, step_time_p10_s, step_time_p90_s
     (medians over runs), time_to_target_s from scaling.csv where the study has one.
 bmin_bmax.csv, per (study, workload, optimizer, lr) with at least 3 batch sizes: threshold_pct,
@@ -56,7 +58,7 @@ RECORD_COLUMNS = (
     [f"final_{m}" for m in METRICS] + [f"best_{m}" for m in METRICS]
     + ["target_metric", "target", "target_reached", "steps_to_target", "epochs_to_target",
        "samples_to_target", "seconds_to_target", "convergence_epoch", "steps", "epochs", "train_s",
-       "samples_per_s", "step_time_median_s", "step_time_p10_s", "step_time_p90_s", "peak_mem_mb",
+       "samples_per_s", "batched_runs", "step_time_median_s", "step_time_p10_s", "step_time_p90_s", "peak_mem_mb",
        "grad_noise_scale", "best_model_step", "best_model_test_accuracy", "device_name", "torch", "git_commit"])
 
 
@@ -76,7 +78,9 @@ def run_row(rec: dict) -> dict:
                 "samples_to_target": tt["samples"], "seconds_to_target": tt["wall_s"],
                 "convergence_epoch": rec["convergence"]["epoch"], "steps": rec["timing"]["steps"],
                 "epochs": rec["timing"]["epochs"], "train_s": rec["timing"]["train_s"],
-                "samples_per_s": tp["samples_per_s"], "step_time_median_s": tp["step_time_median_s"],
+                "samples_per_s": tp["samples_per_s"],
+                "batched_runs": (rec.get("speed") or {}).get("batched_runs", 1),
+                "step_time_median_s": tp["step_time_median_s"],
                 "step_time_p10_s": tp["step_time_p10_s"], "step_time_p90_s": tp["step_time_p90_s"],
                 "peak_mem_mb": rec["memory"]["peak_mb"], "grad_noise_scale": rec.get("grad_noise_scale"),
                 "best_model_step": (rec.get("best_model") or {}).get("step"),
@@ -269,11 +273,11 @@ def scaling_table(runs, cells, best):
 def throughput_table(runs, scaling):
     import pandas as pd
 
-    cols = ["study", "workload", "device_name", "effective_batch_size", "n_runs", "samples_per_s",
+    cols = ["study", "workload", "device_name", "effective_batch_size", "batched_runs", "n_runs", "samples_per_s",
             "step_time_median_s", "step_time_p10_s", "step_time_p90_s", "time_to_target_s"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
-    g = runs.groupby(["study", "workload", "device_name", "effective_batch_size"], sort=False)
+    g = runs.groupby(["study", "workload", "device_name", "effective_batch_size", "batched_runs"], sort=False)
     table = g.agg(n_runs=("run", "count"), samples_per_s=("samples_per_s", "median"),
                   step_time_median_s=("step_time_median_s", "median"),
                   step_time_p10_s=("step_time_p10_s", "median"),

@@ -104,3 +104,13 @@ def test_empty_study_gives_empty_tables_with_headers(tmp_path):
     for name in tables.TABLE_NAMES:
         df = pd.read_csv(tmp_path / "tables" / f"{name}.csv")
         assert df.empty and len(df.columns) > 3
+
+
+def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path):
+    together = [dict(fake_record(0.1, 32, s, sps=500.0), speed={"batched_runs": 2}) for s in (0, 1)]
+    plan = make_study(tmp_path, {(0.1, 32): together, (0.1, 64): [fake_record(0.1, 64, 0)]})  # no speed: older record
+    t, _ = tables.build_tables(plan, str(tmp_path))
+    assert sorted(t["runs"]["batched_runs"]) == [1, 2, 2]
+    tp = t["throughput"].set_index("effective_batch_size")
+    assert tp.loc[32, "batched_runs"] == 2 and tp.loc[32, "samples_per_s"] == 500.0
+    assert tp.loc[64, "batched_runs"] == 1
