@@ -14,23 +14,30 @@ import time
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-# The modules whose code decides a run's result; editing tables, report or CLI code re-trains nothing.
-TRAINING_MODULES = ("__init__.py", "datasets.py", "engine.py", "models.py", "noise_scale.py", "prepare.py",
-                    "record.py", "rules.py", "schedules.py", "spec.py", "workloads.py")
+# The files whose code decides each workflow step's output. The workflow passes each group's
+# hash as a param of its rules, so editing the training code re-trains, editing the tables code
+# re-aggregates, and so on; editing only the CLI or the planner re-runs nothing.
+CODE_GROUPS = {
+    "training": ("__init__.py", "acceleration.py", "batched.py", "datasets.py", "engine.py", "models.py",
+                 "noise_scale.py", "optimizers.py", "prepare.py", "record.py", "rules.py", "schedules.py",
+                 "spec.py", "workloads.py"),
+    "tables": ("analysis.py", "rules.py", "tables.py"),
+    "check": ("analysis.py", "check.py"),
+    "report": ("figures.py", "report.py", "rules.py", "templates/report.html.j2", "templates/table.html.j2"),
+}
+TRAINING_MODULES = CODE_GROUPS["training"]
+# modules no step's output depends on (a test checks every module is in a group or here)
+NO_OUTPUT_MODULES = ("cli.py", "plan.py", "provenance.py", "tinydata.py")
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """Hash of the training code (TRAINING_MODULES): changes whenever that code changes.
-
-    The workflow passes it as a param of every training job, so editing the training code
-    re-trains; editing the tables, report or check code only re-runs those steps.
-    """
+@functools.lru_cache(maxsize=None)
+def code_version(group: str = "training") -> str:
+    """Hash of one group of CODE_GROUPS (default: the training code): changes whenever that
+    code changes. Every run records the training hash in run.json provenance."""
     digest = hashlib.sha256()
-    for name in TRAINING_MODULES:
-        if os.path.exists(os.path.join(PACKAGE_DIR, name)):
-            with open(os.path.join(PACKAGE_DIR, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
+    for name in CODE_GROUPS[group]:
+        with open(os.path.join(PACKAGE_DIR, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
     return digest.hexdigest()[:16]
 
 

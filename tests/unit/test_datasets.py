@@ -35,15 +35,18 @@ def test_val_size_larger_than_training_set_is_rejected(tiny_image_data):
         datasets.load("mnist", resolve({"workload": "mnist_mlp", "val_size": 64, **tiny_image_data}))
 
 
-def test_code_version_covers_training_modules_only():
+def test_every_module_is_in_a_code_group_so_editing_it_reruns_its_step():
     import os
 
     from sweepbench import provenance
 
-    listed = set(provenance.TRAINING_MODULES)
     present = {f for f in os.listdir(provenance.PACKAGE_DIR) if f.endswith(".py")}
-    assert listed <= present and {"tables.py", "cli.py", "plan.py"}.isdisjoint(listed)
-    assert len(provenance.code_version()) == 16
+    grouped = {f for files in provenance.CODE_GROUPS.values() for f in files}
+    assert grouped <= present | {"templates/report.html.j2", "templates/table.html.j2"}
+    assert present == (grouped & present) | set(provenance.NO_OUTPUT_MODULES)   # a new module must be placed
+    assert {"tables.py", "report.py", "check.py"}.isdisjoint(provenance.TRAINING_MODULES)
+    versions = {g: provenance.code_version(g) for g in provenance.CODE_GROUPS}
+    assert len(set(versions.values())) == 4 and all(len(v) == 16 for v in versions.values())
 
 
 def test_as_float_holds_exactly_what_inputs_would_give_per_batch():

@@ -21,6 +21,7 @@ rule aggregate:
     output:
         TABLES,
     params:
+        code=TABLES_CODE,  # editing that code re-runs this step
         runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),
         tables=lambda w, output: os.path.dirname(output[0]),
     log:

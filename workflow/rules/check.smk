@@ -12,6 +12,7 @@ rule check:
         f"{RESULTS}/check/check.csv",
         f"{RESULTS}/check/summary.json",
     params:
+        code=CHECK_CODE,  # editing that code re-runs this step
         baseline=config.get("baseline", "default"),
         tables=lambda w, input: os.path.dirname(input.runs),
         out=lambda w, output: os.path.dirname(output[0]),

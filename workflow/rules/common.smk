@@ -19,7 +19,8 @@ REPORT = config.get("report_dir", "report")
 SMOKE = is_smoke(config)
 DATA_DIR = SMOKE_DATA_DIR if SMOKE else "resources"  # where prepare_data writes <dataset>.pt
 JOBS = PLAN["jobs"]
-CODE_VERSION = code_version()  # a param of every training job: editing the package re-trains
+CODE_VERSION = code_version("training")  # a param of every training job: editing that code re-trains
+TABLES_CODE, CHECK_CODE, REPORT_CODE = (code_version(g) for g in ("tables", "check", "report"))
 from sweepbench.tables import TABLE_NAMES
 
 TABLES = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]

@@ -10,6 +10,7 @@ rule report:
         html=f"{REPORT}/index.html",
         pdf=f"{REPORT}/report.pdf",
     params:
+        code=REPORT_CODE,  # editing that code re-runs this step
         tables=lambda w, input: os.path.dirname(input[0]),
         runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),
         check_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "check"),
