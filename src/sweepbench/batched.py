@@ -24,7 +24,6 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 
 from sweepbench import SweepbenchError, acceleration, datasets, models, provenance, record, schedules
 from sweepbench.engine import (PLACEMENT_UNKNOWN, Clock, Objective, _finish, _log, epoch_verdict, evaluate,
@@ -65,7 +64,7 @@ def train_seeds(specs: list[dict], out_dirs: list[str], quiet: bool = False, rea
     splits = datasets.load(workload.dataset, spec0)
     n_train = len(splits.y_train)
     batch = schedules.batch_size_at(spec0, 0, n_train)
-    if batch > n_train:
+    if spec0["batch_size"] != "full" and spec0["batch_size"] > n_train and not spec0["clip_batch_size"]:
         raise SweepbenchError(f"bad batch_size {spec0['batch_size']}; allowed: 1..{n_train} (the training set of "
                               f"{workload.name} has {n_train} samples) or 'full'")
     splits = splits.to(device).as_float()

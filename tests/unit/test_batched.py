@@ -89,3 +89,10 @@ def test_train_pack_batches_each_cell(tmp_path):
     for run in runs:
         rec = json.load(open(tmp_path / "job" / run["dir"] / "run.json"))
         assert rec["speed"]["batched_runs"] == 3 and rec["spec"]["seed"] == run["seed"]
+
+
+def test_batch_larger_than_the_training_set_is_bad_input_and_writes_nothing(tmp_path):
+    specs = [resolve({"workload": "digits_softmax", "batch_size": 5000, "seed": s, "device": "cpu"}) for s in (0, 1)]
+    with pytest.raises(SweepbenchError, match="bad batch_size 5000; allowed: 1..1079"):
+        batched.train_seeds(specs, [str(tmp_path / "a"), str(tmp_path / "b")], quiet=True)
+    assert list(tmp_path.iterdir()) == []
