@@ -23,6 +23,8 @@ import torch
 from sweepbench import batched, engine
 from sweepbench.spec import resolve
 
+from benchlib import write_csv
+
 WORKLOADS = {
     "digits_mlp": {"workload": "digits_mlp", "epochs": 5},
     "mnist_mlp": {"workload": "mnist_mlp", "synthetic": True, "train_size": 8192, "val_size": 1024,
@@ -60,15 +62,10 @@ def main(argv=None) -> int:
                                            for i, s in enumerate(specs)])
                     together = timed(lambda: batched.train_seeds(specs, [os.path.join(tmp, f"b{i}")
                                                                          for i in range(k)], quiet=True))
-                rows.append((name, batch, k, alone, together, alone / together))
+                rows.append([name, batch, k, round(alone, 3), round(together, 3), round(alone / together, 3)])
                 print(f"{name:11s} B={batch:4d} K={k:3d}: one after another {alone:6.2f} s, batched {together:6.2f} s, "
                       f"gain {alone / together:5.2f}x", flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("workload,batch_size,runs,separate_s,batched_s,gain\n")
-        for r in rows:
-            f.write(f"{r[0]},{r[1]},{r[2]},{r[3]:.3f},{r[4]:.3f},{r[5]:.3f}\n")
-    print(f"wrote {args.out}")
+    write_csv(args.out, ["workload", "batch_size", "runs", "separate_s", "batched_s", "gain"], rows)
     return 0
 
 

@@ -23,10 +23,10 @@ import argparse
 import glob
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import run_records, run_snakemake, training_seconds
 
 
 def main() -> int:
@@ -35,23 +35,14 @@ def main() -> int:
     p.add_argument("--cores", type=int, default=os.cpu_count())
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile",
-                               args.config, "--config", f"results_dir={tmp}/results", f"report_dir={tmp}/report",
-                               "--quiet", "all"], env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            print(proc.stderr[-3000:])
-            return proc.returncode
-        records = [json.load(open(f)) for f in glob.glob(f"{tmp}/results/runs/**/run.json", recursive=True)]
+        wall = run_snakemake(["--cores", str(args.cores), "--configfile", args.config, "--config",
+                              f"results_dir={tmp}/results", f"report_dir={tmp}/report", "--quiet", "all"])
+        records = run_records(f"{tmp}/results")
         jobs = len(json.load(open(f"{tmp}/results/plan.json"))["jobs"])
         job_wall = sum(float(open(f).read().splitlines()[1].split("\t")[0])
                        for f in glob.glob(f"{tmp}/results/benchmarks/train/**/*.tsv", recursive=True))
-    total = {k: sum(r["timing"][k] or 0 for r in records) for k in ("train_s", "eval_s", "startup_s", "compile_s")}
-    # runs trained together (batch_seeds) share one training clock: count it once
-    total["train_s"] = sum(r["timing"]["train_s"] / (r.get("speed") or {}).get("batched_runs", 1) for r in records)
-    train, evaluation = total["train_s"], total["eval_s"]
+    total = {k: sum(r["timing"][k] or 0 for r in records) for k in ("eval_s", "startup_s")}
+    train, evaluation = training_seconds(records), total["eval_s"]
     core_s = wall * args.cores
     print(f"config {args.config}: {len(records)} runs in {jobs} jobs, wall {wall:.1f} s on {args.cores} cores")
     print(f"whole pipeline: training {train:.1f} s ({train / core_s:.0%} of core time), evaluation "

@@ -13,15 +13,13 @@ writes them as CSV (--out).
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 import yaml
+
+from benchlib import run_records, run_snakemake, training_seconds, write_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,17 +46,10 @@ def run_sweep(slots: int, cores: int, args) -> dict:
         path = os.path.join(tmp, "config.yaml")
         with open(path, "w") as f:
             yaml.safe_dump(config, f)
-        env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "snakemake", f"{tmp}/results/tables/runs.csv", "--cores",
-                               str(cores), "--resources", f"gpu_slots={slots}", "--configfile", path,
-                               "--quiet", "all"], cwd=ROOT, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            raise SystemExit(proc.stderr[-3000:])
-        records = [json.load(open(f)) for f in glob.glob(f"{tmp}/results/runs/**/run.json", recursive=True)]
-    return {"slots": slots, "runs": len(records), "wall_s": wall,
-            "train_s": sum(r["timing"]["train_s"] for r in records),
+        wall = run_snakemake([f"{tmp}/results/tables/runs.csv", "--cores", str(cores), "--resources",
+                              f"gpu_slots={slots}", "--configfile", path, "--quiet", "all"], cwd=ROOT)
+        records = run_records(f"{tmp}/results")
+    return {"slots": slots, "runs": len(records), "wall_s": wall, "train_s": training_seconds(records),
             "median_samples_per_s": sorted(r["throughput"]["samples_per_s"] for r in records)[len(records) // 2]}
 
 
@@ -80,12 +71,8 @@ def main(argv=None) -> int:
         print(f"slots {slots}: {row['runs']} runs in {row['wall_s']:.1f} s ({60 * row['runs'] / row['wall_s']:.0f} "
               f"runs/min, {gain:.2f}x the first), training {row['train_s']:.1f} s summed, median run "
               f"{row['median_samples_per_s']:.0f} samples/s", flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(",".join(rows[0]) + "\n")
-        for r in rows:
-            f.write(",".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()) + "\n")
-    print(f"wrote {args.out}")
+    write_csv(args.out, list(rows[0]), [[round(v, 3) if isinstance(v, float) else v for v in r.values()]
+                                        for r in rows])
     return 0
 
 

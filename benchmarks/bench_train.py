@@ -35,9 +35,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from sweepbench import engine, models
 from sweepbench.spec import resolve
+from sweepbench.workloads import get as get_workload
+
+from benchlib import write_csv
 
 WORKLOADS = {"mlp": "mnist_mlp", "lenet5": "fmnist_lenet5", "wrn": "fmnist_wrn16_10"}
-MODELS = {"mnist_mlp": "mlp", "fmnist_lenet5": "lenet5", "fmnist_wrn16_10": "wrn16_10"}
 
 
 def steps_for(model: str, batch: int, budget_samples: int) -> int:
@@ -55,7 +57,7 @@ def sweepbench_rate(workload: str, batch: int, steps: int, device: str, train_si
 
 
 def build(workload: str, dev: torch.device, speed: dict):
-    model = models.build(MODELS[workload], {"hidden": [20, 20], "dropout": 0.01}, 784).to(dev)
+    model = models.build(get_workload(workload).model, {"hidden": [20, 20], "dropout": 0.01}, 784).to(dev)
     return model.to(memory_format=torch.channels_last) if speed["channels_last"] else model
 
 
@@ -143,12 +145,7 @@ def main(argv=None) -> int:
                          round(60000 / ours, 3), round(tflops, 4),
                          round(tflops / args.peak_tflops, 4) if args.peak_tflops else ""])
             print(" ".join(f"{v:>12}" for v in rows[-1]), flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(",".join(header) + "\n")
-        for r in rows:
-            f.write(",".join(str(v) for v in r) + "\n")
-    print(f"wrote {args.out}")
+    write_csv(args.out, header, rows)
     return 0
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 import time
+from types import SimpleNamespace
 
 import torch
 
 from sweepbench import SweepbenchError, acceleration, datasets, models, provenance, record, schedules
-from sweepbench.engine import (PLACEMENT_UNKNOWN, Clock, Objective, _finish, _log, epoch_verdict, evaluate,
-                               initial_state, pick_device, read_window, row_head, seed_everything)
+from sweepbench.engine import (FLUSH_EVERY, PLACEMENT_UNKNOWN, Clock, Objective, _finish, _log, check_batch_sizes,
+                               epoch_verdict, evaluate, initial_state, pick_device, read_window, row_head,
+                               seed_everything, set_initial_loss, visiting_order)
 from sweepbench.optimizers import ForeachOptimizer
 from sweepbench.spec import check_batchable
 from sweepbench.workloads import get as get_workload
@@ -63,13 +65,11 @@ def train_seeds(specs: list[dict], out_dirs: list[str], quiet: bool = False, rea
     t0 = time.perf_counter()
     splits = datasets.load(workload.dataset, spec0)
     n_train = len(splits.y_train)
+    check_batch_sizes(spec0, n_train, workload.name)
     batch = schedules.batch_size_at(spec0, 0, n_train)
-    if spec0["batch_size"] != "full" and spec0["batch_size"] > n_train and not spec0["clip_batch_size"]:
-        raise SweepbenchError(f"bad batch_size {spec0['batch_size']}; allowed: 1..{n_train} (the training set of "
-                              f"{workload.name} has {n_train} samples) or 'full'")
     splits = splits.to(device).as_float()
     data_load_s = time.perf_counter() - t0
-    n_in = int(torch.tensor(splits.x_train.shape[1:]).prod()) if splits.x_train.dim() > 1 else 1
+    n_in = splits.n_inputs
 
     nets = []
     for spec in specs:  # each run's initial weights, exactly as the engine draws them
@@ -106,7 +106,7 @@ def train_seeds(specs: list[dict], out_dirs: list[str], quiet: bool = False, rea
         results = []
         for k, m in enumerate(members):
             _load(probe, stacked, names, k)
-            run_clock = type("RunClock", (), {"total": m.train_s})()
+            run_clock = SimpleNamespace(total=m.train_s)  # _finish reads the training time from it
             timing = {"startup_s": startup_s if k == 0 else 0.0, "data_load_s": data_load_s if k == 0 else 0.0,
                       "compile_s": 0.0, "total_s": time.perf_counter() - t_entry}
             speed = acceleration.record(m.spec, "foreach", 0.0, batched_runs=len(members))
@@ -157,23 +157,27 @@ def _run(spec, workload, splits, stacked, names, probe, objective, batched_loss,
          n_train, batch, total_planned, stride, device, quiet):
     K = len(members)
     for k, m in enumerate(members):
-        first = _evaluate(m, k, probe, stacked, names, objective, splits, 0.0)
-        m.state["initial_loss"] = first["train_loss"]
-        if not math.isfinite(first["train_loss"]):
-            raise SweepbenchError(f"initial training loss of {workload.name} is not finite; check the data")
+        set_initial_loss(m.state, _evaluate(m, k, probe, stacked, names, objective, splits, 0.0), workload.name)
     _log(quiet, f"[{workload.name}] {K} runs batched; step 0: train_loss "
                 + " ".join(f"{m.state['initial_loss']:.4g}" for m in members))
     pending = []  # (step, epoch, lr, n, losses (K,), mark)
 
     def flush():
+        """Read back a window for all K runs at once; bring each active run's state up to its
+        last step, then take in its losses and check its divergence."""
         if not pending:
             return
-        losses = torch.stack([p[4] for p in pending]).tolist()  # one read-back for all K runs
+        losses = torch.stack([p[4] for p in pending]).tolist()
         seconds = [clock.resolve(p[5]) for p in pending]
         steps = [(p[0], p[1], p[2], p[3], None) for p in pending]
+        end_step, end_epoch, end_lr = steps[-1][:3]
+        n_window = sum(p[3] for p in pending)
         for k, m in enumerate(members):
             if not m.active:
                 continue
+            st = m.state
+            st["step"], st["epoch_float"], st["lr"], st["batch"] = end_step, end_epoch, end_lr, batch
+            st["samples"] += n_window
             m.step_times.extend(seconds)
             m.step_samples.extend(p[3] for p in pending)
             if read_window(steps, [row[k] for row in losses], seconds, m.state, m.spec, stride, m.step_rows):
@@ -189,14 +193,10 @@ def _run(spec, workload, splits, stacked, names, probe, objective, batched_loss,
     step = 0
     for epoch in range(spec["epochs"]):
         clock.start()
-        if spec["sampling"] == "shuffle":
-            orders = torch.stack([torch.randperm(n_train, device=device, generator=g) for g in gens])
-        elif spec["sampling"] == "replacement":
-            n_batches = math.ceil(n_train / batch)
-            orders = torch.stack([torch.randint(0, n_train, (n_batches * batch,), device=device, generator=g)
-                                  for g in gens])
-        else:
+        if spec["sampling"] == "sequential":
             orders = torch.arange(n_train, device=device).expand(K, n_train)
+        else:  # each run draws its order from its own generator, as it would alone
+            orders = torch.stack([visiting_order(spec, n_train, batch, g) for g in gens])
         n_epoch = orders.shape[1]
         bounds = [(i, min(i + batch, n_epoch)) for i in range(0, n_epoch, batch)]
         for m in members:
@@ -213,15 +213,9 @@ def _run(spec, workload, splits, stacked, names, probe, objective, batched_loss,
             optimizer.step()
             mark = clock.step_end(mark)
             step += 1
-            epoch_float = epoch + (gi + 1) / len(bounds)
-            for m in members:
-                if m.active:
-                    st = m.state
-                    st["step"], st["samples"], st["lr"], st["batch"] = step, st["samples"] + hi - lo, lr, batch
-                    st["epoch_float"] = epoch_float
-            pending.append((step, epoch_float, lr, hi - lo, losses.detach(), mark))
+            pending.append((step, epoch + (gi + 1) / len(bounds), lr, hi - lo, losses.detach(), mark))
             last_step = bool(spec["max_steps"]) and step >= spec["max_steps"]
-            if len(pending) >= 64 or last_step or gi + 1 == len(bounds):
+            if len(pending) >= FLUSH_EVERY or last_step or gi + 1 == len(bounds):
                 clock.stop()
                 flush()
                 if last_step:

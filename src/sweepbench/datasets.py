@@ -67,6 +67,11 @@ class Splits:
                       self.inputs(self.x_test), self.y_test, val_is_test=self.val_is_test)
 
     @property
+    def n_inputs(self) -> int:
+        """Features per sample, flattened (the model's input size)."""
+        return int(np.prod(self.x_train.shape[1:])) if self.x_train.dim() > 1 else 1
+
+    @property
     def counts(self) -> dict:
         return {"n_train": len(self.y_train), "n_val": len(self.y_val), "n_test": len(self.y_test)}
 
@@ -98,6 +103,12 @@ def _linreg(rng, spec) -> Splits:
         y = (10.0 * (x + rng.normal(0.0, 1.0, n)) + 2.0).astype(np.float32)
         return torch.from_numpy(x), torch.from_numpy(y)
 
+    return _drawn_splits(draw, n_train, n_val)
+
+
+def _drawn_splits(draw, n_train: int, n_val: int) -> Splits:
+    """Train, validation and test sets drawn in that order from a generator `draw(n) -> (x, y)`;
+    the test set has as many samples as the validation set."""
     x_tr, y_tr = draw(n_train)
     x_va, y_va = draw(n_val)
     x_te, y_te = draw(n_val)
@@ -118,10 +129,7 @@ def _logreg2d(rng, spec) -> Splits:
         y = ((x @ w_opt + rng.normal(0.0, 0.2, n)) >= 0).astype(np.float32)
         return torch.from_numpy(x), torch.from_numpy(y)
 
-    x_tr, y_tr = draw(n_train)
-    x_va, y_va = draw(n_val)
-    x_te, y_te = draw(n_val)
-    return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te)
+    return _drawn_splits(draw, n_train, n_val)
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:

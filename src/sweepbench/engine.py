@@ -94,7 +94,9 @@ class Objective:
         if self.alpha:
             logp = F.log_softmax(out, dim=1)
             entropy = -(logp.exp() * logp).sum(dim=1)
-            loss = loss + self.alpha * {"mean": entropy.mean, "sum": entropy.sum}.get(reduction, lambda: entropy)()
+            if reduction != "none":
+                entropy = entropy.mean() if reduction == "mean" else entropy.sum()
+            loss = loss + self.alpha * entropy
         return loss
 
     def penalty(self):
@@ -271,16 +273,11 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
     if spec["augment"]:
         datasets.featurewise_normalise(splits)
     n_train = len(splits.y_train)
-    if spec["batch_size"] != "full" and spec["batch_size"] > n_train and not spec["clip_batch_size"]:
-        raise SweepbenchError(f"bad batch_size {spec['batch_size']}; allowed: 1..{n_train} "
-                              f"(the training set of {workload.name} has {n_train} samples) or 'full'")
-    for b in spec["batch_cycle"] if spec["batch_schedule"] == "cyclic" else []:
-        if b > n_train and not spec["clip_batch_size"]:
-            raise SweepbenchError(f"bad batch_cycle entry {b}; allowed: 1..{n_train} (training set size)")
+    check_batch_sizes(spec, n_train, workload.name)
     splits = splits.to(device).as_float()
     data_load_s = time.perf_counter() - t0
 
-    n_in = int(np.prod(splits.x_train.shape[1:])) if splits.x_train.dim() > 1 else 1
+    n_in = splits.n_inputs
     model = acceleration.memory_format(spec, models.build(workload.model, spec, n_in).to(device))
     model.train()
     objective = Objective(workload.task, spec, model)
@@ -355,9 +352,7 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
     compile_s = acceleration.warm_up(spec, step_model, model, _warmup_batches(spec, splits, n_train),
                                      objective.data_loss)
     first = do_eval()
-    state["initial_loss"] = first["train_loss"]
-    if not math.isfinite(first["train_loss"]):
-        raise SweepbenchError(f"initial training loss of {workload.name} is not finite; check the data")
+    set_initial_loss(state, first, workload.name)
     _log(quiet, f"[{workload.name}] step 0: train_loss {first['train_loss']:.4g}")
 
     cast = acceleration.autocast(spec, device)  # entered once per micro-batch, made once
@@ -371,15 +366,11 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
         clock.start()  # the epoch's sampling and gather are training time
         # One gather per epoch puts the samples in visiting order; batches are then slices (views),
         # which costs less per step than gathering each batch (airbench).
-        if spec["sampling"] == "shuffle":
-            order = torch.randperm(n_train, device=device, generator=gen)
-            x_epoch, y_epoch = splits.x_train[order], splits.y_train[order]
-        elif spec["sampling"] == "replacement":
-            n_batches = math.ceil(n_train / batch)
-            order = torch.randint(0, n_train, (n_batches * batch,), device=device, generator=gen)
-            x_epoch, y_epoch = splits.x_train[order], splits.y_train[order]
-        else:
+        order = visiting_order(spec, n_train, batch, gen)
+        if order is None:
             x_epoch, y_epoch = splits.x_train, splits.y_train
+        else:
+            x_epoch, y_epoch = splits.x_train[order], splits.y_train[order]
         n_epoch = len(y_epoch)
         micro = [slice(i, min(i + batch, n_epoch)) for i in range(0, n_epoch, batch)]
         groups = [micro[i:i + accum] for i in range(0, len(micro), accum)]
@@ -402,8 +393,8 @@ def _train(spec, workload, device, writer, quiet, t_entry, process_age, placemen
                     xb = _random_shift_flip(xb, gen)
                 if spec["channels_last"]:
                     xb = acceleration.format_batch(spec, xb)
+                yb = y_epoch[idx]
                 with cast:
-                    yb = y_epoch[idx]
                     loss = objective.data_loss(step_model(xb), yb)
                 if objective.reg:
                     loss = loss + objective.penalty()
@@ -498,6 +489,36 @@ def reload_best(spec, workload, device, writer, splits, best_model, n_in) -> dic
                       spec["eval_max_samples"], spec)
     return {"file": "model.pt", "selected_by": best_model["metric"], "value": best_model["value"],
             "step": best_model["step"], **{f"reloaded_{k}": v for k, v in scores.items()}}
+
+
+def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:
+    """Batch sizes above the training set are bad input, unless clip_batch_size clips them."""
+    if spec["clip_batch_size"]:
+        return
+    if spec["batch_size"] != "full" and spec["batch_size"] > n_train:
+        raise SweepbenchError(f"bad batch_size {spec['batch_size']}; allowed: 1..{n_train} "
+                              f"(the training set of {workload_name} has {n_train} samples) or 'full'")
+    for b in spec["batch_cycle"] if spec["batch_schedule"] == "cyclic" else []:
+        if b > n_train:
+            raise SweepbenchError(f"bad batch_cycle entry {b}; allowed: 1..{n_train} (training set size)")
+
+
+def visiting_order(spec: dict, n_train: int, batch: int, gen: torch.Generator):
+    """The sample indices of one epoch in visiting order, drawn from the run's generator: a
+    permutation (shuffle), n_batches x batch uniform draws (replacement), or None for
+    sequential (the stored order)."""
+    if spec["sampling"] == "shuffle":
+        return torch.randperm(n_train, device=gen.device, generator=gen)
+    if spec["sampling"] == "replacement":
+        return torch.randint(0, n_train, (math.ceil(n_train / batch) * batch,), device=gen.device, generator=gen)
+    return None
+
+
+def set_initial_loss(state: dict, first_row: dict, workload_name: str) -> None:
+    """The step-0 training loss, which divergence is measured against; it must be finite."""
+    state["initial_loss"] = first_row["train_loss"]
+    if not math.isfinite(first_row["train_loss"]):
+        raise SweepbenchError(f"initial training loss of {workload_name} is not finite; check the data")
 
 
 def initial_state(spec: dict, total_planned: int) -> dict:

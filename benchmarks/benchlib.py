@@ -1,0 +1,43 @@
+"""Helpers the benchmark scripts share: running the workflow, reading its run records, writing CSV."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def run_snakemake(args: list[str], cwd: str | None = None) -> float:
+    """Run `snakemake ARGS` with this interpreter (its bin folder first on PATH, for the rules'
+    `sweepbench` command); returns the wall seconds, exits with Snakemake's error on failure."""
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(proc.stderr[-3000:])
+    return wall
+
+
+def run_records(results_dir: str) -> list[dict]:
+    """Every run.json under results_dir/runs/."""
+    return [json.load(open(f)) for f in glob.glob(f"{results_dir}/runs/**/run.json", recursive=True)]
+
+
+def training_seconds(records: list[dict]) -> float:
+    """Summed training time; runs trained together (batch_seeds) share one clock, counted once."""
+    return sum(r["timing"]["train_s"] / (r.get("speed") or {}).get("batched_runs", 1) for r in records)
+
+
+def write_csv(path: str, header: list[str], rows: list) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    print(f"wrote {path}")
