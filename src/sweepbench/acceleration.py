@@ -13,12 +13,12 @@ import time
 import torch
 
 from sweepbench import SweepbenchError
+from sweepbench.optimizers import OPTIMIZERS
 
-# torch optimizers that have a fused implementation, per device type (torch >= 2.4)
-FUSED = {
-    "cuda": {"sgd", "momentum", "nesterov", "adam", "adamw"},
-    "cpu": {"sgd", "momentum", "nesterov", "adam", "adamw", "adagrad"},
-}
+
+def fused_optimizers(device_type: str) -> list[str]:
+    """The optimizers torch has a fused kernel for on this device type (sweepbench.optimizers)."""
+    return [name for name, kind in OPTIMIZERS.items() if device_type in kind.fused_on]
 
 
 def optimizer_impl(spec: dict, device: torch.device) -> str:
@@ -27,10 +27,11 @@ def optimizer_impl(spec: dict, device: torch.device) -> str:
     (sweepbench.optimizers: one multi-tensor op per update term instead of one op per
     parameter, and no torch.optim import). An explicit 'fused' the optimizer lacks is bad input."""
     impl, name = spec["optimizer_impl"], spec["optimizer"]
+    fused = fused_optimizers(device.type)
     if impl == "auto":
-        return "fused" if device.type == "cuda" and name in FUSED["cuda"] else "foreach"
-    if impl == "fused" and name not in FUSED.get(device.type, set()):
-        allowed = ", ".join(sorted(FUSED.get(device.type, set()))) or "none"
+        return "fused" if device.type == "cuda" and name in fused else "foreach"
+    if impl == "fused" and name not in fused:
+        allowed = ", ".join(sorted(fused)) or "none"
         raise SweepbenchError(f"bad optimizer_impl 'fused' for optimizer {name!r} on {device.type}; "
                               f"allowed: auto, foreach, for-loop (fused exists for {allowed})")
     return impl

@@ -11,12 +11,12 @@ import json
 import sys
 
 from sweepbench import SweepbenchError, __version__
-from sweepbench.spec import DEFAULTS, OPTIMIZERS, parse_value
+from sweepbench.spec import OPTIONS, help_text, parse_value
 
 TRAIN_HELP = """Run one training run and write its record (metrics.csv, steps.csv, run.json) to --out.
 
 Every option of a run can be set with --set KEY=VALUE (repeatable); defaults:
-""" + "\n".join(f"  {k} = {v!r}" for k, v in DEFAULTS.items()) + """
+""" + help_text() + """
 
 Workload defaults override these (see `sweepbench workloads`); --set overrides both."""
 
@@ -25,7 +25,7 @@ def _train_parser(sub):
     p = sub.add_parser("train", help="run one training run", description=TRAIN_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", required=True, help="workload name (sweepbench workloads lists them)")
-    p.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} (default sgd)")
+    p.add_argument("--optimizer", help=f"one of {OPTIONS['optimizer'].allowed()} (default sgd)")
     p.add_argument("--lr", help="learning rate > 0 (default: the workload's)")
     p.add_argument("--batch-size", help="integer >= 1 or 'full' (default: the workload's)")
     p.add_argument("--epochs", help="maximum epochs >= 1 (default: the workload's)")
@@ -106,50 +106,22 @@ def cmd_plan(args) -> int:
 
 
 def cmd_train_pack(args) -> int:
-    """Train a job's runs in this process, so imports are paid once; with --batch-seeds, each
-    cell's seeds train at once as one batched model."""
-    import itertools
-    import os
-    import time
+    """Train a job's runs in this process (sweepbench.pack): runs with a complete record of the
+    same spec and code are kept, the manifest is written when every run is done."""
+    from sweepbench.pack import PackOptions, read_runs, train_pack
 
-    from sweepbench import engine
-    from sweepbench.spec import check_batchable, validate
-
-    with open(args.runs_file) as f:
-        runs = json.load(f)
-    placement = {"scheduler": "train-pack", "exclusive": args.exclusive, "gpu_slots": args.gpu_slots,
-                 "threads": args.threads or None}
-    for run in runs:
-        validate(run["spec"])
-        if args.threads:
-            run["spec"] = dict(run["spec"], threads=args.threads)
-        run["out"] = os.path.join(args.out, run.get("dir", f"seed~{run['seed']}"))
-    # one group per cell (the runs in one folder) with --batch-seeds, else one group per run
-    groups = [list(g) for _, g in itertools.groupby(runs, key=lambda r: os.path.dirname(r["out"]))] \
-        if args.batch_seeds else [[r] for r in runs]
-    for group in groups if args.batch_seeds else []:
-        check_batchable([r["spec"] for r in group])  # every group before any training
-    ready = None
-    for group in groups:
-        if args.batch_seeds:
-            from sweepbench import batched
-
-            results = batched.train_seeds([r["spec"] for r in group], [r["out"] for r in group], quiet=args.quiet,
-                                          ready_since=ready, placement=placement)
-        else:
-            results = [engine.train(group[0]["spec"], group[0]["out"], quiet=args.quiet, ready_since=ready,
-                                    placement=placement)]
-        for run, result in zip(group, results):
-            print(f"{run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
-        ready = time.perf_counter()
+    opts = PackOptions(out=args.out, threads=args.threads, gpu_slots=args.gpu_slots, exclusive=args.exclusive,
+                       batch_seeds=args.batch_seeds, quiet=args.quiet)
+    train_pack(read_runs(args.runs_file), opts, manifest=args.manifest)
     return 0
 
 
 def cmd_aggregate(args) -> int:
     from sweepbench.tables import aggregate
 
-    counts = aggregate(args.plan, args.runs_dir, args.out)
-    print(f"aggregated {counts['runs']} runs into {args.out}/ ({counts['skipped']} skipped records)")
+    counts = aggregate(args.plan, args.runs_dir, args.out, partial=args.partial)
+    missing = f"; {counts['missing']} planned runs have no record yet (cells.csv n_missing)" if counts["missing"] else ""
+    print(f"aggregated {counts['runs']} runs into {args.out}/{missing}")
     return 0
 
 
@@ -198,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     p = sub.add_parser("prepare", help="turn torchvision's MNIST/Fashion-MNIST files into a tensor file")
     p.add_argument("--dataset", required=True, choices=["mnist", "fmnist"])
-    p.add_argument("--raw-dir", default=DEFAULTS["raw_dir"], help="torchvision root folder (default data)")
-    p.add_argument("--data-dir", default=DEFAULTS["data_dir"], help="where <dataset>.pt goes (default resources)")
+    p.add_argument("--raw-dir", default=OPTIONS["raw_dir"].default, help="torchvision root folder (default data)")
+    p.add_argument("--data-dir", default=OPTIONS["data_dir"].default, help="where <dataset>.pt goes (default resources)")
     p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
     p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")
     p.add_argument("--tiny", action="store_true",
@@ -212,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", default="results/plan.json")
     p.add_argument("--runs-dir", default="results/runs")
     p.add_argument("--out", default="results/tables")
+    p.add_argument("--partial", action="store_true",
+                   help="tabulate the records there are (a sweep still running); cells.csv counts the missing ones")
     p = sub.add_parser("report", help="render report/index.html and report/report.pdf from the tables")
     p.add_argument("--plan", default="results/plan.json")
     p.add_argument("--tables", default="results/tables")
@@ -238,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON list of {"dir": "lr~0.1/seed~0", "seed": N, "spec": {...}} '
                         "(the workflow's results/specs/<job>.json)")
     p.add_argument("--out", required=True, help="job folder; each run goes to <out>/<dir>")
+    p.add_argument("--manifest", help="file written (atomically) once every run of the job has a complete record")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--gpu-slots", type=int, default=None, help="GPU slots the job holds (recorded in run.json)")
     p.add_argument("--batch-seeds", action="store_true",

@@ -39,21 +39,28 @@ weights re-loaded from model.pt, which then sits beside the three files), proven
                 job shared its device; false: others may have; null: unknown), gpu_slots, threads
 """
 
+
 from __future__ import annotations
 
 import json
 import math
 import os
-import shutil
-import tempfile
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from sweepbench import SweepbenchError, rules
+from sweepbench.atomic import TempFolder, cannot_write
 
 SCHEMA_VERSION = 1
-METRIC_COLUMNS = ["step", "epoch", "samples", "wall_s", "eval_s", "lr", "batch_size", "epoch_loss",
-                  "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
+SPLITS = ("train", "val", "test")
+METRICS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("loss", "accuracy"))  # the evaluated metrics
+METRIC_COLUMNS = ["step", "epoch", "samples", "wall_s", "eval_s", "lr", "batch_size", "epoch_loss", *METRICS]
 TIME_COLUMNS = {"wall_s", "eval_s", "step_time_s"}
 STEP_COLUMNS = ["step", "epoch", "lr", "batch_size", "loss", "step_time_s"]
 STATUSES = ("completed", "converged", "target_reached", "diverged")
 RECORD_FILES = ("metrics.csv", "steps.csv", "run.json")
+OPTIONAL_FILES = ("model.pt",)  # beside the record with save_best=true
 
 
 def fmt(value) -> str:
@@ -83,49 +90,237 @@ def _json_safe(obj):
     return obj
 
 
+# ---------------------------------------------------------------- building a record
+
+
+@dataclass
+class RunContext:
+    """What the record says about a run besides its RunState (sweepbench.run_state): the
+    workload section, timings other than the training and evaluation clocks, memory, speed
+    options, placement, provenance, and the optional sections."""
+
+    workload: dict
+    timing: dict                 # startup_s, data_load_s, compile_s, total_s
+    memory: dict
+    speed: dict
+    placement: dict
+    provenance: dict
+    grad_noise_scale: float | None = None
+    best_model: dict | None = None
+    step_columns: list = field(default_factory=lambda: list(STEP_COLUMNS))   # + trajectory parameters
+    metric_columns: list = field(default_factory=lambda: list(METRIC_COLUMNS))  # + grad_noise_scale
+
+
+def _best(rows: list[dict]) -> dict:
+    best = {}
+    for m in METRICS:
+        values = [(r.get(m), r["step"]) for r in rows if r.get(m) is not None and math.isfinite(r[m])]
+        pick = max if rules.higher_is_better(m) else min
+        best[m], best[f"{m}_step"] = pick(values, key=lambda v: v[0]) if values else (None, None)
+    return best
+
+
+def _to_target(spec: dict, rows: list[dict]) -> dict:
+    """First crossing of the target (sweepbench.rules.first_crossing), never the best evaluation."""
+    metric = spec["target_metric"]
+    out = {"metric": metric, "target": spec["target"], "reached": False, "step": None, "epoch": None,
+           "samples": None, "wall_s": None}
+    if metric and spec["target"] is not None:
+        i = rules.first_crossing([r.get(metric) for r in rows], spec["target"], metric)
+        if i is not None:
+            hit = rows[i]
+            out.update(reached=True, step=hit["step"], epoch=hit["epoch"], samples=hit["samples"],
+                       wall_s=hit["wall_s"])
+    return out
+
+
+def _throughput(state, warmup_steps: int) -> dict:
+    """Step-time statistics after the first `warmup_steps` steps (at most half of them)."""
+    warm = min(warmup_steps, len(state.step_times) // 2)
+    timed, timed_samples = np.array(state.step_times[warm:]), sum(state.step_samples[warm:])
+    return {
+        "samples_per_s": float(timed_samples / timed.sum()) if len(timed) and timed.sum() > 0 else None,
+        "step_time_median_s": float(np.median(timed)) if len(timed) else None,
+        "step_time_p10_s": float(np.percentile(timed, 10)) if len(timed) else None,
+        "step_time_p90_s": float(np.percentile(timed, 90)) if len(timed) else None,
+        "warmup_steps": warm,
+        "timed_steps": int(len(timed)),
+        "samples_per_s_wall": state.samples / state.train_s if state.train_s > 0 else None,
+    }
+
+
+def build_record(state, ctx: RunContext) -> dict:
+    """run.json's content from a finished run's state (sweepbench.run_state.RunState) and context."""
+    spec, rows = state.spec, state.metrics_rows
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": state.status,
+        "stop_reason": state.stop_reason,
+        "spec": spec,
+        "workload": ctx.workload,
+        "final": {k: rows[-1].get(k) for k in ["step", "epoch", "samples", *METRICS]},
+        "best": _best(rows),
+        "to_target": _to_target(spec, rows),
+        "convergence": {"tol": spec["converge_tol"], "converged": state.convergence_epoch is not None,
+                        "epoch": state.convergence_epoch},
+        "divergence": {"diverged": state.status == "diverged", "step": state.diverged_at,
+                       "reason": state.diverge_reason, "initial_loss": state.initial_loss,
+                       "factor": spec["diverge_factor"]},
+        "throughput": _throughput(state, spec["timing_warmup_steps"]),
+        "timing": {"train_s": state.train_s, "eval_s": state.eval_s, **ctx.timing, "steps": state.step,
+                   "epochs": rows[-1]["epoch"]},
+        "memory": ctx.memory,
+        "speed": ctx.speed,
+        "placement": ctx.placement,
+        "grad_noise_scale": ctx.grad_noise_scale,
+        "best_model": ctx.best_model,
+        "provenance": ctx.provenance,
+    }
+
+
+# ---------------------------------------------------------------- writing a record
+
+
 class RecordWriter:
-    """Reserves a temporary sibling folder of `out_dir` up front (so an unwritable output
-    fails before training) and moves it into place only when the record is complete."""
+    """Writes one run record to `out_dir` atomically: a temporary sibling folder is reserved up
+    front (so an unwritable output fails before training) and renamed into place only when the
+    record is complete. A run may replace only an earlier run record (a folder holding the
+    record's files and nothing else) or an empty folder; any other existing path is bad input,
+    refused before anything is touched."""
 
     def __init__(self, out_dir: str):
+        check_replaceable(out_dir)
         self.out_dir = os.path.abspath(out_dir)
-        parent = os.path.dirname(self.out_dir)
+        self.folder = TempFolder(out_dir)
+        self.tmp = self.folder.path
+
+    def write(self, state, ctx: RunContext) -> dict:
+        record = build_record(state, ctx)
+        name = "metrics.csv"
         try:
-            os.makedirs(parent, exist_ok=True)
-            self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out_dir)}.tmp-", dir=parent)
-        except OSError as err:
-            from sweepbench import SweepbenchError
-
-            raise SweepbenchError(f"cannot write output folder {out_dir!r}: {err.strerror}; "
-                                  "allowed: a path in a writable folder") from None
-
-    def write(self, metrics: list[dict], metric_columns: list[str], steps: list[dict],
-              step_columns: list[str], record: dict) -> None:
-        with open(os.path.join(self.tmp, "metrics.csv"), "w") as f:
-            f.write(csv_text(metric_columns, metrics))
-        with open(os.path.join(self.tmp, "steps.csv"), "w") as f:
-            f.write(csv_text(step_columns, steps))
-        with open(os.path.join(self.tmp, "run.json"), "w") as f:
-            json.dump(_json_safe(record), f, indent=2, sort_keys=False)
-            f.write("\n")
-        self._commit()
-
-    def _commit(self) -> None:
-        """Replace out_dir by the finished folder. An existing out_dir (e.g. the empty folder
-        Snakemake makes, or an older record) is moved aside first, then removed."""
-        old = None
-        if os.path.lexists(self.out_dir):
-            old = f"{self.tmp}.old"
-            os.replace(self.out_dir, old)
-        os.replace(self.tmp, self.out_dir)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+            for name, text in (("metrics.csv", lambda: csv_text(ctx.metric_columns, state.metrics_rows)),
+                               ("steps.csv", lambda: csv_text(ctx.step_columns, state.step_rows)),
+                               ("run.json", lambda: json.dumps(_json_safe(record), indent=2) + "\n")):
+                with open(os.path.join(self.tmp, name), "w") as f:
+                    f.write(text())
+        except OSError as err:  # a full disk, a folder that became read-only
+            self.discard()
+            raise cannot_write(os.path.join(self.out_dir, name), err) from None
+        check_replaceable(self.out_dir)  # still only an earlier record (or nothing) there?
+        self.folder.commit()
+        return record
 
     def discard(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.folder.discard()
 
 
-def read_run(run_dir: str) -> dict:
-    """Load run.json of a run folder."""
-    with open(os.path.join(run_dir, "run.json")) as f:
-        return json.load(f)
+def check_replaceable(out_dir: str) -> None:
+    """Refuse an output folder that is not a new path, an empty folder or an earlier run record:
+    a run never deletes a user's files, earlier runs' folders, or the folder it runs in."""
+    path = os.path.abspath(out_dir)
+    here = os.path.abspath(os.getcwd())
+    reason = None
+    if out_dir.strip() == "" or here == path or here.startswith(path.rstrip(os.sep) + os.sep):
+        reason = "it is the current folder or one of its parents"
+    elif os.path.lexists(path) and not os.path.isdir(path):
+        reason = "it is an existing file"
+    elif os.path.isdir(path):
+        extra = sorted(set(os.listdir(path)) - set(RECORD_FILES) - set(OPTIONAL_FILES))
+        if extra:
+            reason = f"it holds other files ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
+    if reason:
+        raise SweepbenchError(f"bad --out {out_dir!r}: {reason}; allowed: a new folder, an empty folder or an "
+                              f"earlier run record (a folder holding only {', '.join(RECORD_FILES)})")
+
+
+# ---------------------------------------------------------------- reading a record
+
+REQUIRED = {  # run.json section -> keys every reader may rely on
+    "spec": ("workload", "optimizer", "lr", "batch_size", "accum_steps", "seed", "synthetic"),
+    "workload": ("name", "n_train"),
+    "final": ("step", *METRICS),
+    "best": METRICS,
+    "to_target": ("metric", "target", "reached", "step", "epoch", "samples", "wall_s"),
+    "convergence": ("epoch",),
+    "divergence": ("diverged",),
+    "throughput": ("samples_per_s", "step_time_median_s", "step_time_p10_s", "step_time_p90_s"),
+    "timing": ("train_s", "eval_s", "startup_s", "steps", "epochs"),
+    "memory": ("peak_mb",),
+    "speed": ("batched_runs",),
+    "provenance": ("device_name", "torch", "git_commit", "code_version"),
+}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run record as loaded and checked by `load_record`: run.json's sections, plus the folder."""
+
+    path: str
+    status: str
+    stop_reason: str
+    spec: dict
+    workload: dict
+    final: dict
+    best: dict
+    to_target: dict
+    convergence: dict
+    divergence: dict
+    throughput: dict
+    timing: dict
+    memory: dict
+    speed: dict
+    placement: dict | None
+    grad_noise_scale: float | None
+    best_model: dict | None
+    provenance: dict
+
+    def metrics_path(self) -> str:
+        return os.path.join(self.path, "metrics.csv")
+
+    def steps_path(self) -> str:
+        return os.path.join(self.path, "steps.csv")
+
+
+class BrokenRecord(SweepbenchError):
+    """A run folder that is not a complete run record of this schema."""
+
+
+def load_record(run_dir: str) -> RunRecord:
+    """Load and check a run record: the three files exist, run.json has this SCHEMA_VERSION, a
+    known status and every REQUIRED key, and the CSV files start with their columns. Raises
+    BrokenRecord naming the folder and what is wrong."""
+    def broken(what: str) -> BrokenRecord:
+        return BrokenRecord(f"broken run record {run_dir}: {what}")
+
+    missing = [f for f in RECORD_FILES if not os.path.isfile(os.path.join(run_dir, f))]
+    if missing:
+        raise broken(f"{', '.join(missing)} missing")
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        raise broken(f"run.json unreadable ({err})") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        raise broken(f"run.json schema_version {version!r}, this sweepbench reads {SCHEMA_VERSION} (re-train it)")
+    if data.get("status") not in STATUSES:
+        raise broken(f"run.json status {data.get('status')!r}; allowed: {', '.join(STATUSES)}")
+    for section, keys in REQUIRED.items():
+        value = data.get(section)
+        absent = [k for k in keys if not isinstance(value, dict) or k not in value]
+        if absent:
+            raise broken(f"run.json lacks {section}.{absent[0]}")
+    _check_header(run_dir, "metrics.csv", METRIC_COLUMNS, broken)
+    _check_header(run_dir, "steps.csv", STEP_COLUMNS, broken)
+    names = [f.name for f in fields(RunRecord) if f.name != "path"]
+    return RunRecord(path=run_dir, **{k: data.get(k) for k in names})
+
+
+def _check_header(run_dir: str, name: str, columns: list[str], broken) -> None:
+    try:
+        with open(os.path.join(run_dir, name), errors="replace") as f:
+            header = f.readline().rstrip("\n").split(",")
+    except OSError as err:
+        raise broken(f"{name} unreadable ({err.strerror})") from None
+    if header[:len(columns)] != columns:
+        raise broken(f"{name} does not start with the columns {','.join(columns)}")

@@ -1,227 +1,315 @@
-"""Run specs: every training option, its default, and its validation, in one place.
+"""Run specs: every training option in one table (OPTIONS), with its default, type, bounds and help.
 
-A run spec is a flat dict. It is resolved in three layers: DEFAULTS below, then the
-workload's own defaults (sweepbench.workloads), then what the user set. The resolved
-spec is written to run.json, so a run can be repeated from its record alone.
+A run spec is a flat dict. It is resolved in three layers: the defaults below, then the
+workload's own defaults (sweepbench.workloads), then what the user set. The resolved spec
+is written to run.json, so a run can be repeated from its record alone.
+
+OPTIONS is the only place an option is declared: parsing (`--set KEY=VALUE`), validation
+(the CLI and the planner call `resolve`), `sweepbench train --help` and the defaults are all
+derived from it, so a new option is one new `Option(...)` line (a test adds one and checks
+all four). Relations between options (e.g. clr_max_lr >= lr) are checked in `_check_relations`.
+Importing this module is cheap (no torch).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from sweepbench import SweepbenchError
+from sweepbench.optimizers import OPTIMIZERS
+from sweepbench.record import METRICS
+from sweepbench.workloads import WORKLOADS
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "step", "cosine", "warmup", "triangular", "triangular2", "exp_range")
-SAMPLINGS = ("shuffle", "replacement", "sequential")
-BATCH_SCHEDULES = ("constant", "cyclic")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
 
-# Every option a run understands, with its default. `None` means "the workload decides".
-DEFAULTS: dict = {
+# kinds of option value: what `parse_value` turns text into and what `Option.check` accepts
+KINDS = ("int", "float", "bool", "choice", "text", "ints", "batch_size")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One run option. `low`/`high` bound numbers and the entries of int lists (inclusive, or
+    exclusive with `low_open`/`high_open`); `choices` (a tuple or a registry dict, read at
+    check time) lists the allowed values of a choice; `nullable` allows None ("the workload
+    decides", or "off")."""
+
+    name: str
+    default: object
+    kind: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple | dict = ()
+    nullable: bool = False
+    min_items: int = 0
+
+    def allowed(self) -> str:
+        """What the option accepts, in words (the second half of every error message)."""
+        if self.kind == "choice":
+            text = ", ".join(self.choices)
+        elif self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "text":
+            text = "a non-empty string"
+        elif self.kind == "batch_size":
+            text = "an integer >= 1 or 'full'"
+        else:
+            noun = {"int": "an integer", "float": "a finite number",
+                    "ints": "a non-empty list of integers" if self.min_items else "a list of integers"}[self.kind]
+            text = noun + self._range()
+        return text + (" (or empty for none)" if self.nullable else "")
+
+    def _range(self) -> str:
+        lo = None if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
+        hi = None if self.high is None else f"{'<' if self.high_open else '<='} {self.high}"
+        if lo and hi:
+            return f" with {lo} and {hi}" if self.kind == "ints" else f" {lo} and {hi}"
+        if lo or hi:
+            return f" {'each ' if self.kind == 'ints' else ''}{lo or hi}"
+        return ""
+
+    def check(self, value) -> None:
+        """Raise SweepbenchError naming the value and what is allowed unless `value` fits."""
+        if value is None and self.nullable:
+            return
+        if not self._fits(value):
+            raise SweepbenchError(f"{'unknown' if self.kind == 'choice' else 'bad'} {self.name} {value!r}"
+                                  f"{_why(value, self.kind)}; allowed: {self.allowed()}")
+
+    def _fits(self, value) -> bool:
+        kind = self.kind
+        if kind == "choice":
+            return isinstance(value, str) and value in self.choices
+        if kind == "bool":
+            return isinstance(value, bool)
+        if kind == "text":
+            return isinstance(value, str) and value != ""
+        if kind == "batch_size":
+            return value == "full" or (_is_int(value) and value >= 1)
+        if kind == "ints":
+            return (isinstance(value, list) and len(value) >= self.min_items
+                    and all(_is_int(v) and self._in_range(v) for v in value))
+        if kind == "int":
+            return _is_int(value) and self._in_range(value)
+        return _is_number(value) and math.isfinite(value) and self._in_range(value)
+
+    def _in_range(self, v) -> bool:
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return self.high is None or (v < self.high if self.high_open else v <= self.high)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _why(value, kind: str) -> str:
+    """A hint for the commonest surprises: YAML 1.1 reads 1e-3 (no dot) as text, true as a bool."""
+    if isinstance(value, str) and kind in ("int", "float"):
+        try:
+            float(value)
+            return " (text, not a number: YAML reads exponent numbers without a dot, e.g. 1e-3, as text; " \
+                   "write 1.0e-3 or 0.001)"
+        except ValueError:
+            return " (text, not a number)"
+    if isinstance(value, bool) and kind in ("int", "float", "batch_size"):
+        return " (a boolean, not a number)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return " (not finite)"
+    return ""
+
+
+def _options(*entries: Option) -> dict[str, Option]:
+    return {o.name: o for o in entries}
+
+
+O = Option
+OPTIONS: dict[str, Option] = _options(
     # what to train
-    "workload": None,           # name from sweepbench.workloads.WORKLOADS
-    "optimizer": "sgd",         # one of OPTIMIZERS
-    "lr": 0.01,                 # base learning rate (> 0)
-    "batch_size": 32,           # int >= 1, or "full" (gradient descent on the whole training set)
-    "clip_batch_size": False,   # clip batch sizes larger than the training set to it instead of failing (smoke runs)
-    "epochs": 10,               # maximum number of epochs (>= 1)
-    "max_steps": 0,             # stop after this many optimizer steps (0 = no limit)
-    "seed": 0,                  # seeds python, numpy and torch (init, sampling, dropout)
+    O("workload", None, "choice", "name from sweepbench.workloads.WORKLOADS (required)", choices=WORKLOADS),
+    O("optimizer", "sgd", "choice", "update rule (sweepbench.optimizers.OPTIMIZERS)", choices=OPTIMIZERS),
+    O("lr", 0.01, "float", "base learning rate", low=0, low_open=True),
+    O("batch_size", 32, "batch_size", "samples per micro-batch, or full (gradient descent on the whole set)"),
+    O("clip_batch_size", False, "bool", "clip batch sizes larger than the training set instead of failing"),
+    O("epochs", 10, "int", "maximum number of epochs", low=1),
+    O("max_steps", 0, "int", "stop after this many optimizer steps (0 = no limit)", low=0),
+    O("seed", 0, "int", "seeds python, numpy and torch (init, sampling, dropout)", low=0, high=SEED_LIMIT,
+      high_open=True),
     # data
-    "synthetic": False,         # random tensors of the dataset's shape and count instead of real data
-    "data_seed": 0,             # seed of generated datasets and of the train/val/test split
-    "train_size": 0,            # keep only the first N training samples (0 = all)
-    "val_size": None,           # samples held out of training for validation (0 = validate on test)
-    "data_dir": "resources",    # prepared dataset tensor files (<data_dir>/<dataset>.pt)
-    "raw_dir": "data",          # torchvision's raw download folder (used to prepare the tensor file)
-    "download": False,          # let torchvision download missing raw files (needs the internet)
-    "augment": None,            # random flips and shifts (WideResNet workload)
+    O("synthetic", False, "bool", "random tensors of the dataset's shape and count instead of real data"),
+    O("data_seed", 0, "int", "seed of generated datasets and of the train/val/test split", low=0,
+      high=SEED_LIMIT, high_open=True),
+    O("train_size", 0, "int", "keep only the first N training samples (0 = all)", low=0),
+    O("val_size", None, "int", "samples held out of training for validation (0 = validate on test)", low=0,
+      nullable=True),
+    O("data_dir", "resources", "text", "prepared dataset tensor files (<data_dir>/<dataset>.pt)"),
+    O("raw_dir", "data", "text", "torchvision's raw download folder (used to prepare the tensor file)"),
+    O("download", False, "bool", "let torchvision download missing raw files (needs the internet)"),
+    O("augment", None, "bool", "random flips and shifts (WideResNet workload)", nullable=True),
     # model and loss
-    "hidden": None,             # MLP hidden widths, e.g. [20, 20]
-    "dropout": None,            # dropout rate (WideResNet)
-    "reg_lambda": None,         # L2 penalty 0.5 * reg_lambda * ||W||^2 on weight matrices (softmax regression)
-    "entropy_alpha": None,      # weight of the prediction-entropy term (seed 003's composite loss)
+    O("hidden", None, "ints", "MLP hidden widths, e.g. [20, 20]", low=1, nullable=True, min_items=1),
+    O("dropout", None, "float", "dropout rate (WideResNet)", low=0, high=1, high_open=True, nullable=True),
+    O("reg_lambda", None, "float", "L2 penalty 0.5 * reg_lambda * ||W||^2 on weight matrices", low=0,
+      nullable=True),
+    O("entropy_alpha", None, "float", "weight of the prediction-entropy term (seed 003's composite loss)",
+      low=0, nullable=True),
     # optimizer
-    "momentum": 0.9,            # for momentum and nesterov
-    "weight_decay": 0.0,        # decoupled for adamw, L2 for the rest
-    "accum_steps": 1,           # gradient accumulation: one update per accum_steps micro-batches
+    O("momentum", 0.9, "float", "momentum of momentum and nesterov", low=0, high=1, high_open=True),
+    O("weight_decay", 0.0, "float", "decoupled for adamw, L2 for the rest", low=0),
+    O("accum_steps", 1, "int", "gradient accumulation: one update per accum_steps micro-batches", low=1),
     # sampling and schedules
-    "sampling": "shuffle",      # shuffle | replacement | sequential
-    "schedule": "constant",     # one of SCHEDULES
-    "warmup_steps": 0,          # linear warm-up steps before any schedule
-    "step_milestones": [15, 25, 35],  # epochs at which the step schedule multiplies lr by step_gamma
-    "step_gamma": 0.1,
-    "cosine_min_factor": 0.0,   # cosine ends at lr * cosine_min_factor
-    "clr_max_lr": 0.006,        # cyclical schedules: lr cycles between lr and clr_max_lr
-    "clr_step_size": 2000,      # steps per half cycle
-    "clr_gamma": 1.0,           # exp_range decay per step
-    "batch_schedule": "constant",  # constant | cyclic (batch size per epoch from batch_cycle)
-    "batch_cycle": [],          # cyclic batch sizes, e.g. [16, 32, 64, 128, 256]
+    O("sampling", "shuffle", "choice", "order of samples in an epoch",
+      choices=("shuffle", "replacement", "sequential")),
+    O("schedule", "constant", "choice", "learning-rate schedule (sweepbench.schedules)",
+      choices=("constant", "step", "cosine", "warmup", "triangular", "triangular2", "exp_range")),
+    O("warmup_steps", 0, "int", "linear warm-up steps before any schedule", low=0),
+    O("step_milestones", [15, 25, 35], "ints", "epochs at which the step schedule multiplies lr by step_gamma",
+      low=1),
+    O("step_gamma", 0.1, "float", "factor of the step schedule", low=0, low_open=True),
+    O("cosine_min_factor", 0.0, "float", "cosine ends at lr * cosine_min_factor", low=0, high=1),
+    O("clr_max_lr", 0.006, "float", "cyclical schedules: lr cycles between lr and clr_max_lr", low=0,
+      low_open=True),
+    O("clr_step_size", 2000, "int", "cyclical schedules: steps per half cycle", low=1),
+    O("clr_gamma", 1.0, "float", "exp_range decay per step", low=0, high=1, low_open=True),
+    O("batch_schedule", "constant", "choice", "batch size per epoch: constant, or cyclic from batch_cycle",
+      choices=("constant", "cyclic")),
+    O("batch_cycle", [], "ints", "cyclic batch sizes, e.g. [16, 32, 64, 128, 256]", low=1),
     # stopping and targets
-    "target_metric": None,      # e.g. val_accuracy, train_loss
-    "target": None,             # value to reach (accuracy: >=, loss: <=)
-    "stop_at_target": False,    # stop once the target held for `patience` evaluations
-    "patience": 1,
-    "save_best": False,         # keep the weights of the best validation evaluation in model.pt (seed 003)
-    "converge_tol": 0.0,        # stop when the epoch-mean loss changes by less than this fraction (0 = off)
-    "diverge_factor": 10.0,     # diverged when a loss exceeds this x the initial loss
+    O("target_metric", None, "choice", "metric with a target, e.g. val_accuracy", choices=METRICS,
+      nullable=True),
+    O("target", None, "float", "value to reach (accuracy: >=, in [0, 1]; loss: <=, >= 0)", nullable=True),
+    O("stop_at_target", False, "bool", "stop once the target held for `patience` evaluations"),
+    O("patience", 1, "int", "evaluations in a row the target must hold", low=1),
+    O("save_best", False, "bool", "keep the weights of the best validation evaluation in model.pt (seed 003)"),
+    O("converge_tol", 0.0, "float", "stop when the epoch-mean loss changes by less than this fraction (0 = off)",
+      low=0, high=1, high_open=True),
+    O("diverge_factor", 10.0, "float", "diverged when a loss exceeds this x the initial loss", low=1,
+      low_open=True),
     # measurement
-    "eval_every": 0,            # evaluate every N steps (0 = every epoch)
-    "eval_batch_size": 4096,
-    "eval_max_samples": 0,      # evaluate on at most this many samples of each split (0 = all; for speed studies)
-    "steps_cap": 5000,          # steps.csv keeps at most about this many evenly spaced steps
-    "gns": False,               # estimate the gradient noise scale at every evaluation
-    "gns_batches": 8,           # small batches per estimate (big batch = gns_batches x batch_size)
-    "gns_ema": 0.9,             # moving-average factor of the two estimates
-    "timing_warmup_steps": 10,  # steps excluded from step-time statistics
+    O("eval_every", 0, "int", "evaluate every N steps (0 = every epoch)", low=0),
+    O("eval_batch_size", 4096, "int", "batch size of evaluation", low=1),
+    O("eval_max_samples", 0, "int", "evaluate at most this many samples of each split (0 = all)", low=0),
+    O("steps_cap", 5000, "int", "steps.csv keeps at most about this many evenly spaced steps", low=1),
+    O("gns", False, "bool", "estimate the gradient noise scale at every evaluation"),
+    O("gns_batches", 8, "int", "small batches per noise-scale estimate (big batch = gns_batches x batch_size)",
+      low=2),
+    O("gns_ema", 0.9, "float", "moving-average factor of the two noise-scale estimates", low=0, high=1,
+      high_open=True),
+    O("timing_warmup_steps", 10, "int", "steps excluded from step-time statistics", low=0),
     # machine
-    "device": "auto",           # auto | cpu | cuda
-    "threads": 0,               # torch CPU threads (0 = torch's default)
-    # speed (each is recorded in run.json; see the README's "Speed options")
-    "precision": "fp32",        # fp32 | bf16 (torch.autocast to bfloat16 for the forward pass; weights stay fp32)
-    "channels_last": False,     # image models and batches in channels-last memory format
-    "compile": "off",           # torch.compile mode: off | default | reduce-overhead (CUDA graphs) | max-autotune
-    "optimizer_impl": "auto",   # auto (fused on CUDA where torch has it, else foreach) | fused | foreach | for-loop
-    "deterministic": True,      # CUDA: torch.use_deterministic_algorithms, no cuDNN autotuning (CPU: already deterministic)
-}
+    O("device", "auto", "choice", "where to train", choices=("auto", "cpu", "cuda")),
+    O("threads", 0, "int", "torch CPU threads (0 = torch's default)", low=0),
+    # speed (each is recorded in run.json `speed`; see the README's "Speed")
+    O("precision", "fp32", "choice", "bf16: torch.autocast to bfloat16 for the forward pass; weights stay fp32",
+      choices=("fp32", "bf16")),
+    O("channels_last", False, "bool", "image models and batches in channels-last memory format"),
+    O("compile", "off", "choice", "torch.compile mode (reduce-overhead: CUDA graphs)",
+      choices=("off", "default", "reduce-overhead", "max-autotune")),
+    O("optimizer_impl", "auto", "choice", "auto: fused on CUDA where torch has it, else foreach",
+      choices=("auto", "fused", "foreach", "for-loop")),
+    O("deterministic", True, "bool", "CUDA: deterministic algorithms, no cuDNN autotuning (CPU: already so)"),
+)
+del O
 
-LIST_KEYS = {"step_milestones", "batch_cycle", "hidden"}
-CHOICES = {
-    "optimizer": OPTIMIZERS,
-    "schedule": SCHEDULES,
-    "sampling": SAMPLINGS,
-    "batch_schedule": BATCH_SCHEDULES,
-    "device": DEVICES,
-    "precision": PRECISIONS,
-    "compile": COMPILE_MODES,
-    "optimizer_impl": OPTIMIZER_IMPLS,
-}
-BOOL_KEYS = {"synthetic", "download", "augment", "stop_at_target", "gns", "deterministic", "clip_batch_size",
-             "save_best", "channels_last"}
-INT_KEYS = {"epochs", "max_steps", "seed", "data_seed", "train_size", "val_size", "accum_steps",
-            "warmup_steps", "clr_step_size", "patience", "eval_every", "eval_batch_size",
-            "steps_cap", "gns_batches", "timing_warmup_steps", "threads", "eval_max_samples"}
-FLOAT_KEYS = {"lr", "dropout", "reg_lambda", "entropy_alpha", "momentum", "weight_decay",
-              "step_gamma", "cosine_min_factor", "clr_max_lr", "clr_gamma", "target",
-              "converge_tol", "diverge_factor", "gns_ema"}
-STR_KEYS = {"workload", "target_metric", "data_dir", "raw_dir"} | set(CHOICES)
+
+def defaults() -> dict:
+    """Every option with its default (a fresh copy: list defaults may be changed by the caller)."""
+    return {name: (list(o.default) if isinstance(o.default, list) else o.default) for name, o in OPTIONS.items()}
+
+
+def help_text() -> str:
+    """`sweepbench train --help`'s list: one line per option, `  name = default  help; allowed: ...`."""
+    return "\n".join(f"  {o.name} = {o.default!r}  {o.help}; allowed: {o.allowed()}" for o in OPTIONS.values())
 
 
 def parse_value(key: str, text: str):
-    """Turn a command-line string into the type of option `key` (for --set KEY=VALUE)."""
-    if key not in DEFAULTS:
-        raise SweepbenchError(f"unknown option {key!r}; allowed: {', '.join(sorted(DEFAULTS))}")
+    """Turn a command-line string into option `key`'s value (for --set KEY=VALUE); the value is
+    checked against the option's bounds later, in `validate`."""
+    option = OPTIONS.get(key)
+    if option is None:
+        raise SweepbenchError(f"unknown option {key!r}; allowed: {', '.join(sorted(OPTIONS))}")
     if text.lower() in ("none", "null", ""):
-        return [] if key in LIST_KEYS else None
+        return [] if option.kind == "ints" and not option.nullable else None
     try:
-        if key == "batch_size":
-            return "full" if text == "full" else int(text)
-        if key in LIST_KEYS:
-            return [int(v) for v in text.replace(" ", "").strip("[]").split(",") if v]
-        if key in BOOL_KEYS:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if key in INT_KEYS:
-            return int(text)
-        if key in FLOAT_KEYS:
-            return float(text)
+        return _parse(option.kind, text)
     except ValueError:
-        raise SweepbenchError(f"bad value {text!r} for {key}; expected {_kind(key)}") from None
+        raise SweepbenchError(f"bad value {text!r} for {key}; expected {option.allowed()}") from None
+
+
+def _parse(kind: str, text: str):
+    if kind == "batch_size":
+        return "full" if text == "full" else int(text)
+    if kind == "ints":
+        return [int(v) for v in text.replace(" ", "").strip("[]").split(",") if v]
+    if kind == "bool":
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
     return text
 
 
-def _kind(key: str) -> str:
-    if key == "batch_size":
-        return "an integer >= 1 or 'full'"
-    if key in LIST_KEYS:
-        return "a comma-separated list of integers"
-    if key in BOOL_KEYS:
-        return "true or false"
-    if key in INT_KEYS:
-        return "an integer"
-    if key in FLOAT_KEYS:
-        return "a number"
-    if key in CHOICES:
-        return "one of " + ", ".join(CHOICES[key])
-    return "a string"
-
-
 def resolve(user: dict) -> dict:
-    """Layer DEFAULTS, the workload's defaults and the user's settings; validate the result.
+    """Layer the defaults, the workload's defaults and the user's settings; validate the result.
 
     Raises SweepbenchError naming the first bad key and what is allowed. Checks that need
-    the dataset (batch size larger than the training set) happen in the engine.
+    the dataset (batch size larger than the training set) happen when training starts.
     """
-    from sweepbench.workloads import WORKLOADS  # light: no torch import
-
-    unknown = sorted(set(user) - set(DEFAULTS))
+    unknown = sorted(set(user) - set(OPTIONS))
     if unknown:
-        raise SweepbenchError(f"unknown option {unknown[0]!r}; allowed: {', '.join(sorted(DEFAULTS))}")
-    name = user.get("workload")
-    if name not in WORKLOADS:
-        raise SweepbenchError(f"unknown workload {name!r}; allowed: {', '.join(WORKLOADS)}")
-    spec = dict(DEFAULTS)
-    spec.update(WORKLOADS[name].defaults)
+        raise SweepbenchError(f"unknown option {unknown[0]!r}; allowed: {', '.join(sorted(OPTIONS))}")
+    OPTIONS["workload"].check(user.get("workload"))
+    spec = defaults()
+    spec.update(WORKLOADS[user["workload"]].defaults)
     spec.update(user)
     validate(spec)
     return spec
 
 
 def validate(spec: dict) -> None:
-    """Check every value of a resolved spec; raise SweepbenchError on the first bad one."""
-    for key, allowed in CHOICES.items():
-        if spec[key] not in allowed:
-            raise SweepbenchError(f"unknown {key} {spec[key]!r}; allowed: {', '.join(allowed)}")
-    lr = spec["lr"]
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise SweepbenchError(f"bad lr {lr!r}; allowed: a finite number > 0")
-    bs = spec["batch_size"]
-    if bs != "full" and (not isinstance(bs, int) or isinstance(bs, bool) or bs < 1):
-        raise SweepbenchError(f"bad batch_size {bs!r}; allowed: an integer >= 1 or 'full'")
-    _at_least(spec, "epochs", 1)
-    for key in ("max_steps", "train_size", "warmup_steps", "eval_every", "threads", "eval_max_samples"):
-        _at_least(spec, key, 0)
-    for key in ("accum_steps", "patience", "eval_batch_size", "steps_cap", "clr_step_size"):
-        _at_least(spec, key, 1)
-    _at_least(spec, "gns_batches", 2)
-    if spec["val_size"] is not None:
-        _at_least(spec, "val_size", 0)
-    if spec["batch_schedule"] == "cyclic":
-        cycle = spec["batch_cycle"]
-        if not cycle or any((not isinstance(b, int)) or b < 1 for b in cycle):
-            raise SweepbenchError(f"bad batch_cycle {cycle!r}; allowed: a non-empty list of integers >= 1 "
-                                  "(needed by batch_schedule=cyclic)")
-    if spec["schedule"] in ("triangular", "triangular2", "exp_range") and spec["clr_max_lr"] < lr:
-        raise SweepbenchError(f"bad clr_max_lr {spec['clr_max_lr']!r}; allowed: a value >= lr ({lr})")
-    for key in ("momentum", "weight_decay", "converge_tol", "step_gamma", "cosine_min_factor"):
-        if spec[key] < 0:
-            raise SweepbenchError(f"bad {key} {spec[key]!r}; allowed: a number >= 0")
-    if spec["diverge_factor"] <= 1:
-        raise SweepbenchError(f"bad diverge_factor {spec['diverge_factor']!r}; allowed: a number > 1")
-    if not 0 <= spec["gns_ema"] < 1:
-        raise SweepbenchError(f"bad gns_ema {spec['gns_ema']!r}; allowed: 0 <= gns_ema < 1")
-    metric = spec["target_metric"]
-    if metric is not None and metric not in TARGET_METRICS:
-        raise SweepbenchError(f"unknown target_metric {metric!r}; allowed: {', '.join(TARGET_METRICS)}")
+    """Check every value of a resolved spec against its option, then the relations between
+    options; raise SweepbenchError on the first bad one."""
+    missing = [name for name in OPTIONS if name not in spec]
+    if missing:
+        raise SweepbenchError(f"run spec lacks option {missing[0]!r}; allowed: a spec resolved by sweepbench")
+    for name, option in OPTIONS.items():
+        option.check(spec[name])
+    _check_relations(spec)
 
 
-TARGET_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "accuracy"))
+def _check_relations(spec: dict) -> None:
+    if spec["batch_schedule"] == "cyclic" and not spec["batch_cycle"]:
+        raise SweepbenchError("bad batch_cycle []; allowed: a non-empty list of integers >= 1 "
+                              "(needed by batch_schedule=cyclic)")
+    if spec["schedule"] in ("triangular", "triangular2", "exp_range") and spec["clr_max_lr"] < spec["lr"]:
+        raise SweepbenchError(f"bad clr_max_lr {spec['clr_max_lr']!r}; allowed: a value >= lr ({spec['lr']})")
+    metric, target = spec["target_metric"], spec["target"]
+    if metric and metric.endswith("accuracy") and not WORKLOADS[spec["workload"]].has_accuracy:
+        raise SweepbenchError(f"bad target_metric {metric!r} for regression workload {spec['workload']}; "
+                              "allowed: train_loss, val_loss, test_loss")
+    if metric and target is not None:
+        if metric.endswith("accuracy") and not 0 <= target <= 1:
+            raise SweepbenchError(f"bad target {target!r} for {metric}; allowed: a number in [0, 1]")
+        if metric.endswith("loss") and target < 0:
+            raise SweepbenchError(f"bad target {target!r} for {metric}; allowed: a number >= 0")
+    if spec["stop_at_target"] and (metric is None or target is None):
+        raise SweepbenchError("bad stop_at_target True without a target; allowed: set target_metric and target "
+                              "(or stop_at_target=false)")
 
 
-def _at_least(spec: dict, key: str, low: int) -> None:
-    value = spec[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise SweepbenchError(f"bad {key} {value!r}; allowed: an integer >= {low}")
-
-
-# sweepbench.batched trains a cell's seeds as one vmapped model; these runs qualify.
+# sweepbench.batched trains a cell's seeds as one model with stacked parameters; these runs qualify.
 BATCHABLE_MODELS = ("softmax", "mlp")  # no batch norm, no dropout, no parameter trajectory
 BATCH_REQUIRES = {  # spec key: the value a batched run must have
     "batch_schedule": "constant", "accum_steps": 1, "gns": False, "save_best": False, "compile": "off",
@@ -238,9 +326,7 @@ def check_batchable(specs: list[dict]) -> None:
             key = next(k for k in first if first[k] != other.get(k))
             raise SweepbenchError(f"cannot batch runs that differ in {key} ({first[key]!r} vs {other[key]!r}); "
                                   "allowed: runs of one cell, differing only in seed")
-    from sweepbench.workloads import get as get_workload  # light: no torch import
-
-    model = get_workload(specs[0]["workload"]).model
+    model = WORKLOADS[specs[0]["workload"]].model
     if model not in BATCHABLE_MODELS:
         raise SweepbenchError(f"cannot batch workload {specs[0]['workload']} (model {model}); allowed: workloads "
                               f"whose model is {' or '.join(BATCHABLE_MODELS)}")

@@ -15,7 +15,7 @@ class Workload:
     model: str            # linear_neuron | logreg2d | softmax | mlp | lenet5 | wrn16_10 (sweepbench.models)
     task: str             # regression (MSE) | binary (sigmoid + BCE) | multiclass (softmax + CE)
     description: str
-    defaults: dict = field(default_factory=dict)   # overrides of sweepbench.spec.DEFAULTS
+    defaults: dict = field(default_factory=dict)   # overrides of the defaults in sweepbench.spec.OPTIONS
 
     @property
     def has_accuracy(self) -> bool:

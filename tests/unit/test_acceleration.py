@@ -96,11 +96,11 @@ def test_warmup_batches_cover_every_micro_batch_size():
     x = torch.zeros(100, 3)
     splits = datasets.Splits(x, torch.zeros(100), x, torch.zeros(100), x, torch.zeros(100))
     spec = resolve({"workload": "linreg", "batch_size": 32, "compile": "default"})
-    assert [len(y) for _, y in engine._warmup_batches(spec, splits, 100)] == [4, 32]
+    assert [len(y) for _, y in engine.warmup_batches(spec, splits, 100)] == [4, 32]
     spec = resolve({"workload": "linreg", "batch_schedule": "cyclic", "batch_cycle": [10, 50], "epochs": 4,
                     "compile": "default"})
-    assert [len(y) for _, y in engine._warmup_batches(spec, splits, 100)] == [10, 50]
-    assert engine._warmup_batches(resolve({"workload": "linreg"}), splits, 100) == []
+    assert [len(y) for _, y in engine.warmup_batches(spec, splits, 100)] == [10, 50]
+    assert engine.warmup_batches(resolve({"workload": "linreg"}), splits, 100) == []
 
 
 def test_train_pack_records_placement(tmp_path):

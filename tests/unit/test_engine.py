@@ -230,7 +230,7 @@ def test_missing_mnist_offline_names_folder_and_files(tmp_path):
 
 def test_help_documents_every_option():
     proc = run_cli("train", "--help")
-    from sweepbench.spec import DEFAULTS
+    from sweepbench.spec import OPTIONS as DEFAULTS
     assert proc.returncode == 0
     for key in DEFAULTS:
         assert f"  {key} = " in proc.stdout

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sweepbench import engine
-from sweepbench.optimizers import RULES, ForeachOptimizer
+from sweepbench.optimizers import OPTIMIZERS as RULES, ForeachOptimizer
 
 
 def _model(seed):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from sweepbench import schedules
-from sweepbench.spec import DEFAULTS
+from sweepbench.spec import defaults
 
 
 def spec(**kw):
-    s = dict(DEFAULTS)
+    s = defaults()
     s.update(kw)
     return s
 

@@ -1,0 +1,88 @@
+"""Atomic writes: a file or a folder appears complete, or not at all.
+
+`write_file` writes to a temporary sibling and renames it into place. `TempFolder` reserves
+a temporary sibling folder, is filled, and is renamed into place by `commit`. A failure
+(read-only folder, full disk) is a one-line SweepbenchError naming the path, and leaves no
+temporary file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from sweepbench import SweepbenchError
+
+
+def cannot_write(path: str, err: OSError) -> SweepbenchError:
+    return SweepbenchError(f"cannot write {path}: {err.strerror or err}; allowed: a path in a writable folder "
+                           "with free space")
+
+
+def write_file(path: str, data: str | bytes) -> None:
+    """Write `data` to `path` atomically (temporary sibling + rename), creating its folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        raise cannot_write(path, err) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_with(path: str, save) -> None:
+    """Atomic write through a writer function `save(tmp_path)` (e.g. torch.save, DataFrame.to_csv)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        save(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise cannot_write(path, err) from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class TempFolder:
+    """A temporary sibling folder of `dest`, reserved up front (so an unwritable destination
+    fails before any work), filled by the caller, then renamed to `dest` by `commit`."""
+
+    def __init__(self, dest: str):
+        self.dest = os.path.abspath(dest)
+        parent = os.path.dirname(self.dest)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(self.dest)}.tmp-", dir=parent)
+        except OSError as err:
+            raise SweepbenchError(f"cannot write output folder {dest!r}: {err.strerror}; "
+                                  "allowed: a path in a writable folder") from None
+
+    def commit(self) -> None:
+        """Put the filled folder at `dest`. An existing `dest` is moved aside first and removed
+        after the rename (the caller decides beforehand whether it may be replaced)."""
+        old = None
+        try:
+            if os.path.lexists(self.dest):
+                old = f"{self.path}.old"
+                os.replace(self.dest, old)
+            os.replace(self.path, self.dest)
+        except OSError as err:
+            if old and not os.path.lexists(self.dest):
+                os.replace(old, self.dest)  # put the previous folder back
+            self.discard()
+            raise cannot_write(self.dest, err) from None
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

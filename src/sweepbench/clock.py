@@ -1,0 +1,55 @@
+"""The training clock: a stopwatch around training only, and per-step time marks.
+
+On CUDA, step marks are CUDA events, resolved when the losses are read back (no host sync per
+step); the stopwatch synchronises only where it reads (start, stop). Evaluation, compile
+warm-up and start-up happen while the stopwatch is stopped.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+class Clock:
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.device = device
+        self.total = 0.0
+        self._start = None
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def start(self):
+        self.sync()
+        self._start = time.perf_counter()
+
+    def stop(self):
+        self.sync()
+        self.total += time.perf_counter() - self._start
+        self._start = None
+
+    def step_begin(self):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def step_end(self, begin):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return (begin, ev)
+        return time.perf_counter() - begin
+
+    def resolve(self, mark) -> float:
+        """Seconds of a step mark (waits for a CUDA step's end event)."""
+        if self.cuda:
+            begin, end = mark
+            end.synchronize()
+            return begin.elapsed_time(end) / 1000.0
+        return mark

@@ -1,0 +1,130 @@
+"""The declaration tables: every run option and every optimizer is declared once, complete, and
+everything else (parsing, validation, --help, the planner, training) follows from that entry."""
+
+import math
+
+import pytest
+
+from conftest import run_cli
+from sweepbench import SweepbenchError, acceleration, optimizers, spec
+from sweepbench.plan import plan
+from sweepbench.spec import KINDS, OPTIONS, Option, parse_value, resolve
+
+# Options whose bounds depend on another option (checked in spec._check_relations) or that have none.
+BOUNDED_ELSEWHERE = {"target": "range depends on target_metric (accuracy in [0, 1], loss >= 0)"}
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_every_option_is_complete(name):
+    o = OPTIONS[name]
+    assert o.name == name and o.kind in KINDS and o.help.strip()
+    if o.kind == "choice":
+        assert len(o.choices) >= 1
+    if o.kind in ("int", "float", "ints") and name not in BOUNDED_ELSEWHERE:
+        assert o.low is not None or o.high is not None, f"{name} has no bounds"
+    if name != "workload":                    # the one option without a default value: it is required
+        o.check(o.default)                    # the default passes its own check
+    assert o.allowed()
+
+
+@pytest.mark.parametrize("name", list(optimizers.OPTIMIZERS))
+def test_every_optimizer_is_complete(name):
+    import torch
+
+    kind = optimizers.OPTIMIZERS[name]
+    assert kind.name == name and callable(kind.update)
+    cls = getattr(torch.optim, kind.torch_class)
+    options = kind.torch_options(spec.defaults())
+    cls([torch.nn.Parameter(torch.zeros(2))], lr=0.1, **options)      # torch accepts the keyword arguments
+    assert kind.fused_on <= {"cuda", "cpu"}
+
+
+def test_a_new_run_option_is_one_entry(monkeypatch):
+    """Adding an Option makes it a default, parsable from --set, bounded in validation, listed in
+    --help and accepted by the planner."""
+    monkeypatch.setitem(OPTIONS, "label_smoothing", Option("label_smoothing", 0.0, "float", "smoothing of the "
+                                                           "targets", low=0, high=1, high_open=True))
+    assert spec.defaults()["label_smoothing"] == 0.0
+    assert parse_value("label_smoothing", "0.1") == 0.1
+    assert resolve({"workload": "linreg", "label_smoothing": 0.1})["label_smoothing"] == 0.1
+    with pytest.raises(SweepbenchError, match=r"bad label_smoothing 1.5; allowed: a finite number >= 0 and < 1"):
+        resolve({"workload": "linreg", "label_smoothing": 1.5})
+    assert "  label_smoothing = 0.0  smoothing of the targets; allowed: a finite number >= 0 and < 1" in \
+        spec.help_text()
+    p = plan({"studies": {"s": {"workload": "linreg", "grid": {"label_smoothing": [0.0, 0.2]}}}})
+    assert sorted(c["runs"][0]["spec"]["label_smoothing"] for c in p["cells"].values()) == [0.0, 0.2]
+
+
+def test_a_new_optimizer_is_one_entry(monkeypatch, tmp_path):
+    """Adding an OptimizerKind makes it a valid choice, trains with the foreach rule and with
+    torch.optim, and `auto` picks its kernels from the entry."""
+    def signed_sgd(opt, params, grads, lr):
+        optimizers.torch._foreach_add_(params, [g.sign() for g in grads], alpha=-lr)
+
+    monkeypatch.setitem(optimizers.OPTIMIZERS, "signsgd", optimizers.OptimizerKind(
+        "signsgd", signed_sgd, "SGD", lambda s: {"weight_decay": s["weight_decay"]}))
+    from sweepbench import engine
+
+    for impl in ("foreach", "for-loop"):
+        user = {"workload": "digits_softmax", "optimizer": "signsgd", "lr": 0.001, "epochs": 1,
+                "optimizer_impl": impl, "device": "cpu"}
+        rec = engine.train(resolve(user), str(tmp_path / impl), quiet=True)
+        assert rec["spec"]["optimizer"] == "signsgd" and rec["speed"]["optimizer_impl"] == impl
+        assert math.isfinite(rec["final"]["train_loss"])
+    import torch
+
+    assert acceleration.optimizer_impl(resolve({"workload": "linreg", "optimizer": "signsgd"}),
+                                       torch.device("cpu")) == "foreach"
+    assert "signsgd" not in acceleration.fused_optimizers("cpu")
+
+
+CONFIG_CASES = [  # (option, bad value, message) through the planner, as a config would give them
+    ("dropout", "abc", "bad dropout 'abc' (text, not a number); allowed: a finite number >= 0 and < 1"),
+    ("dropout", 1.5, "bad dropout 1.5; allowed: a finite number >= 0 and < 1"),
+    ("reg_lambda", -1, "bad reg_lambda -1; allowed: a finite number >= 0"),
+    ("hidden", [0], "bad hidden [0]; allowed: a non-empty list of integers each >= 1"),
+    ("hidden", [], "bad hidden []; allowed: a non-empty list of integers each >= 1"),
+    ("hidden", "20,20", "bad hidden '20,20'; allowed: a non-empty list of integers"),
+    ("step_milestones", ["a"], "bad step_milestones ['a']; allowed: a list of integers each >= 1"),
+    ("entropy_alpha", -0.5, "bad entropy_alpha -0.5; allowed: a finite number >= 0"),
+    ("momentum", "high", "bad momentum 'high' (text, not a number); allowed: a finite number >= 0 and < 1"),
+    ("diverge_factor", "ten", "bad diverge_factor 'ten' (text, not a number)"),
+    ("diverge_factor", float("nan"), "bad diverge_factor nan (not finite); allowed: a finite number > 1"),
+    ("converge_tol", float("nan"), "bad converge_tol nan (not finite)"),
+    ("target", float("nan"), "bad target nan (not finite)"),
+    ("lr", True, "bad lr True (a boolean, not a number); allowed: a finite number > 0"),
+    ("lr", "1e-3", "bad lr '1e-3' (text, not a number: YAML reads exponent numbers without a dot, e.g. 1e-3, "
+                   "as text; write 1.0e-3 or 0.001)"),
+    ("epochs", 2.5, "bad epochs 2.5; allowed: an integer >= 1"),
+    ("batch_size", True, "bad batch_size True (a boolean, not a number); allowed: an integer >= 1 or 'full'"),
+    ("data_seed", 2**32, "bad data_seed 4294967296; allowed: an integer >= 0 and < 4294967296"),
+    ("target", 1.5, "bad target 1.5 for val_accuracy; allowed: a number in [0, 1]"),
+    ("gns_ema", 1.0, "bad gns_ema 1.0; allowed: a finite number >= 0 and < 1"),
+]
+
+
+@pytest.mark.parametrize("key, value, message", CONFIG_CASES)
+def test_bad_values_are_refused_by_the_planner_naming_study_value_and_range(key, value, message):
+    config = {"studies": {"s": {"workload": "digits_mlp", "fixed": {key: value}}}}
+    with pytest.raises(SweepbenchError) as err:
+        plan(config)
+    assert "study 's'" in str(err.value) and message in str(err.value)
+
+
+def test_loss_target_below_zero_is_refused():
+    with pytest.raises(SweepbenchError, match=r"bad target -1.0 for train_loss; allowed: a number >= 0"):
+        resolve({"workload": "linreg", "target_metric": "train_loss", "target": -1.0})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "bad seed -1; allowed: an integer >= 0 and < 4294967296"),
+    (["--seed", str(2**32)], "bad seed 4294967296; allowed: an integer >= 0 and < 4294967296"),
+    (["--set", "dropout=abc"], "bad value 'abc' for dropout; expected a finite number >= 0 and < 1"),
+    (["--set", "hidden=0"], "bad hidden [0]; allowed: a non-empty list of integers each >= 1"),
+    (["--set", "diverge_factor=nan"], "bad diverge_factor nan (not finite)"),
+])
+def test_bad_values_on_the_command_line_are_one_line_exit_2(tmp_path, args, message):
+    proc = run_cli("train", "--workload", "digits_mlp", *args, "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,84 @@
+"""The run record both ways: written atomically without touching anything that is not a record,
+and loaded only when complete and of this schema."""
+
+import json
+import os
+
+import pytest
+
+from conftest import run_cli
+from sweepbench import SweepbenchError, engine, record
+from sweepbench.spec import resolve
+
+TINY = ["--workload", "linreg", "--epochs", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def a_record(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rec") / "run"
+    engine.train(resolve({"workload": "digits_softmax", "epochs": 1, "device": "cpu"}), str(out), quiet=True)
+    return out
+
+
+def test_load_record_gives_a_typed_record(a_record):
+    rec = record.load_record(str(a_record))
+    assert rec.status in record.STATUSES and rec.spec["workload"] == "digits_softmax"
+    assert rec.final["step"] > 0 and set(record.METRICS) <= set(rec.best)
+    assert rec.speed["batched_runs"] == 1 and rec.path == str(a_record)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: {**d, "schema_version": 2}, "run.json schema_version 2, this sweepbench reads 1"),
+    (lambda d: {k: v for k, v in d.items() if k != "to_target"}, "run.json lacks to_target.metric"),
+    (lambda d: {**d, "final": {k: v for k, v in d["final"].items() if k != "val_loss"}}, "run.json lacks final.val_loss"),
+    (lambda d: {**d, "status": "finished"}, "run.json status 'finished'; allowed: completed"),
+])
+def test_a_record_of_another_schema_or_missing_a_key_is_refused_naming_the_folder(a_record, tmp_path, edit, message):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    data = json.loads((bad / "run.json").read_text())
+    (bad / "run.json").write_text(json.dumps(edit(data)))
+    with pytest.raises(record.BrokenRecord, match=f"broken run record {bad}: {message}"):
+        record.load_record(str(bad))
+
+
+@pytest.mark.parametrize("out", [".", "..", "", "results"])
+def test_train_never_replaces_a_folder_that_is_not_a_run_record(tmp_path, out):
+    work = tmp_path / "work"
+    (work / "results" / "runs").mkdir(parents=True)
+    (work / "notes.txt").write_text("mine")
+    (work / "results" / "keep.csv").write_text("a,b\n")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    proc = run_cli("train", *TINY, "--out", out, cwd=work)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "bad --out" in proc.stderr and "allowed: a new folder" in proc.stderr
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before           # nothing touched, nothing left
+
+
+def test_train_refuses_an_existing_file(tmp_path):
+    (tmp_path / "somefile").write_text("precious")
+    proc = run_cli("train", *TINY, "--out", "somefile", cwd=tmp_path)
+    assert proc.returncode == 2 and "bad --out 'somefile': it is an existing file" in proc.stderr
+    assert (tmp_path / "somefile").read_text() == "precious" and os.listdir(tmp_path) == ["somefile"]
+
+
+def test_train_replaces_an_earlier_record_of_its_own(tmp_path):
+    assert run_cli("train", *TINY, "--out", "r", cwd=tmp_path).returncode == 0
+    first = json.loads((tmp_path / "r" / "run.json").read_text())["provenance"]["started_utc"]
+    proc = run_cli("train", *TINY, "--epochs", "3", "--out", "r", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rec = record.load_record(str(tmp_path / "r"))
+    assert rec.spec["epochs"] == 3 and os.listdir(tmp_path) == ["r"]
+    assert first  # the earlier record existed and was replaced by the new one
+
+
+def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(record, "csv_text", full_disk)
+    with pytest.raises(SweepbenchError):
+        engine.train(resolve({"workload": "linreg", "epochs": 1}), str(tmp_path / "r"), quiet=True)
+    assert os.listdir(tmp_path) == []
