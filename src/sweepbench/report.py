@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from sweepbench import SweepbenchError, __version__, analysis, rules
+from sweepbench.atomic import write_file
 
 TEMPLATE = "report.html.j2"
 MAX_CURVES = 8
@@ -333,6 +334,10 @@ def headlines(the_plan: dict, t: dict) -> list[str]:
             top = g.loc[g["samples_per_s"].idxmax()]
             out.append(f"{study} ({top['workload']}): peak throughput {top['samples_per_s']:,.0f} samples/s at "
                        f"B={int(top['effective_batch_size'])} on {top['device_name']}.")
+    planned = sum(len(s["runs"]) for s in the_plan["studies"].values())
+    if len(runs) < planned:
+        out.append(f"{planned - len(runs)} of {planned} planned runs have no record yet: the tables are built from "
+                   "fewer seeds than planned where cells.csv's n_missing is above 0.")
     div = runs[runs["diverged"].astype(bool)]
     if len(div):
         where = ", ".join(f"{s} ({n})" for s, n in div.groupby("study").size().items())
@@ -415,26 +420,18 @@ def render_html(context: dict) -> str:
     return env.get_template(TEMPLATE).render(**context)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_dir: str | None = None,
            pdf: bool = True) -> dict:
     """Write <out_dir>/index.html and (pdf=True) <out_dir>/report.pdf. Returns their paths."""
     context = build_context(plan_path, tables_dir, runs_dir, check_dir)
     page = render_html(context)
     html_path = os.path.join(out_dir, "index.html")
-    write_atomic(html_path, page.encode())
+    write_file(html_path, page)
     out = {"html": html_path}
     if pdf:
         import weasyprint
 
         pdf_path = os.path.join(out_dir, "report.pdf")
-        write_atomic(pdf_path, weasyprint.HTML(string=page, base_url=os.path.abspath(out_dir)).write_pdf())
+        write_file(pdf_path, weasyprint.HTML(string=page, base_url=os.path.abspath(out_dir)).write_pdf())
         out["pdf"] = pdf_path
     return out

@@ -14,7 +14,8 @@ runs.csv, one row per (study, run); a run reused by two studies appears in both:
     best_model_test_accuracy (runs with save_best: the re-loaded best weights on the test set),
     device_name, torch, git_commit
 
-cells.csv, one row per (study, cell): n_seeds, n_diverged, frac_diverged and, for each of
+cells.csv, one row per (study, cell): n_seeds (runs with a record), n_planned, n_missing (planned
+    runs without a record: only with `aggregate --partial`), n_diverged, frac_diverged and, for each of
     final_train_loss, final_train_accuracy, final_val_loss, final_val_accuracy, final_test_accuracy,
     best_val_accuracy, best_val_loss, samples_per_s, step_time_median_s, grad_noise_scale:
     <metric>_mean, _std, _ci_lo, _ci_hi over the seeds that did not diverge (sweepbench.analysis.summarize);
@@ -47,11 +48,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from sweepbench import analysis, rules
+from sweepbench import SweepbenchError, analysis, rules
+from sweepbench.atomic import save_with
+from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_record
 
-METRICS = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
                 "seed", "status", "diverged", "synthetic"]
 RECORD_COLUMNS = (
@@ -62,68 +63,69 @@ RECORD_COLUMNS = (
        "grad_noise_scale", "best_model_step", "best_model_test_accuracy", "device_name", "torch", "git_commit"])
 
 
-def run_row(rec: dict) -> dict:
-    """The runs.csv fields of one run.json."""
-    spec, tt, tp = rec["spec"], rec["to_target"], rec["throughput"]
-    n_train = rec["workload"]["n_train"]
+def run_row(rec: RunRecord) -> dict:
+    """The runs.csv fields of one run record (sweepbench.record.load_record)."""
+    spec, tt, tp, timing = rec.spec, rec.to_target, rec.throughput, rec.timing
+    n_train = rec.workload["n_train"]
     micro = n_train if spec["batch_size"] == "full" else spec["batch_size"]
     row = {"workload": spec["workload"], "optimizer": spec["optimizer"], "lr": spec["lr"],
            "batch_size": spec["batch_size"], "effective_batch_size": min(micro, n_train) * spec["accum_steps"],
-           "seed": spec["seed"], "status": rec["status"], "diverged": rec["status"] == "diverged",
+           "seed": spec["seed"], "status": rec.status, "diverged": rec.status == "diverged",
            "synthetic": bool(spec["synthetic"])}
-    row.update({f"final_{m}": rec["final"].get(m) for m in METRICS})
-    row.update({f"best_{m}": rec["best"].get(m) for m in METRICS})
+    row.update({f"final_{m}": rec.final[m] for m in METRICS})
+    row.update({f"best_{m}": rec.best[m] for m in METRICS})
+    best_model = rec.best_model or {}  # present only with save_best
     row.update({"target_metric": tt["metric"], "target": tt["target"], "target_reached": bool(tt["reached"]),
                 "steps_to_target": tt["step"], "epochs_to_target": tt["epoch"],
                 "samples_to_target": tt["samples"], "seconds_to_target": tt["wall_s"],
-                "convergence_epoch": rec["convergence"]["epoch"], "steps": rec["timing"]["steps"],
-                "epochs": rec["timing"]["epochs"], "train_s": rec["timing"]["train_s"],
-                "samples_per_s": tp["samples_per_s"],
-                "batched_runs": (rec.get("speed") or {}).get("batched_runs", 1),
-                "step_time_median_s": tp["step_time_median_s"],
+                "convergence_epoch": rec.convergence["epoch"], "steps": timing["steps"],
+                "epochs": timing["epochs"], "train_s": timing["train_s"], "samples_per_s": tp["samples_per_s"],
+                "batched_runs": rec.speed["batched_runs"], "step_time_median_s": tp["step_time_median_s"],
                 "step_time_p10_s": tp["step_time_p10_s"], "step_time_p90_s": tp["step_time_p90_s"],
-                "peak_mem_mb": rec["memory"]["peak_mb"], "grad_noise_scale": rec.get("grad_noise_scale"),
-                "best_model_step": (rec.get("best_model") or {}).get("step"),
-                "best_model_test_accuracy": (rec.get("best_model") or {}).get("reloaded_test_accuracy"),
-                "device_name": rec["provenance"]["device_name"],
-                "torch": rec["provenance"]["torch"], "git_commit": rec["provenance"]["git_commit"]})
+                "peak_mem_mb": rec.memory["peak_mb"], "grad_noise_scale": rec.grad_noise_scale,
+                "best_model_step": best_model.get("step"),
+                "best_model_test_accuracy": best_model.get("reloaded_test_accuracy"),
+                "device_name": rec.provenance["device_name"],
+                "torch": rec.provenance["torch"], "git_commit": rec.provenance["git_commit"]})
     return row
 
 
-def runs_table(the_plan: dict, runs_dir: str, warn=print):
-    """One row per (study, run) of the plan; missing or malformed records are reported by path
-    and skipped. Returns (DataFrame, number skipped)."""
+def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
+    """One row per (study, run) of the plan, each record read by sweepbench.record.load_record.
+    A broken record (missing file, unreadable or incomplete run.json, wrong schema, garbled
+    CSV) is an error naming every broken record; a run with no record at all is an error
+    too unless `partial` (then it is counted: cells.csv's n_planned and n_missing say so).
+    Returns (DataFrame, number of planned runs without a record)."""
     import pandas as pd
 
-    rows, skipped, axes_all = [], 0, []
+    rows, broken, missing, axes_all = [], [], 0, []
     for study_name, study in the_plan["studies"].items():
         axes_all += [a for a in study["axes"] if a not in axes_all]
         for cell_id in study["cells"]:
-            cell = the_plan["cells"][cell_id]
-            for run in cell["runs"]:
-                path = os.path.join(runs_dir, run["id"], "run.json")
+            for run in the_plan["cells"][cell_id]["runs"]:
+                run_dir = os.path.join(runs_dir, run["id"])
+                if partial and not os.path.exists(os.path.join(run_dir, "run.json")):
+                    missing += 1
+                    continue
                 try:
-                    with open(path) as f:
-                        rec = json.load(f)
-                    row = run_row(rec)
-                except (OSError, ValueError, KeyError, TypeError) as err:
-                    warn(f"warning: skipped run record {path}: {type(err).__name__}: {err}")
-                    skipped += 1
+                    row = run_row(load_record(run_dir))
+                except BrokenRecord as err:
+                    broken.append(str(err).removeprefix("broken run record "))
                     continue
                 row.update({"study": study_name, "cell": cell_id, "run": run["id"]})
-                for axis in study["axes"]:
-                    row[f"axis_{axis}"] = run["spec"].get(axis)
+                row.update({f"axis_{axis}": run["spec"].get(axis) for axis in study["axes"]})
                 rows.append(row)
+    if broken:
+        shown = "; ".join(broken[:10]) + (f"; and {len(broken) - 10} more" if len(broken) > 10 else "")
+        raise SweepbenchError(f"{len(broken)} broken or missing run record(s): {shown} (re-run the workflow to "
+                              "re-train them, or `sweepbench aggregate --partial` to tabulate the rest)")
     columns = BASE_COLUMNS + [f"axis_{a}" for a in axes_all] + RECORD_COLUMNS
-    return pd.DataFrame(rows, columns=columns), skipped
+    return pd.DataFrame(rows, columns=columns), missing
 
 
 def write_csv(df, path: str) -> None:
-    """Atomic CSV write (temp file + rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Atomic CSV write (sweepbench.atomic)."""
+    save_with(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "final_val_accuracy", "final_test_accuracy",
@@ -131,13 +133,14 @@ CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "f
 TARGET_METRICS = ["steps_to_target", "samples_to_target", "seconds_to_target", "epochs_to_target"]
 STATS = ["mean", "std", "ci_lo", "ci_hi"]
 CELL_KEYS = ["study", "cell", "workload", "optimizer", "lr", "batch_size", "effective_batch_size", "synthetic"]
-CELLS_COLUMNS = (CELL_KEYS + ["n_seeds", "n_diverged", "frac_diverged", "target_metric", "target", "n_reached",
+CELLS_COLUMNS = (CELL_KEYS + ["n_seeds", "n_planned", "n_missing", "n_diverged", "frac_diverged", "target_metric", "target", "n_reached",
                               "n_not_reached"]
                  + [f"{m}_{s}" for m in CELL_METRICS + TARGET_METRICS for s in STATS])
 
 
-def cells_table(runs):
-    """One row per (study, cell); see the module docstring."""
+def cells_table(runs, planned: dict | None = None):
+    """One row per (study, cell); see the module docstring. `planned` maps a cell to the number
+    of runs the plan has for it (n_planned; n_missing = n_planned - n_seeds)."""
     import pandas as pd
 
     rows = []
@@ -146,7 +149,9 @@ def cells_table(runs):
         first = g.iloc[0]
         row = {k: first[k] for k in CELL_KEYS + axis_cols}
         ok = g[~g["diverged"].astype(bool)]
-        row.update({"n_seeds": len(g), "n_diverged": int(g["diverged"].astype(bool).sum()),
+        n_planned = (planned or {}).get(cell, len(g))
+        row.update({"n_seeds": len(g), "n_planned": n_planned, "n_missing": n_planned - len(g),
+                    "n_diverged": int(g["diverged"].astype(bool).sum()),
                     "frac_diverged": float(g["diverged"].astype(bool).mean()),
                     "target_metric": first["target_metric"], "target": first["target"],
                     "n_reached": int(g["target_reached"].astype(bool).sum())})
@@ -331,22 +336,38 @@ def optimizers_table(cells):
 TABLE_NAMES = ["runs", "cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers"]
 
 
-def build_tables(the_plan: dict, runs_dir: str, warn=print, bmin_threshold_pct: float = 3.5) -> tuple[dict, int]:
-    """Every table from the run records of a plan. Returns ({name: DataFrame}, skipped records)."""
-    runs, skipped = runs_table(the_plan, runs_dir, warn)
-    cells = cells_table(runs)
+def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
+                 bmin_threshold_pct: float = 3.5) -> tuple[dict, int]:
+    """Every table from the run records of a plan (runs_table says which may be missing).
+    Returns ({name: DataFrame}, number of planned runs without a record)."""
+    runs, missing = runs_table(the_plan, runs_dir, partial)
+    cells = cells_table(runs, {cell_id: len(cell["runs"]) for cell_id, cell in the_plan["cells"].items()})
     best = best_lr_table(cells)
     scaling = scaling_table(runs, cells, best)
     tables = {"runs": runs, "cells": cells, "lr_sensitivity": lr_sensitivity_table(cells), "best_lr": best,
               "scaling": scaling, "throughput": throughput_table(runs, scaling),
               "bmin_bmax": bmin_bmax_table(cells, bmin_threshold_pct), "optimizers": optimizers_table(cells)}
-    return tables, skipped
+    return tables, missing
 
 
-def aggregate(plan_path: str, runs_dir: str, out_dir: str) -> dict:
-    with open(plan_path) as f:
-        the_plan = json.load(f)
-    tables, skipped = build_tables(the_plan, runs_dir, warn=lambda m: print(m, file=sys.stderr))
+def read_plan(plan_path: str) -> dict:
+    """results/plan.json (sweepbench.plan), or a one-line error naming the file."""
+    try:
+        with open(plan_path) as f:
+            the_plan = json.load(f)
+    except OSError as err:
+        raise SweepbenchError(f"cannot read plan {plan_path!r}: {err.strerror}; allowed: the plan.json the "
+                              "workflow writes (or `sweepbench plan --json > plan.json`)") from None
+    except ValueError as err:
+        raise SweepbenchError(f"plan {plan_path!r} is not valid JSON ({err})") from None
+    if not isinstance(the_plan, dict) or not {"studies", "cells"} <= set(the_plan):
+        raise SweepbenchError(f"plan {plan_path!r} lacks `studies` or `cells`; allowed: a plan.json from sweepbench")
+    return the_plan
+
+
+def aggregate(plan_path: str, runs_dir: str, out_dir: str, partial: bool = False) -> dict:
+    """Tables of a plan's run records, written atomically to out_dir."""
+    tables, missing = build_tables(read_plan(plan_path), runs_dir, partial)
     for name, df in tables.items():
         write_csv(df, os.path.join(out_dir, f"{name}.csv"))
-    return {"runs": len(tables["runs"]), "skipped": skipped}
+    return {"runs": len(tables["runs"]), "missing": missing}

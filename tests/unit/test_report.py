@@ -80,7 +80,7 @@ def test_partial_results_render_with_notes(results, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(results, partial)
     shutil.rmtree(partial / "runs" / "scaling")               # a study still running
-    tables.aggregate(str(partial / "plan.json"), str(partial / "runs"), str(partial / "tables"))
+    tables.aggregate(str(partial / "plan.json"), str(partial / "runs"), str(partial / "tables"), partial=True)
     page = open(render(partial, tmp_path / "out", pdf=False)["html"]).read()
     assert "No run of this study has a record yet" in page
     os.remove(partial / "tables" / "scaling.csv")

@@ -2,14 +2,16 @@ import json
 import math
 import os
 
+import shutil
+
 import pandas as pd
 import pytest
 
-from sweepbench import tables
+from sweepbench import SweepbenchError, tables
 
 
 def fake_record(lr, bs, seed, steps=None, val_acc=0.9, status="completed", sps=1000.0):
-    """A run.json with the fields the tables read."""
+    """A run.json with the fields the tables read (write_record adds what every record has)."""
     metrics = {"train_loss": 0.3, "train_accuracy": val_acc, "val_loss": 0.4, "val_accuracy": val_acc,
                "test_loss": 0.4, "test_accuracy": val_acc}
     if status == "diverged":
@@ -27,8 +29,25 @@ def fake_record(lr, bs, seed, steps=None, val_acc=0.9, status="completed", sps=1
         "throughput": {"samples_per_s": sps, "step_time_median_s": bs / sps, "step_time_p10_s": bs / sps,
                        "step_time_p90_s": bs / sps},
         "memory": {"peak_mb": 100}, "grad_noise_scale": None,
-        "provenance": {"device_name": "cpu", "torch": "2.x", "git_commit": "abc"},
+        "provenance": {"device_name": "cpu", "torch": "2.x", "git_commit": "abc", "code_version": "0"},
     }
+
+
+def write_record(run_dir, rec):
+    """A complete run record on disk: the fake run.json with the sections every record has,
+    and metrics.csv / steps.csv with their columns."""
+    from sweepbench import record
+
+    os.makedirs(run_dir, exist_ok=True)
+    full = {"schema_version": record.SCHEMA_VERSION, "stop_reason": "budget exhausted",
+            "divergence": {"diverged": rec["status"] == "diverged"}, "speed": {"batched_runs": 1},
+            "placement": None, "best_model": None, **rec}
+    full["timing"] = {"eval_s": 0.1, "startup_s": 1.0, **rec["timing"]}
+    full["final"] = {"step": rec["timing"]["steps"], **rec["final"]}
+    full["workload"] = {"name": rec["spec"]["workload"], **rec["workload"]}
+    (run_dir / "run.json").write_text(json.dumps(full))
+    (run_dir / "metrics.csv").write_text(",".join(record.METRIC_COLUMNS) + "\n0" + "," * 13 + "\n")
+    (run_dir / "steps.csv").write_text(",".join(record.STEP_COLUMNS) + "\n")
 
 
 def make_study(tmp_path, records, study="s"):
@@ -39,8 +58,7 @@ def make_study(tmp_path, records, study="s"):
         runs = []
         for rec in recs:
             rid = f"{cell}/seed~{rec['spec']['seed']}"
-            os.makedirs(tmp_path / rid, exist_ok=True)
-            (tmp_path / rid / "run.json").write_text(json.dumps(rec))
+            write_record(tmp_path / rid, rec)
             runs.append({"id": rid, "seed": rec["spec"]["seed"], "spec": rec["spec"]})
             run_ids.append(rid)
         cells[cell] = {"study": study, "runs": runs}
@@ -86,21 +104,43 @@ def test_best_lr_scaling_and_throughput(tmp_path):
     assert ls[ls["effective_batch_size"] == 8]["largest_stable_lr"].iloc[0] == 0.1
 
 
-def test_malformed_record_is_reported_by_path_and_skipped(tmp_path):
-    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100), fake_record(0.1, 32, 1, 100)]})
-    bad = tmp_path / "s" / "lr~0.1" / "bs~32" / "seed~1" / "run.json"
-    bad.write_text('{"status": "completed", "spec": ')        # cut short
-    warnings = []
-    t, skipped = tables.build_tables(plan, str(tmp_path), warn=warnings.append)
-    assert skipped == 1 and len(t["runs"]) == 1
-    assert str(bad) in warnings[0]
+@pytest.mark.parametrize("damage, what", [
+    (lambda d: (d / "run.json").write_text('{"status": "completed", "spec": '), "run.json unreadable"),
+    (lambda d: os.remove(d / "run.json"), "run.json missing"),
+    (lambda d: os.remove(d / "metrics.csv"), "metrics.csv missing"),
+    (lambda d: (d / "steps.csv").write_text("garbage\x00\x01,,\n1,2\n"), "steps.csv does not start with"),
+    (lambda d: (d / "run.json").write_text(json.dumps({**json.loads((d / "run.json").read_text()),
+                                                       "schema_version": 99})), "run.json schema_version 99"),
+    (lambda d: (d / "run.json").write_text(json.dumps({k: v for k, v in json.loads((d / "run.json").read_text()).items()
+                                                       if k != "throughput"})), "run.json lacks throughput"),
+])
+def test_broken_records_stop_the_tables_naming_each_record(tmp_path, damage, what):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, s, 100) for s in (0, 1, 2)]})
+    for seed in (1, 2):
+        damage(tmp_path / "s" / "lr~0.1" / "bs~32" / f"seed~{seed}")
+    with pytest.raises(SweepbenchError) as err:
+        tables.build_tables(plan, str(tmp_path))
+    message = str(err.value)
+    assert message.startswith("2 broken or missing run record(s): ") and "\n" not in message
+    for seed in (1, 2):
+        assert f"{tmp_path}/s/lr~0.1/bs~32/seed~{seed}: {what}" in message
+
+
+def test_partial_tables_count_the_missing_runs(tmp_path):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, s, 100) for s in (0, 1, 2)]})
+    shutil.rmtree(tmp_path / "s" / "lr~0.1" / "bs~32" / "seed~2")     # not trained yet
+    with pytest.raises(SweepbenchError, match="1 broken or missing run record"):
+        tables.build_tables(plan, str(tmp_path))
+    t, missing = tables.build_tables(plan, str(tmp_path), partial=True)
+    cell = t["cells"].iloc[0]
+    assert missing == 1 and (cell["n_seeds"], cell["n_planned"], cell["n_missing"]) == (2, 3, 1)
 
 
 def test_empty_study_gives_empty_tables_with_headers(tmp_path):
     plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     counts = tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "tables"))
-    assert counts == {"runs": 0, "skipped": 0}
+    assert counts == {"runs": 0, "missing": 0}
     for name in tables.TABLE_NAMES:
         df = pd.read_csv(tmp_path / "tables" / f"{name}.csv")
         assert df.empty and len(df.columns) > 3
@@ -108,7 +148,7 @@ def test_empty_study_gives_empty_tables_with_headers(tmp_path):
 
 def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path):
     together = [dict(fake_record(0.1, 32, s, sps=500.0), speed={"batched_runs": 2}) for s in (0, 1)]
-    plan = make_study(tmp_path, {(0.1, 32): together, (0.1, 64): [fake_record(0.1, 64, 0)]})  # no speed: older record
+    plan = make_study(tmp_path, {(0.1, 32): together, (0.1, 64): [fake_record(0.1, 64, 0)]})
     t, _ = tables.build_tables(plan, str(tmp_path))
     assert sorted(t["runs"]["batched_runs"]) == [1, 2, 2]
     tp = t["throughput"].set_index("effective_batch_size")
