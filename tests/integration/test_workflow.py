@@ -71,7 +71,8 @@ def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
 def trained_by(wd):
     dry = snakemake(wd, "--dry-run")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    return sorted(line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("    output: results/runs/"))
+    return sorted(line.split()[-1] for line in dry.stdout.splitlines()
+                  if line.startswith("    output: results/manifests/"))
 
 
 def test_config_change_retrains_only_the_affected_cells(tmp_path):
@@ -82,10 +83,10 @@ def test_config_change_retrains_only_the_affected_cells(tmp_path):
     assert trained_by(wd) == []
     config["studies"]["a"]["grid"]["lr"] = [0.001, 0.003]          # a new cell
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    assert trained_by(wd) == ["results/runs/a/lr~0.003"]
+    assert trained_by(wd) == ["results/manifests/a/lr~0.003.json"]
     config["studies"]["b"]["fixed"]["epochs"] = 2                    # same id, changed spec
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    assert trained_by(wd) == ["results/runs/a/lr~0.003", "results/runs/b/all"]
+    assert trained_by(wd) == ["results/manifests/a/lr~0.003.json", "results/manifests/b/all.json"]
 
 
 @pytest.mark.parametrize("study, message", [
@@ -181,5 +182,42 @@ def test_one_study_of_the_default_config_from_the_command_line(tmp_path):
     wd = workdir(tmp_path, yaml.safe_load(open(os.path.join(ROOT, "config", "config.yaml"))))
     dry = snakemake(wd, "--dry-run", "--config", "run=linreg_batch,throughput")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    jobs = {line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("    output: results/runs/")}
-    assert jobs == {"results/runs/linreg_batch/all", "results/runs/throughput/all"}
+    jobs = {line.split()[-1] for line in dry.stdout.splitlines() if line.startswith("    output: results/manifests/")}
+    assert jobs == {"results/manifests/linreg_batch/all.json", "results/manifests/throughput/all.json"}
+
+
+def test_resume_after_a_kill_trains_only_the_missing_runs(tmp_path):
+    """Issue 'done means done': a study is one job; a kill part-way keeps the finished records,
+    the job has no manifest (not done), and the re-run trains only the missing runs."""
+    config = {"studies": {"many": {"workload": "linreg", "fixed": {"epochs": 100, "lr": 0.001}, "pack_by": [],
+                                   "grid": {"batch_size": [1, 2, 3, 4, 5, 6]}}}}
+    wd = workdir(tmp_path, config)
+    proc = subprocess.Popen(SNAKEMAKE + ["--cores", "1"], cwd=wd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+    log = wd / "results" / "logs" / "train" / "many" / "all.log"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and "run 2/6" in log.read_text()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert "run 2/6" in log.read_text(), "the job never finished two runs"
+    runs = wd / "results" / "runs" / "many" / "all"
+    finished = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
+    assert 2 <= len(finished) < 6
+    assert not (wd / "results" / "manifests" / "many" / "all.json").exists()
+
+    assert snakemake(wd, "--unlock").returncode == 0
+    resumed = snakemake(wd)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")
+            if p.parent.parent.name in finished} == finished          # kept, not re-trained
+    assert len(list(runs.glob("*/seed~0/run.json"))) == 6
+    assert f"{len(finished)} of 6 runs already have a complete record" in log.read_text()
+    assert len(pd.read_csv(wd / "results" / "tables" / "runs.csv")) == 6
+
+
+def test_a_repeated_study_name_stops_the_workflow(tmp_path):
+    wd = workdir(tmp_path)
+    (wd / "config" / "config.yaml").write_text("studies:\n  a: {workload: linreg}\n  a: {workload: logreg2d}\n")
+    proc = snakemake(wd, "--dry-run")
+    assert proc.returncode != 0 and "duplicate key 'a' (line 3)" in proc.stderr

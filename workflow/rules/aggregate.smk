@@ -17,7 +17,7 @@ rule write_plan:
 rule aggregate:
     input:
         plan=f"{RESULTS}/plan.json",
-        jobs=expand(f"{RESULTS}/runs/{{job}}", job=JOBS),
+        jobs=expand(f"{RESULTS}/manifests/{{job}}.json", job=JOBS),
     output:
         TABLES,
     params:

@@ -5,10 +5,12 @@ import os
 import sys
 
 from sweepbench import SweepbenchError
-from sweepbench.plan import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, plan
+from sweepbench.plan import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, load_config, plan
 from sweepbench.provenance import code_version
 
 try:
+    for path in workflow.configfiles:  # read again strictly: YAML keeps one of two repeated keys silently
+        load_config(path)
     PLAN = plan(config)
 except SweepbenchError as err:
     print(f"sweepbench: {err}", file=sys.stderr)
@@ -48,6 +50,12 @@ def job_data(wildcards):
     job = JOBS[wildcards.job]
     needs_file = job["dataset"] in ("mnist", "fmnist") and not job["runs"][0]["spec"]["synthetic"]
     return [f"{DATA_DIR}/{job['dataset']}.pt"] if needs_file else []
+
+
+def job_runs_dir(wildcards, output):
+    """The job's folder of run records, beside its manifest: <results>/runs/<job>."""
+    root = output[0][: -len(f"manifests/{wildcards.job}.json")]
+    return f"{root}runs/{wildcards.job}"
 
 
 def job_resource(key):

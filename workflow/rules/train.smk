@@ -1,6 +1,8 @@
 # One job per pack of cells (sweepbench.plan: a cell's seeds, or more with `pack_by`), trained
-# in one process by `sweepbench train-pack`; each run folder is written atomically and
-# Snakemake marks a killed job incomplete and re-runs it.
+# in one process by `sweepbench train-pack` (sweepbench.pack). Each run folder is written
+# atomically; the job's output is a manifest written only when every run has a complete record,
+# and a re-run keeps the complete records of the same spec and code, so a resume after a crash
+# or a kill trains only the missing runs.
 
 
 rule job_spec:
@@ -22,7 +24,7 @@ rule train:
         data=job_data,
         spec=f"{RESULTS}/specs/{{job}}.json",
     output:
-        directory(f"{RESULTS}/runs/{{job}}"),
+        f"{RESULTS}/manifests/{{job}}.json",
     log:
         f"{RESULTS}/logs/train/{{job}}.log",
     threads: job_threads
@@ -33,10 +35,11 @@ rule train:
         gpu_slots=job_gpu_slots,
     params:
         flags=job_flags,
+        runs_dir=job_runs_dir,
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     conda:
         "../envs/sweepbench.yaml"
     shell:
-        "sweepbench train-pack --runs-file {input.spec:q} --out {output:q} --threads {threads}"
+        "sweepbench train-pack --runs-file {input.spec:q} --out {params.runs_dir:q} --manifest {output:q} --threads {threads}"
         " --gpu-slots {resources.gpu_slots} {params.flags} > {log:q} 2>&1"

@@ -1,0 +1,103 @@
+"""A workflow job: train a pack of runs in one process (imports and data loading paid once),
+resuming where an earlier attempt stopped, and write the job's manifest when every run is done.
+
+Each run's record is kept across attempts: a run whose folder already holds a complete record
+(sweepbench.record.load_record) of the same spec, trained by the same training code
+(provenance.code_version), is not trained again. So after a crash, a kill or a full disk,
+re-running the job trains only the runs that are missing. The manifest (the job's declared
+output in the workflow) is written atomically only after every run has a complete record, so a
+job counts as done exactly when all its runs are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from sweepbench import SweepbenchError, atomic
+from sweepbench.provenance import code_version
+from sweepbench.record import BrokenRecord, load_record
+
+
+@dataclass
+class PackOptions:
+    """How the scheduler runs the job (recorded in run.json `placement`) and how it trains."""
+
+    out: str                       # the job folder; each run goes to <out>/<dir>
+    threads: int = 0
+    gpu_slots: int | None = None
+    exclusive: bool | None = None
+    batch_seeds: bool = False      # each cell's seeds as one stacked model (sweepbench.batched)
+    quiet: bool = False
+
+
+def read_runs(path: str) -> list[dict]:
+    """The job's runs (the workflow's results/specs/<job>.json): [{"dir", "seed", "spec"}]."""
+    try:
+        with open(path) as f:
+            runs = json.load(f)
+    except OSError as err:
+        raise SweepbenchError(f"cannot read runs file {path!r}: {err.strerror}") from None
+    except ValueError as err:
+        raise SweepbenchError(f"runs file {path!r} is not valid JSON ({err})") from None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and "spec" in r for r in runs):
+        raise SweepbenchError(f"runs file {path!r}: allowed: a JSON list of {{dir, seed, spec}}")
+    return runs
+
+
+def is_done(run_dir: str, spec: dict) -> bool:
+    """A complete record of exactly this spec, trained by the current training code."""
+    try:
+        rec = load_record(run_dir)
+    except BrokenRecord:
+        return False
+    return rec.spec == spec and rec.provenance.get("code_version") == code_version()
+
+
+def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None) -> dict:
+    """Train the runs that are not done yet (one group per cell with batch_seeds), print a progress
+    line per run, then write the manifest. Returns the manifest's content."""
+    from sweepbench.spec import check_batchable, validate
+
+    for run in runs:
+        validate(run["spec"])
+        if opts.threads:
+            run["spec"] = dict(run["spec"], threads=opts.threads)
+        run["out"] = os.path.join(opts.out, run.get("dir", f"seed~{run['seed']}"))
+    todo = [r for r in runs if not is_done(r["out"], r["spec"])]
+    groups = [list(g) for _, g in itertools.groupby(todo, key=lambda r: os.path.dirname(r["out"]))] \
+        if opts.batch_seeds else [[r] for r in todo]
+    for group in groups if opts.batch_seeds else []:
+        check_batchable([r["spec"] for r in group])  # every group before any training
+    done = len(runs) - len(todo)
+    if done:
+        print(f"{done} of {len(runs)} runs already have a complete record of the same spec and code; kept",
+              flush=True)
+    ready = None
+    for group in groups:
+        for run, result in zip(group, _train_group(group, opts, ready)):
+            done += 1
+            print(f"run {done}/{len(runs)} {run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
+        ready = time.perf_counter()
+    content = {"code_version": code_version(), "runs": [{"dir": r["out"], "seed": r.get("seed")} for r in runs],
+               "trained": len(todo), "kept": len(runs) - len(todo)}
+    if manifest:
+        atomic.write_file(manifest, json.dumps(content, indent=1) + "\n")
+    return content
+
+
+def _train_group(group: list[dict], opts: PackOptions, ready: float | None) -> list[dict]:
+    placement = {"scheduler": "train-pack", "exclusive": opts.exclusive, "gpu_slots": opts.gpu_slots,
+                 "threads": opts.threads or None}
+    if opts.batch_seeds:
+        from sweepbench import batched
+
+        return batched.train_seeds([r["spec"] for r in group], [r["out"] for r in group], quiet=opts.quiet,
+                                   ready_since=ready, placement=placement)
+    from sweepbench import engine
+
+    run = group[0]
+    return [engine.train(run["spec"], run["out"], quiet=opts.quiet, ready_since=ready, placement=placement)]

@@ -1,0 +1,59 @@
+"""A workflow job (sweepbench.pack): done only when every run is, and a re-run trains only what is missing."""
+
+import json
+import os
+
+import pytest
+
+from sweepbench import SweepbenchError, pack
+from sweepbench.spec import resolve
+
+
+def runs(lrs, batch_size=32, seeds=(0,)):
+    return [{"dir": f"lr~{lr}/seed~{s}", "seed": s,
+             "spec": resolve({"workload": "digits_softmax", "epochs": 1, "lr": lr, "seed": s, "device": "cpu",
+                              "batch_size": batch_size})}
+            for lr in lrs for s in seeds]
+
+
+def started(tmp_path, run):
+    return json.load(open(tmp_path / "job" / run["dir"] / "run.json"))["provenance"]["started_utc"] + \
+        str(os.stat(tmp_path / "job" / run["dir"] / "run.json").st_mtime_ns)
+
+
+def test_a_failure_mid_job_leaves_no_manifest_and_the_rerun_trains_only_the_rest(tmp_path):
+    good = runs([0.1, 0.2])
+    bad = runs([0.3], batch_size=5000)             # fails when its data are loaded (1,079 training samples)
+    opts = pack.PackOptions(out=str(tmp_path / "job"), quiet=True)
+    manifest = tmp_path / "manifest.json"
+    with pytest.raises(SweepbenchError, match="bad batch_size 5000"):
+        pack.train_pack(good + bad + runs([0.4]), opts, str(manifest))
+    assert not manifest.exists()                                    # the job is not done
+    assert not (tmp_path / "job" / "lr~0.4").exists()
+    kept = {r["dir"]: started(tmp_path, r) for r in good}
+
+    again = pack.train_pack(runs([0.1, 0.2, 0.3, 0.4]), opts, str(manifest))   # the fixed job, re-run
+    assert (again["kept"], again["trained"]) == (2, 2)
+    assert {r["dir"]: started(tmp_path, r) for r in good} == kept   # finished records were not re-trained
+    assert json.load(open(manifest)) == again and len(again["runs"]) == 4
+
+
+def test_a_changed_spec_or_training_code_is_trained_again(tmp_path, monkeypatch):
+    opts = pack.PackOptions(out=str(tmp_path / "job"), quiet=True)
+    assert pack.train_pack(runs([0.1]), opts)["trained"] == 1
+    assert pack.train_pack(runs([0.1]), opts)["trained"] == 0
+    changed = runs([0.1])
+    changed[0]["spec"]["epochs"] = 2
+    assert pack.train_pack(changed, opts)["trained"] == 1
+    monkeypatch.setattr(pack, "code_version", lambda: "edited")
+    assert pack.train_pack(changed, opts)["trained"] == 1
+
+
+def test_stacked_seeds_resume_with_the_missing_seeds_only(tmp_path):
+    opts = pack.PackOptions(out=str(tmp_path / "job"), quiet=True, batch_seeds=True)
+    pack.train_pack(runs([0.1], seeds=(0, 1, 2)), opts)
+    os.remove(tmp_path / "job" / "lr~0.1" / "seed~1" / "metrics.csv")     # a broken record
+    result = pack.train_pack(runs([0.1], seeds=(0, 1, 2)), opts)
+    assert (result["kept"], result["trained"]) == (2, 1)
+    rec = json.load(open(tmp_path / "job" / "lr~0.1" / "seed~1" / "run.json"))
+    assert rec["speed"]["batched_runs"] == 1 and rec["spec"]["seed"] == 1
