@@ -24,7 +24,7 @@ import json
 import os
 
 from sweepbench import SweepbenchError
-from sweepbench.spec import DEFAULTS, check_batchable, resolve
+from sweepbench.spec import OPTIONS, check_batchable, resolve
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -60,10 +60,15 @@ def apply_smoke(spec: dict) -> dict:
 
 
 def load_schema() -> dict:
+    """The config schema, with the target metrics filled in from sweepbench.record.METRICS."""
     import yaml
 
+    from sweepbench.record import METRICS
+
     with open(SCHEMA_PATH) as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    schema["$defs"]["study"]["properties"]["target"]["properties"]["metric"]["enum"] = list(METRICS)
+    return schema
 
 
 def validate_config(config: dict) -> None:
@@ -113,17 +118,23 @@ def _check_keys(name: str, where: str, options: dict) -> None:
     for key in options:
         if key == "seed":
             raise SweepbenchError(f"config error in study {name!r}, key {where}.seed: seeds go in the study's `seeds` list")
-        if key not in DEFAULTS or key == "workload":
+        if key not in OPTIONS or key == "workload":
             raise SweepbenchError(f"config error in study {name!r}, key {where}.{key}: unknown run option; "
-                                  f"allowed: {', '.join(k for k in DEFAULTS if k not in ('workload', 'seed'))}")
+                                  f"allowed: {', '.join(k for k in OPTIONS if k not in ('workload', 'seed'))}")
 
 
 def _train_samples(spec: dict, dataset: str) -> int:
+    """Training samples a run of `spec` will have; a val_size that leaves none is bad input."""
     n = TRAIN_SAMPLES[dataset]
+    held_out = 0
     if dataset in ("mnist", "fmnist"):
-        n -= spec["val_size"] or 0
+        held_out = spec["val_size"] or 0
     elif dataset == "digits":
-        n -= DIGITS_TEST if spec["val_size"] is None else spec["val_size"]
+        held_out = DIGITS_TEST if spec["val_size"] is None else spec["val_size"]
+    if held_out >= n:
+        raise SweepbenchError(f"bad val_size {spec['val_size']}; allowed: 0..{n - 1} (the training set of "
+                              f"{dataset} has {n} samples before validation is held out)")
+    n -= held_out
     return min(n, spec["train_size"]) if spec["train_size"] else n
 
 
@@ -134,7 +145,11 @@ def plan(config: dict) -> dict:
     cells[id] = {study, job, dataset, resources, axes, runs: [{id, seed, spec}]}
     jobs[id] = {study, dataset, resources, runs: [{dir (relative to the job folder), seed, spec}]}
     """
+    if "run" in config and config["run"] in (None, "", []):  # --config run= arrives as None
+        raise SweepbenchError("config error in key run: empty; allowed: study names separated by commas, "
+                              f"from {', '.join(config.get('studies') or {}) or '(no studies)'}")
     validate_config(config)
+    check_output_dirs(config)
     from sweepbench.workloads import WORKLOADS
 
     selected = config.get("run") or list(config["studies"])
@@ -164,6 +179,10 @@ def plan(config: dict) -> dict:
             if target.get("stop"):
                 fixed.setdefault("stop_at_target", True)
         seeds = study.get("seeds") or [0]
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise SweepbenchError(f"config error in study {name!r}, key seeds: seed {repeated[0]} appears more than "
+                                  "once; allowed: distinct seeds (each is one run of every cell)")
         if is_smoke(config):
             seeds = seeds[:2]
         resources = {**DEFAULT_RESOURCES, **(study.get("resources") or {})}
@@ -189,7 +208,10 @@ def plan(config: dict) -> dict:
             if is_smoke(config):
                 spec = apply_smoke(spec)
             bs = spec["batch_size"]
-            n = _train_samples(spec, workload.dataset)
+            try:
+                n = _train_samples(spec, workload.dataset)
+            except SweepbenchError as err:
+                raise SweepbenchError(f"config error in study {name!r}, cell {cell_slug(point)}: {err}") from None
             if bs != "full" and bs > n and not spec["clip_batch_size"]:
                 raise SweepbenchError(f"config error in study {name!r}, key batch_size: {bs} is larger than the "
                                       f"training set of {workload.name} ({n} samples); allowed: 1..{n} or full")
@@ -229,19 +251,60 @@ def plan(config: dict) -> dict:
     return {"studies": studies, "cells": cells, "jobs": jobs, "config": config}
 
 
+def _strict_loader():
+    """yaml.SafeLoader that refuses a mapping with a repeated key (YAML would keep the last one:
+    a study silently dropped)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise SweepbenchError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); "
+                                          "allowed: each key once per mapping")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def load_config(path: str) -> dict:
+    """A config file, read strictly: not UTF-8, not YAML, repeated keys and a non-mapping are errors."""
     import yaml
 
     try:
-        with open(path) as f:
-            config = yaml.safe_load(f)
+        with open(path, encoding="utf-8") as f:
+            config = yaml.load(f, Loader=_strict_loader())
     except OSError as err:
         raise SweepbenchError(f"cannot read config {path!r}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise SweepbenchError(f"config {path!r} is not UTF-8 text (byte {err.start}); allowed: a UTF-8 YAML file") \
+            from None
     except yaml.YAMLError as err:
         raise SweepbenchError(f"config {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except SweepbenchError as err:
+        raise SweepbenchError(f"config {path!r}: {err}") from None
     if not isinstance(config, dict):
         raise SweepbenchError(f"config {path!r} must be a mapping with a `studies` key")
     return copy.deepcopy(config)
+
+
+def check_output_dirs(config: dict) -> None:
+    """results_dir and report_dir: a relative path inside the working folder, or an explicit
+    absolute path the user names (never empty, never the filesystem root)."""
+    for key, default in (("results_dir", "results"), ("report_dir", "report")):
+        value = config.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise SweepbenchError(f"config error in key {key}: {value!r}; allowed: a folder such as {default!r}")
+        path = os.path.normpath(value)
+        if path == os.sep or (os.path.isabs(path) and os.path.dirname(path) == path):
+            raise SweepbenchError(f"config error in key {key}: {value!r} is the filesystem root; allowed: a "
+                                  f"folder such as {default!r}")
+        if not os.path.isabs(path) and (path == os.curdir or path == os.pardir or path.startswith(os.pardir + os.sep)):
+            raise SweepbenchError(f"config error in key {key}: {value!r} is not a folder inside the working "
+                                  f"folder; allowed: a relative folder such as {default!r}, or an absolute path")
 
 
 def image_datasets(the_plan: dict) -> list[str]:
