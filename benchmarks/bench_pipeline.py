@@ -41,7 +41,7 @@ def main() -> int:
         jobs = len(json.load(open(f"{tmp}/results/plan.json"))["jobs"])
         job_wall = sum(float(open(f).read().splitlines()[1].split("\t")[0])
                        for f in glob.glob(f"{tmp}/results/benchmarks/train/**/*.tsv", recursive=True))
-    total = {k: sum(r["timing"][k] or 0 for r in records) for k in ("eval_s", "startup_s")}
+    total = {k: sum(r.timing[k] or 0 for r in records) for k in ("eval_s", "startup_s")}
     train, evaluation = training_seconds(records), total["eval_s"]
     core_s = wall * args.cores
     print(f"config {args.config}: {len(records)} runs in {jobs} jobs, wall {wall:.1f} s on {args.cores} cores")

@@ -50,7 +50,7 @@ def run_sweep(slots: int, cores: int, args) -> dict:
                               f"gpu_slots={slots}", "--configfile", path, "--quiet", "all"], cwd=ROOT)
         records = run_records(f"{tmp}/results")
     return {"slots": slots, "runs": len(records), "wall_s": wall, "train_s": training_seconds(records),
-            "median_samples_per_s": sorted(r["throughput"]["samples_per_s"] for r in records)[len(records) // 2]}
+            "median_samples_per_s": sorted(r.throughput["samples_per_s"] for r in records)[len(records) // 2]}
 
 
 def main(argv=None) -> int:

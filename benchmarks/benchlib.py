@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -24,14 +23,16 @@ def run_snakemake(args: list[str], cwd: str | None = None) -> float:
     return wall
 
 
-def run_records(results_dir: str) -> list[dict]:
-    """Every run.json under results_dir/runs/."""
-    return [json.load(open(f)) for f in glob.glob(f"{results_dir}/runs/**/run.json", recursive=True)]
+def run_records(results_dir: str) -> list:
+    """Every run record under results_dir/runs/ (sweepbench.record.load_record)."""
+    from sweepbench.record import load_record
+
+    return [load_record(os.path.dirname(f)) for f in glob.glob(f"{results_dir}/runs/**/run.json", recursive=True)]
 
 
-def training_seconds(records: list[dict]) -> float:
+def training_seconds(records: list) -> float:
     """Summed training time; runs trained together (batch_seeds) share one clock, counted once."""
-    return sum(r["timing"]["train_s"] / (r.get("speed") or {}).get("batched_runs", 1) for r in records)
+    return sum(r.timing["train_s"] / r.speed["batched_runs"] for r in records)
 
 
 def write_csv(path: str, header: list[str], rows: list) -> None:
