@@ -102,7 +102,8 @@ def warm_up(spec: dict, step_model, model: torch.nn.Module, batches: list, loss_
     return time.perf_counter() - t
 
 
-def record(spec: dict, impl: str, compile_s: float, batched_runs: int = 1) -> dict:
-    """run.json's `speed` section (batched_runs: how many runs shared each step, sweepbench.batched)."""
+def record(spec: dict, impl: str, compile_s: float, batched_runs: int = 1, stack: str | None = None) -> dict:
+    """run.json's `speed` section: batched_runs, how many runs shared each step as one stacked
+    model (sweepbench.batched), and stack, that stack's id (None for a run trained alone)."""
     return {"optimizer_impl": impl, "precision": spec["precision"], "channels_last": spec["channels_last"],
-            "compile": spec["compile"], "compile_s": compile_s, "batched_runs": batched_runs}
+            "compile": spec["compile"], "compile_s": compile_s, "batched_runs": batched_runs, "stack": stack}

@@ -50,6 +50,7 @@ class Job:
     ready_since: float | None = None
     placement: dict | None = None
     quiet: bool = False
+    stack: str | None = None       # the stack's id when several runs train as one model
 
 
 @dataclass
@@ -60,8 +61,7 @@ class Training:
     workload: object
     device: torch.device
     splits: datasets.Splits
-    model: object                  # SingleModel or batched.StackedModel: the step and the weights
-    objective: Objective
+    model: object                  # SingleModel or batched.StackedModel: the step, the weights, evaluation
     states: list[RunState]
     writers: list[RecordWriter]
     gens: list[torch.Generator]    # each run's sampling order (and augmentation)
@@ -72,8 +72,8 @@ class Training:
     timing: dict                   # startup_s, data_load_s, compile_s
     step: int = 0
     pending: list = field(default_factory=list)
-    gns: noise_scale.NoiseScaleEMA | None = None
-    gns_gen: torch.Generator | None = None
+    gns: list | None = None        # gns=true: each run's NoiseScaleEMA and its generator
+    gns_gens: list | None = None
     best: dict | None = None       # save_best: the best evaluation's weights
 
     @property
@@ -139,7 +139,7 @@ def train_runs(specs: list[dict], job: Job, model_kind) -> list[dict]:
         run.timing["startup_s"] = (age or 0.0) + (time.perf_counter() - t_entry) if age is not None else None
         run.timing["compile_s"] = run.model.warm_up(run)
         train_loop(run)
-        return write_records(run, job.placement or PLACEMENT_UNKNOWN, t_entry)
+        return write_records(run, job, t_entry)
     except BaseException:
         for w in writers:
             w.discard()
@@ -169,14 +169,14 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     run = Training(
-        specs=specs, workload=workload, device=device, splits=splits, model=model, objective=model.objective,
+        specs=specs, workload=workload, device=device, splits=splits, model=model,
         states=[RunState(s, schedules.lr_at(s, 0, 0, total_planned)) for s in specs], writers=writers,
         gens=[torch.Generator(device=device).manual_seed(s["seed"]) for s in specs], clock=Clock(device),
         total_planned=total_planned, stride=max(1, math.ceil(total_planned / spec["steps_cap"])), quiet=quiet,
         timing={"data_load_s": data_load_s})
     if spec["gns"]:
-        run.gns = noise_scale.NoiseScaleEMA(spec["gns_ema"])
-        run.gns_gen = torch.Generator(device=device).manual_seed(spec["seed"] + 1_000_003)
+        run.gns = [noise_scale.NoiseScaleEMA(s["gns_ema"]) for s in specs]
+        run.gns_gens = [torch.Generator(device=device).manual_seed(s["seed"] + 1_000_003) for s in specs]
     if spec["save_best"]:
         run.best = {"metric": "val_accuracy" if workload.has_accuracy else "val_loss", "value": None,
                     "step": None, "state": None}
@@ -199,8 +199,8 @@ def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:
 
 def train_loop(run: Training) -> None:
     """Step 0's evaluation, then epochs until every run has stopped or the budget is spent."""
-    for k, st in enumerate(run.states):
-        set_initial_loss(st, evaluate_run(run, k), run.workload.name)
+    for st, row in zip(run.states, evaluate_runs(run, range(len(run.states)))):
+        set_initial_loss(st, row, run.workload.name)
     _log(run.quiet, f"[{run.workload.name}] " + ("" if len(run.states) == 1 else f"{len(run.states)} runs stacked; ")
          + "step 0: train_loss " + " ".join(f"{st.initial_loss:.4g}" for st in run.states))
     for epoch in range(run.spec["epochs"]):
@@ -220,8 +220,9 @@ def train_epoch(run: Training, epoch: int) -> bool:
     batch = schedules.batch_size_at(spec, epoch, n_train)
     for k in run.active():
         run.states[k].batch, run.states[k].epoch_losses = batch * spec["accum_steps"], []
+    run.model.keep(run.active())  # runs that stopped leave the stack: they cost no more compute
     run.clock.start()  # the epoch's sampling and gather are training time
-    orders = [epoch_order(spec, n_train, batch, g) for g in run.gens]
+    orders = [epoch_order(spec, n_train, batch, run.gens[k]) for k in run.model.rows]
     data, n_epoch = run.model.epoch_data(run.splits, orders)
     micro = [slice(i, min(i + batch, n_epoch)) for i in range(0, n_epoch, batch)]
     updates = [micro[i:i + spec["accum_steps"]] for i in range(0, len(micro), spec["accum_steps"])]
@@ -233,8 +234,8 @@ def train_epoch(run: Training, epoch: int) -> bool:
             run.clock.stop()
             read_back(run)
             if eval_now:
-                for k in run.active():
-                    if after_eval(run.states[k], evaluate_run(run, k)):
+                for k, row in zip(run.active(), evaluate_runs(run, run.active())):
+                    if after_eval(run.states[k], row):
                         run.states[k].train_s = run.clock.total
             if last_step or i + 1 == len(updates) or not run.active():
                 return last_step
@@ -254,15 +255,16 @@ def epoch_order(spec: dict, n_train: int, batch: int, gen: torch.Generator):
 
 
 def train_step(run: Training, data, group: list[slice], epoch: int, epoch_float: float) -> None:
-    """One update of every run in the stack; its loss and time mark wait for the read-back."""
-    lr = schedules.lr_at(run.spec, run.step, epoch, run.total_planned)
+    """One update of every run in the stack, each at its own learning rate; the losses and the
+    time mark wait for the read-back."""
+    lrs = [schedules.lr_at(run.states[k].spec, run.step, epoch, run.total_planned) for k in run.model.rows]
     n_update = sum(s.stop - s.start for s in group)
     mark = run.clock.step_begin()
-    loss = run.model.step(data, group, n_update, lr, run.gens[0])
+    loss = run.model.step(data, group, n_update, lrs, run.gens[0])
     mark = run.clock.step_end(mark)
     params = run.model.trajectory() if run.step % run.stride == 0 else None  # after the update
     run.step += 1
-    run.pending.append(PendingStep(run.step, epoch_float, lr, n_update, loss, mark, params))
+    run.pending.append(PendingStep(run.step, epoch_float, lrs, n_update, loss, mark, params))
 
 
 def read_back(run: Training) -> None:
@@ -273,20 +275,26 @@ def read_back(run: Training) -> None:
     window, run.pending = run.pending, []
     losses = torch.stack([p.loss for p in window]).reshape(len(window), -1).tolist()
     seconds = [run.clock.resolve(p.mark) for p in window]
-    for k in run.active():
+    diverged = []
+    for j, k in enumerate(run.model.rows):
         st = run.states[k]
-        if take_window(st, window, [row[k] for row in losses], seconds, run.stride):
+        if st.active and take_window(st, window, j, [row[j] for row in losses], seconds, run.stride):
             st.stop("diverged", st.diverge_reason)
             st.train_s = run.clock.total
-            evaluate_run(run, k)
+            diverged.append(k)
+    if diverged:
+        evaluate_runs(run, diverged)
 
 
 def end_epoch(run: Training, epoch: int, last_step: bool) -> None:
     """Each run still training is evaluated (unless it just was) and gets its verdict; at
     max_steps it stops with that reason."""
+    due = [k for k in run.active() if run.states[k].metrics_rows[-1]["step"] != run.states[k].step]
+    if due:  # not evaluated at this step yet
+        evaluate_runs(run, due)
     for k in run.active():
         st = run.states[k]
-        row = st.metrics_rows[-1] if st.metrics_rows[-1]["step"] == st.step else evaluate_run(run, k)
+        row = st.metrics_rows[-1]
         if last_step:
             st.train_s = run.clock.total
             st.stop(None, f"max_steps={run.spec['max_steps']} reached")
@@ -304,23 +312,30 @@ def end_epoch(run: Training, epoch: int, last_step: bool) -> None:
 
 # ---------------------------------------------------------------- evaluate
 
-def evaluate_run(run: Training, k: int) -> dict:
-    """Evaluate run k's weights on every split; append the metrics.csv row to its state."""
+def evaluate_runs(run: Training, ks) -> list[dict]:
+    """Evaluate runs `ks` on every split (a stack evaluates them at once) and append each run's
+    metrics.csv row to its state; each run's eval_s counts the whole evaluation it waited for."""
     t = time.perf_counter()
-    st = run.states[k]
-    row = row_head(st, run.clock.total)
-    module = run.model.module_for(k)
-    row.update(evaluate(module, run.objective, run.splits, st.spec))
-    if run.gns is not None:
-        batch = st.batch or schedules.batch_size_at(st.spec, 0, len(run.splits.y_train))
-        row["grad_noise_scale"] = measure_noise_scale(module, run.objective, run.splits, batch, st.spec,
-                                                      run.gns_gen, run.gns)
-    if run.best is not None:
-        keep_if_best(run.best, row, module, run.workload.has_accuracy)
-    st.eval_s += time.perf_counter() - t
-    row["eval_s"] = st.eval_s
-    st.metrics_rows.append(row)
-    return row
+    ks = list(ks)
+    rows = []
+    for k, scores in zip(ks, run.model.evaluate(ks, run.splits)):
+        st = run.states[k]
+        row = row_head(st, run.clock.total)
+        row.update(scores)
+        if run.gns is not None:
+            batch = st.batch or schedules.batch_size_at(st.spec, 0, len(run.splits.y_train))
+            row["grad_noise_scale"] = measure_noise_scale(run.model.module_for(k), run.model.objective_for(k),
+                                                          run.splits, batch, st.spec, run.gns_gens[k], run.gns[k])
+        if run.best is not None:
+            keep_if_best(run.best, row, run.model.module_for(k), run.workload.has_accuracy)
+        rows.append(row)
+    elapsed = time.perf_counter() - t
+    for k, row in zip(ks, rows):
+        st = run.states[k]
+        st.eval_s += elapsed
+        row["eval_s"] = st.eval_s
+        st.metrics_rows.append(row)
+    return rows
 
 
 def keep_if_best(best: dict, row: dict, model, higher_is_better: bool) -> None:
@@ -334,10 +349,11 @@ def keep_if_best(best: dict, row: dict, model, higher_is_better: bool) -> None:
 
 # ---------------------------------------------------------------- record
 
-def write_records(run: Training, placement: dict, t_entry: float) -> list[dict]:
+def write_records(run: Training, job: Job, t_entry: float) -> list[dict]:
     """Build and write each run's record (the first run carries the shared start-up and data load)."""
+    placement = job.placement or PLACEMENT_UNKNOWN
     memory = peak_memory(run.device)
-    counts = models.count_parameters(run.model.module_for(0))
+    counts = models.count_parameters(run.model.module_for(run.model.rows[0]))  # every run: one architecture
     results = []
     for k, (st, writer) in enumerate(zip(run.states, run.writers)):
         first = k == 0
@@ -350,9 +366,9 @@ def write_records(run: Training, placement: dict, t_entry: float) -> list[dict]:
                       "val_is_test": run.splits.val_is_test, "synthetic": st.spec["synthetic"]},
             timing=timing, memory=memory, placement=placement,
             speed=acceleration.record(st.spec, run.model.impl, run.timing["compile_s"],
-                                      batched_runs=len(run.states)),
+                                      batched_runs=len(run.states), stack=job.stack),
             provenance=provenance.collect(run.device, st.spec),
-            grad_noise_scale=run.gns.value() if run.gns is not None else None,
+            grad_noise_scale=run.gns[k].value() if run.gns is not None else None,
             best_model=reload_best(run) if run.best is not None else None)
         if run.gns is not None:
             ctx.metric_columns.append("grad_noise_scale")
@@ -410,6 +426,10 @@ class SingleModel:
         self.graphs = spec["compile"] == "reduce-overhead"
         self._trajectory = getattr(self.module, "trajectory", None)
         self.inputs = splits.inputs  # stored samples -> model inputs (uint8 images become float)
+        self.rows = [0]  # the run each row of the model belongs to: one run, one row
+
+    def keep(self, runs: list[int]) -> None:
+        """A single run is never compacted."""
 
     def warm_up(self, run: Training) -> float:
         """Compile every batch size before the training clock starts (compile only)."""
@@ -425,10 +445,11 @@ class SingleModel:
             return (splits.x_train, splits.y_train), len(splits.y_train)
         return (splits.x_train[order], splits.y_train[order]), len(order)
 
-    def step(self, data, group: list[slice], n_update: int, lr: float, gen: torch.Generator):
+    def step(self, data, group: list[slice], n_update: int, lrs: list[float], gen: torch.Generator):
         """Forward and backward of each micro-batch of `group` (gradient accumulation), then one
-        update at `lr`. Returns the update's mean mini-batch loss as a device tensor."""
+        update at the run's learning rate. Returns the update's mean mini-batch loss as a device tensor."""
         x_epoch, y_epoch = data
+        (lr,) = lrs
         optimizer, accum = self.optimizer, self.spec["accum_steps"] > 1
         if lr != optimizer.param_groups[0]["lr"]:
             for g in optimizer.param_groups:
@@ -461,6 +482,12 @@ class SingleModel:
 
     def module_for(self, k: int):
         return self.module
+
+    def objective_for(self, k: int) -> Objective:
+        return self.objective
+
+    def evaluate(self, ks: list[int], splits: datasets.Splits) -> list[dict]:
+        return [evaluate(self.module, self.objective, splits, self.spec)]
 
     def trajectory(self) -> dict | None:
         """Two-parameter models: the parameters now (for steps.csv)."""

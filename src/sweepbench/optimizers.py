@@ -53,8 +53,40 @@ class OptimizerKind:
     fused_on: frozenset = field(default_factory=frozenset)
 
 
+# A hyper-parameter is a number, or (a stack of runs with different values, sweepbench.batched)
+# a list with one tensor per parameter holding each run's value, shaped to broadcast over that
+# parameter's rows. These helpers do the same arithmetic for both; numbers take torch's scalar
+# foreach kernels, so a single run's update is exactly what it was.
+
+def _neg(h):
+    return [-t for t in h] if isinstance(h, list) else -h
+
+
+def _add_(params, tensors, scale) -> None:
+    """params += scale * tensors"""
+    if isinstance(scale, list):
+        torch._foreach_addcmul_(params, tensors, scale)
+    else:
+        torch._foreach_add_(params, tensors, alpha=scale)
+
+
+def _plus(a, b, scale):
+    """a + scale * b (new tensors)"""
+    if isinstance(scale, list):
+        return torch._foreach_addcmul(a, b, scale)
+    return torch._foreach_add(a, b, alpha=scale)
+
+
+def _add_ratio_(params, num, den, scale) -> None:
+    """params += scale * num / den"""
+    if isinstance(scale, list):
+        torch._foreach_addcmul_(params, torch._foreach_div(num, den), scale)
+    else:
+        torch._foreach_addcdiv_(params, num, den, scale)
+
+
 def _sgd(opt, params, grads, lr):
-    torch._foreach_add_(params, grads, alpha=-lr)
+    _add_(params, grads, _neg(lr))
 
 
 def _momentum(opt, params, grads, lr, nesterov=False):
@@ -63,8 +95,8 @@ def _momentum(opt, params, grads, lr, nesterov=False):
     else:
         torch._foreach_mul_(opt.state, opt.momentum)
         torch._foreach_add_(opt.state, grads)
-    update = torch._foreach_add(grads, opt.state, alpha=opt.momentum) if nesterov else opt.state
-    torch._foreach_add_(params, update, alpha=-lr)
+    update = _plus(grads, opt.state, opt.momentum) if nesterov else opt.state
+    _add_(params, update, _neg(lr))
 
 
 def _nesterov(opt, params, grads, lr):
@@ -76,16 +108,18 @@ def _adam(opt, params, grads, lr):
         opt.state = [torch.zeros_like(p) for p in params]
         opt.state2 = [torch.zeros_like(p) for p in params]
     if opt.decoupled_decay and opt.weight_decay:
-        torch._foreach_mul_(params, 1 - lr * opt.weight_decay)
+        wd = opt.weight_decay
+        torch._foreach_mul_(params, [1 - l * w for l, w in zip(lr, wd)] if isinstance(lr, list) else 1 - lr * wd)
     b1, b2 = opt.betas
     torch._foreach_lerp_(opt.state, grads, 1 - b1)
     torch._foreach_mul_(opt.state2, b2)
     torch._foreach_addcmul_(opt.state2, grads, grads, 1 - b2)
-    step_size = lr / (1 - b1 ** opt.t)
+    correction = 1 - b1 ** opt.t
+    step_size = [l / correction for l in lr] if isinstance(lr, list) else lr / correction
     denom = torch._foreach_sqrt(opt.state2)
     torch._foreach_div_(denom, math.sqrt(1 - b2 ** opt.t))
     torch._foreach_add_(denom, opt.eps)
-    torch._foreach_addcdiv_(params, opt.state, denom, -step_size)
+    _add_ratio_(params, opt.state, denom, _neg(step_size))
 
 
 def _rmsprop(opt, params, grads, lr):
@@ -95,7 +129,7 @@ def _rmsprop(opt, params, grads, lr):
     torch._foreach_addcmul_(opt.state, grads, grads, 1 - opt.alpha)
     avg = torch._foreach_sqrt(opt.state)
     torch._foreach_add_(avg, opt.eps)
-    torch._foreach_addcdiv_(params, grads, avg, -lr)
+    _add_ratio_(params, grads, avg, _neg(lr))
 
 
 def _adagrad(opt, params, grads, lr):
@@ -104,7 +138,7 @@ def _adagrad(opt, params, grads, lr):
     torch._foreach_addcmul_(opt.state, grads, grads, 1)
     std = torch._foreach_sqrt(opt.state)
     torch._foreach_add_(std, opt.eps)
-    torch._foreach_addcdiv_(params, grads, std, -lr)
+    _add_ratio_(params, grads, std, _neg(lr))
 
 
 def _decay(spec):
@@ -128,7 +162,9 @@ OPTIMIZERS: dict[str, OptimizerKind] = {k.name: k for k in [
 
 
 class ForeachOptimizer:
-    """Minimal optimizer interface the engine uses: param_groups[0]['lr'], zero_grad, step."""
+    """Minimal optimizer interface the engine uses: param_groups[0]['lr'], zero_grad, step.
+    lr (in param_groups), weight_decay and momentum are numbers, or per-parameter lists of
+    per-run values (a stack of runs with different hyper-parameters, sweepbench.batched)."""
 
     def __init__(self, rule: str, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
                  betas=(0.9, 0.999), eps: float | None = None, alpha: float = 0.99):
@@ -158,8 +194,14 @@ class ForeachOptimizer:
                                    "use optimizer_impl=for-loop")
             self.t += 1
             if self.weight_decay and not self.decoupled_decay:
-                grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+                grads = _plus(grads, self.params, self.weight_decay)
             self.update(self, self.params, grads, self.param_groups[0]["lr"])
+
+    def keep_rows(self, index_of) -> None:
+        """Keep only some rows of each (stacked) parameter's state: `index_of(i)` gives the row
+        index tensor of parameter i (sweepbench.batched drops runs that stopped)."""
+        self.state = [s[index_of(i)] for i, s in enumerate(self.state)]
+        self.state2 = [s[index_of(i)] for i, s in enumerate(self.state2)]
 
 
 def make(spec: dict, params, impl: str = "for-loop"):

@@ -60,7 +60,7 @@ def is_done(run_dir: str, spec: dict) -> bool:
 def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None) -> dict:
     """Train the runs that are not done yet (one group per cell with batch_seeds), print a progress
     line per run, then write the manifest. Returns the manifest's content."""
-    from sweepbench.spec import check_batchable, validate
+    from sweepbench.spec import check_stackable, validate
 
     for run in runs:
         validate(run["spec"])
@@ -71,7 +71,7 @@ def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None)
     groups = [list(g) for _, g in itertools.groupby(todo, key=lambda r: os.path.dirname(r["out"]))] \
         if opts.batch_seeds else [[r] for r in todo]
     for group in groups if opts.batch_seeds else []:
-        check_batchable([r["spec"] for r in group])  # every group before any training
+        check_stackable([r["spec"] for r in group])  # every group before any training
     done = len(runs) - len(todo)
     if done:
         print(f"{done} of {len(runs)} runs already have a complete record of the same spec and code; kept",

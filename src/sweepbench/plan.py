@@ -24,7 +24,7 @@ import json
 import os
 
 from sweepbench import SweepbenchError
-from sweepbench.spec import OPTIONS, check_batchable, resolve
+from sweepbench.spec import OPTIONS, check_stackable, resolve
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -237,7 +237,7 @@ def plan(config: dict) -> dict:
                                   "resources": resources, "axes": point, "runs": runs}
                 if study.get("batch_seeds"):
                     try:
-                        check_batchable([r["spec"] for r in runs])
+                        check_stackable([r["spec"] for r in runs])
                     except SweepbenchError as err:
                         raise SweepbenchError(f"config error in study {name!r}, key batch_seeds: {err}") from None
                 job = jobs.setdefault(job_id, {"study": name, "dataset": workload.dataset,

@@ -33,7 +33,9 @@ weights re-loaded from model.pt, which then sits beside the three files), proven
                 of the pack, to the first step: imports, data load, model build), data_load_s,
                 compile_s (torch.compile warm-up, excluded from train_s), total_s, steps, epochs
     speed       optimizer_impl (what `auto` resolved to: fused | foreach | for-loop),
-                precision, channels_last, compile, compile_s
+                precision, channels_last, compile, compile_s, batched_runs (runs that trained
+                at once as one stacked model, sweepbench.batched; 1 alone) and stack (that
+                stack's id, null alone)
     placement   scheduler ("train-pack" for workflow jobs, null for a hand-run `train`),
                 exclusive (true: the job held every core and GPU slot, so no other sweepbench
                 job shared its device; false: others may have; null: unknown), gpu_slots, threads
@@ -52,7 +54,7 @@ import numpy as np
 from sweepbench import SweepbenchError, rules
 from sweepbench.atomic import TempFolder, cannot_write
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: speed.stack (the stack a run trained in)
 SPLITS = ("train", "val", "test")
 METRICS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("loss", "accuracy"))  # the evaluated metrics
 METRIC_COLUMNS = ["step", "epoch", "samples", "wall_s", "eval_s", "lr", "batch_size", "epoch_loss", *METRICS]
@@ -246,7 +248,7 @@ REQUIRED = {  # run.json section -> keys every reader may rely on
     "throughput": ("samples_per_s", "step_time_median_s", "step_time_p10_s", "step_time_p90_s"),
     "timing": ("train_s", "eval_s", "startup_s", "steps", "epochs"),
     "memory": ("peak_mb",),
-    "speed": ("batched_runs",),
+    "speed": ("batched_runs", "stack"),
     "provenance": ("device_name", "torch", "git_commit", "code_version"),
 }
 

@@ -23,11 +23,12 @@ FLUSH_EVERY = 64  # steps between read-backs of the mini-batch losses (one host 
 @dataclass
 class PendingStep:
     """One update whose loss (a device tensor: a scalar, or one value per run of a stack) and
-    time mark are not yet read back. `params` is the trajectory of two-parameter models."""
+    time mark are not yet read back; `lrs` has each stacked run's learning rate (one for a
+    single run). `params` is the trajectory of two-parameter models."""
 
     step: int
     epoch: float
-    lr: float
+    lrs: list
     samples: int
     loss: object
     mark: object
@@ -85,22 +86,23 @@ def set_initial_loss(state: RunState, first_row: dict, workload_name: str) -> No
         raise SweepbenchError(f"initial training loss of {workload_name} is not finite; check the data")
 
 
-def take_window(state: RunState, window: list[PendingStep], losses: list[float], seconds: list[float],
-                stride: int) -> bool:
-    """Take in a window of steps read back from the device: progress up to its last step,
+def take_window(state: RunState, window: list[PendingStep], column: int, losses: list[float],
+                seconds: list[float], stride: int) -> bool:
+    """Take in a window of steps read back from the device (`column`: this run's place in the
+    stack, `losses` its mini-batch losses): progress up to its last step,
     steps.csv rows (every `stride`-th step, and every step that carries parameters), the losses
     into the evaluation and epoch windows, and the divergence check: a non-finite mini-batch
     loss, or the window's mean loss above diverge_factor x the initial loss
     (sweepbench.rules.is_diverged). Sets the divergence fields; True when diverged."""
     last = window[-1]
-    state.step, state.epoch_float, state.lr = last.step, last.epoch, last.lr
+    state.step, state.epoch_float, state.lr = last.step, last.epoch, last.lrs[column]
     state.samples += sum(p.samples for p in window)
     state.step_times.extend(seconds)
     state.step_samples.extend(p.samples for p in window)
     diverged = False
     for p, loss, sec in zip(window, losses, seconds):
         if p.params is not None or (p.step - 1) % stride == 0:
-            row = {"step": p.step, "epoch": p.epoch, "lr": p.lr, "batch_size": p.samples, "loss": loss,
+            row = {"step": p.step, "epoch": p.epoch, "lr": p.lrs[column], "batch_size": p.samples, "loss": loss,
                    "step_time_s": sec}
             if p.params is not None:
                 row.update({k: float(v) for k, v in p.params.items()})

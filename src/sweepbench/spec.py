@@ -309,31 +309,39 @@ def _check_relations(spec: dict) -> None:
                               "(or stop_at_target=false)")
 
 
-# sweepbench.batched trains a cell's seeds as one model with stacked parameters; these runs qualify.
-BATCHABLE_MODELS = ("softmax", "mlp")  # no batch norm, no dropout, no parameter trajectory
-BATCH_REQUIRES = {  # spec key: the value a batched run must have
-    "batch_schedule": "constant", "accum_steps": 1, "gns": False, "save_best": False, "compile": "off",
-    "precision": "fp32", "channels_last": False, "eval_every": 0,
+# sweepbench.batched trains several runs as one model with stacked parameters: a cell's seeds, or
+# cells of a grid that differ only in STACK_VARIES (each run keeps its own values of those).
+STACKABLE_MODELS = ("softmax", "mlp", "lenet5")  # plain layer stacks: no residual blocks, no dropout
+STACK_VARIES = ("seed", "lr", "momentum", "weight_decay", "entropy_alpha", "reg_lambda", "schedule", "warmup_steps",
+                "step_milestones", "step_gamma", "cosine_min_factor", "clr_max_lr", "clr_step_size", "clr_gamma")
+STACK_REQUIRES = {  # spec key: the value a stacked run must have
+    "accum_steps": 1, "save_best": False, "compile": "off", "precision": "fp32", "channels_last": False,
 }
 
 
-def check_batchable(specs: list[dict]) -> None:
-    """Raise SweepbenchError unless the specs differ only in seed and can train as one batch."""
-    first = {k: v for k, v in specs[0].items() if k != "seed"}
+def stack_key(spec: dict) -> str:
+    """What runs must share to train as one stack: everything but STACK_VARIES."""
+    import json
+
+    return json.dumps({k: v for k, v in spec.items() if k not in STACK_VARIES}, sort_keys=True)
+
+
+def check_stackable(specs: list[dict]) -> None:
+    """Raise SweepbenchError unless the specs can train as one stack: they differ only in
+    STACK_VARIES, their model stacks, and they ask for nothing a stack cannot do."""
+    first = specs[0]
     for spec in specs[1:]:
-        other = {k: v for k, v in spec.items() if k != "seed"}
-        if other != first:
-            key = next(k for k in first if first[k] != other.get(k))
-            raise SweepbenchError(f"cannot batch runs that differ in {key} ({first[key]!r} vs {other[key]!r}); "
-                                  "allowed: runs of one cell, differing only in seed")
-    model = WORKLOADS[specs[0]["workload"]].model
-    if model not in BATCHABLE_MODELS:
-        raise SweepbenchError(f"cannot batch workload {specs[0]['workload']} (model {model}); allowed: workloads "
-                              f"whose model is {' or '.join(BATCHABLE_MODELS)}")
-    for key, needed in BATCH_REQUIRES.items():
-        value = specs[0][key]
-        if value != needed:
-            raise SweepbenchError(f"cannot batch runs with {key}={value!r}; allowed: {key}={needed!r}")
-    if specs[0]["optimizer_impl"] not in ("auto", "foreach"):
-        raise SweepbenchError(f"cannot batch runs with optimizer_impl={specs[0]['optimizer_impl']!r}; "
+        key = next((k for k in first if k not in STACK_VARIES and first[k] != spec.get(k)), None)
+        if key is not None:
+            raise SweepbenchError(f"cannot stack runs that differ in {key} ({first[key]!r} vs {spec.get(key)!r}); "
+                                  f"allowed: runs that differ only in {', '.join(STACK_VARIES)}")
+    model = WORKLOADS[first["workload"]].model
+    if model not in STACKABLE_MODELS:
+        raise SweepbenchError(f"cannot stack workload {first['workload']} (model {model}); allowed: workloads "
+                              f"whose model is {', '.join(STACKABLE_MODELS)}")
+    for key, needed in STACK_REQUIRES.items():
+        if first[key] != needed:
+            raise SweepbenchError(f"cannot stack runs with {key}={first[key]!r}; allowed: {key}={needed!r}")
+    if first["optimizer_impl"] not in ("auto", "foreach"):
+        raise SweepbenchError(f"cannot stack runs with optimizer_impl={first['optimizer_impl']!r}; "
                               "allowed: auto or foreach")

@@ -9,7 +9,7 @@ runs.csv, one row per (study, run); a run reused by two studies appears in both:
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
     convergence_epoch, steps, epochs, train_s, samples_per_s (of this run; with batched_runs > 1
     the batch's steps trained that many runs at once, so the batch's rate is that many times
-    higher), batched_runs, step_time_median_s,
+    higher), batched_runs, stack (the id of the stack it trained in, sweepbench.batched), step_time_median_s,
     step_time_p10_s, step_time_p90_s, peak_mem_mb, grad_noise_scale, best_model_step and
     best_model_test_accuracy (runs with save_best: the re-loaded best weights on the test set),
     device_name, torch, git_commit
@@ -59,7 +59,8 @@ RECORD_COLUMNS = (
     [f"final_{m}" for m in METRICS] + [f"best_{m}" for m in METRICS]
     + ["target_metric", "target", "target_reached", "steps_to_target", "epochs_to_target",
        "samples_to_target", "seconds_to_target", "convergence_epoch", "steps", "epochs", "train_s",
-       "samples_per_s", "batched_runs", "step_time_median_s", "step_time_p10_s", "step_time_p90_s", "peak_mem_mb",
+       "samples_per_s", "batched_runs", "stack", "step_time_median_s", "step_time_p10_s", "step_time_p90_s",
+       "peak_mem_mb",
        "grad_noise_scale", "best_model_step", "best_model_test_accuracy", "device_name", "torch", "git_commit"])
 
 
@@ -80,7 +81,8 @@ def run_row(rec: RunRecord) -> dict:
                 "samples_to_target": tt["samples"], "seconds_to_target": tt["wall_s"],
                 "convergence_epoch": rec.convergence["epoch"], "steps": timing["steps"],
                 "epochs": timing["epochs"], "train_s": timing["train_s"], "samples_per_s": tp["samples_per_s"],
-                "batched_runs": rec.speed["batched_runs"], "step_time_median_s": tp["step_time_median_s"],
+                "batched_runs": rec.speed["batched_runs"], "stack": rec.speed["stack"],
+                "step_time_median_s": tp["step_time_median_s"],
                 "step_time_p10_s": tp["step_time_p10_s"], "step_time_p90_s": tp["step_time_p90_s"],
                 "peak_mem_mb": rec.memory["peak_mb"], "grad_noise_scale": rec.grad_noise_scale,
                 "best_model_step": best_model.get("step"),

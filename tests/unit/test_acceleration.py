@@ -27,7 +27,7 @@ def run(tmp_path, name, **user):
 def test_defaults_are_recorded_and_auto_means_foreach_on_the_cpu(tmp_path):
     rec, _ = run(tmp_path, "a", workload="digits_softmax", epochs=1, device="cpu")
     assert rec["speed"] == {"optimizer_impl": "foreach", "precision": "fp32", "channels_last": False,
-                            "compile": "off", "compile_s": 0.0, "batched_runs": 1}
+                            "compile": "off", "compile_s": 0.0, "batched_runs": 1, "stack": None}
     assert rec["timing"]["compile_s"] == 0.0
     assert rec["placement"] == engine.PLACEMENT_UNKNOWN
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_cli
 from sweepbench import SweepbenchError, batched, engine
-from sweepbench.spec import check_batchable, resolve
+from sweepbench.spec import check_stackable as check_batchable, resolve
 
 METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
 
@@ -64,18 +64,19 @@ def test_divergence_is_per_run_and_clean(tmp_path):
 
 
 @pytest.mark.parametrize("user, message", [
-    ({"workload": "fmnist_lenet5"}, "cannot batch workload fmnist_lenet5 (model lenet5); allowed"),
-    ({"workload": "digits_mlp", "accum_steps": 2}, "cannot batch runs with accum_steps=2; allowed: accum_steps=1"),
-    ({"workload": "digits_mlp", "eval_every": 5}, "cannot batch runs with eval_every=5; allowed: eval_every=0"),
+    ({"workload": "fmnist_wrn16_10"}, "cannot stack workload fmnist_wrn16_10 (model wrn16_10); allowed"),
+    ({"workload": "digits_mlp", "accum_steps": 2}, "cannot stack runs with accum_steps=2; allowed: accum_steps=1"),
+    ({"workload": "digits_mlp", "save_best": True}, "cannot stack runs with save_best=True; allowed: save_best=False"),
 ])
 def test_unbatchable_runs_are_named(user, message):
     with pytest.raises(SweepbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_batchable([resolve({**user, "seed": 0}), resolve({**user, "seed": 1})])
 
 
-def test_runs_of_different_cells_are_not_batched():
-    with pytest.raises(SweepbenchError, match=r"cannot batch runs that differ in lr \(0.1 vs 0.2\)"):
-        check_batchable([resolve({"workload": "digits_mlp", "lr": 0.1}), resolve({"workload": "digits_mlp", "lr": 0.2})])
+def test_runs_that_differ_beyond_hyper_parameters_are_not_stacked():
+    with pytest.raises(SweepbenchError, match=r"cannot stack runs that differ in batch_size \(16 vs 32\)"):
+        check_batchable([resolve({"workload": "digits_mlp", "batch_size": 16}),
+                         resolve({"workload": "digits_mlp", "batch_size": 32})])
 
 
 def test_train_pack_batches_each_cell(tmp_path):
@@ -96,3 +97,64 @@ def test_batch_larger_than_the_training_set_is_bad_input_and_writes_nothing(tmp_
     with pytest.raises(SweepbenchError, match="bad batch_size 5000; allowed: 1..1079"):
         batched.train_seeds(specs, [str(tmp_path / "a"), str(tmp_path / "b")], quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def stack_vs_alone(tmp_path, users):
+    """Train runs `users` (resolved) as one stack and each alone; return both lists of records."""
+    specs = [resolve({"device": "cpu", **u}) for u in users]
+    together = batched.train_stack(specs, [str(tmp_path / f"s{i}") for i in range(len(specs))], quiet=True)
+    alone = [engine.train(spec, str(tmp_path / f"a{i}"), quiet=True) for i, spec in enumerate(specs)]
+    return together, alone
+
+
+def assert_same_runs(tmp_path, together, alone):
+    for i, (a, b) in enumerate(zip(together, alone)):
+        assert (a["status"], a["final"]["step"]) == (b["status"], b["final"]["step"]), i
+        (ma, sa), (mb, sb) = read(tmp_path, f"s{i}"), read(tmp_path, f"a{i}")
+        assert ma[["step", "samples", "lr", "batch_size"]].equals(mb[["step", "samples", "lr", "batch_size"]])
+        np.testing.assert_allclose(ma[METRICS].to_numpy(float), mb[METRICS].to_numpy(float), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(sa[["loss", "lr"]].to_numpy(float), sb[["loss", "lr"]].to_numpy(float),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer, grid", [
+    ("momentum", [{"lr": 0.01, "momentum": 0.5}, {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3},
+                  {"lr": 0.03, "schedule": "cosine", "seed": 1}, {"lr": 0.05, "warmup_steps": 20}]),
+    ("adam", [{"lr": 0.001}, {"lr": 0.01, "weight_decay": 0.01}, {"lr": 0.003, "schedule": "triangular",
+                                                                   "clr_max_lr": 0.03, "clr_step_size": 15}]),
+    ("adamw", [{"lr": 0.001, "weight_decay": 0.1}, {"lr": 0.004, "weight_decay": 0.0}]),
+    ("rmsprop", [{"lr": 0.001, "entropy_alpha": 0.5}, {"lr": 0.003, "reg_lambda": 0.01}, {"lr": 0.002}]),
+])
+def test_a_grid_stack_trains_each_run_as_it_would_alone(tmp_path, optimizer, grid):
+    users = [{"workload": "digits_mlp", "optimizer": optimizer, "batch_size": 16, "epochs": 2, **g} for g in grid]
+    together, alone = stack_vs_alone(tmp_path, users)
+    assert_same_runs(tmp_path, together, alone)
+    assert all(r["speed"]["batched_runs"] == len(grid) for r in together)
+    assert len({round(r["final"]["train_loss"], 6) for r in together}) == len(grid)   # they really differ
+
+
+def test_runs_that_diverge_or_stop_early_leave_the_stack(tmp_path, monkeypatch):
+    kept = []
+    keep = batched.StackedModel.keep
+    monkeypatch.setattr(batched.StackedModel, "keep", lambda self, runs: (kept.append(list(runs)), keep(self, runs)))
+    users = [{"workload": "digits_softmax", "lr": lr, "epochs": 8, "target_metric": "val_accuracy", "target": 0.9,
+              "stop_at_target": True} for lr in (1e3, 0.3, 0.02)]          # diverges, stops early, trains on
+    together, alone = stack_vs_alone(tmp_path, users)
+    assert [r["status"] for r in together] == [r["status"] for r in alone] == ["diverged", "target_reached",
+                                                                                 "completed"]
+    assert_same_runs(tmp_path, together, alone)
+    assert kept[0] == [0, 1, 2] and kept[-1] == [2]                      # the stopped runs cost no more compute
+
+
+def test_lenet5_stacks_as_grouped_convolutions(tmp_path):
+    base = {"workload": "fmnist_lenet5", "synthetic": True, "train_size": 96, "batch_size": 16, "epochs": 2,
+            "eval_max_samples": 64, "optimizer": "momentum"}
+    together, alone = stack_vs_alone(tmp_path, [{**base, "lr": 0.01}, {**base, "lr": 0.05, "seed": 3}])
+    assert_same_runs(tmp_path, together, alone)
+
+
+def test_a_stack_measures_each_runs_gradient_noise_scale(tmp_path):
+    users = [{"workload": "digits_softmax", "lr": lr, "epochs": 2, "gns": True} for lr in (0.05, 0.2)]
+    together, alone = stack_vs_alone(tmp_path, users)
+    for a, b in zip(together, alone):
+        assert a["grad_noise_scale"] == pytest.approx(b["grad_noise_scale"], rel=1e-3)

@@ -40,7 +40,7 @@ def write_record(run_dir, rec):
 
     os.makedirs(run_dir, exist_ok=True)
     full = {"schema_version": record.SCHEMA_VERSION, "stop_reason": "budget exhausted",
-            "divergence": {"diverged": rec["status"] == "diverged"}, "speed": {"batched_runs": 1},
+            "divergence": {"diverged": rec["status"] == "diverged"}, "speed": {"batched_runs": 1, "stack": None},
             "placement": None, "best_model": None, **rec}
     full["timing"] = {"eval_s": 0.1, "startup_s": 1.0, **rec["timing"]}
     full["final"] = {"step": rec["timing"]["steps"], **rec["final"]}
@@ -147,7 +147,7 @@ def test_empty_study_gives_empty_tables_with_headers(tmp_path):
 
 
 def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path):
-    together = [dict(fake_record(0.1, 32, s, sps=500.0), speed={"batched_runs": 2}) for s in (0, 1)]
+    together = [dict(fake_record(0.1, 32, s, sps=500.0), speed={"batched_runs": 2, "stack": "j:0"}) for s in (0, 1)]
     plan = make_study(tmp_path, {(0.1, 32): together, (0.1, 64): [fake_record(0.1, 64, 0)]})
     t, _ = tables.build_tables(plan, str(tmp_path))
     assert sorted(t["runs"]["batched_runs"]) == [1, 2, 2]
