@@ -31,6 +31,10 @@ ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "s
                  "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
                  "batch_cycle": "bcycle", "momentum": "mom"}
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
+# Where a job goes on a SLURM cluster: study resource -> the SLURM executor plugin's resource
+# (no default: unset means the profile's default-resources, else the cluster's default).
+SLURM_RESOURCES = {"slurm_partition": "slurm_partition", "slurm_account": "slurm_account", "slurm_qos": "qos"}
+SLURM_KEYS = tuple(SLURM_RESOURCES)
 # Training samples of each dataset before val_size / train_size (for the batch-size check).
 TRAIN_SAMPLES = {"linreg": 100, "logreg2d": 500, "digits": 1797 - 1797 // 5, "mnist": 60000, "fmnist": 60000}
 DIGITS_TEST = 1797 // 5  # sweepbench.datasets._digits: test 20%, validation 20% unless val_size says otherwise
@@ -166,7 +170,7 @@ def plan(config: dict) -> dict:
         seeds = study.get("seeds") or [0]
         if is_smoke(config):
             seeds = seeds[:2]
-        resources = {**DEFAULT_RESOURCES, **(study.get("resources") or {})}
+        resources = {**DEFAULT_RESOURCES, **(config.get("resources") or {}), **(study.get("resources") or {})}
         workload = WORKLOADS[study["workload"]]
         entry = {"workload": workload.name, "description": study.get("description", workload.description),
                  "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds}
@@ -226,7 +230,21 @@ def plan(config: dict) -> dict:
             entry["cells"].append(cell_id)
             entry["runs"] += [r["id"] for r in cells[cell_id]["runs"]]
         studies[name] = entry
+    check_slurm_keys({job["study"]: job["resources"] for job in jobs.values()})
     return {"studies": studies, "cells": cells, "jobs": jobs, "config": config}
+
+
+def check_slurm_keys(resources_by_study: dict) -> None:
+    """A SLURM placement key (partition, account, QoS) is set for every study that trains a job,
+    or for none: a training job without it would silently go to the cluster's default instead
+    of the profile's (the workflow's train rule sets the key for all its jobs or for none)."""
+    for key in SLURM_KEYS:
+        having = [s for s, res in resources_by_study.items() if key in res]
+        lacking = [s for s, res in resources_by_study.items() if key not in res]
+        if having and lacking:
+            raise SweepbenchError(f"config error in study {lacking[0]!r}, key resources.{key}: missing while study "
+                                  f"{having[0]!r} sets it; allowed: set it in every study, or once in the "
+                                  f"config's top-level `resources`")
 
 
 def load_config(path: str) -> dict:
@@ -248,3 +266,22 @@ def image_datasets(the_plan: dict) -> list[str]:
     """Datasets that need a prepared tensor file (one prepare_data job each)."""
     return sorted({c["dataset"] for c in the_plan["jobs"].values()
                    if c["dataset"] in ("mnist", "fmnist") and not c["runs"][0]["spec"]["synthetic"]})
+
+
+def write_json_atomic(path: str, obj) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def write_plan_files(the_plan: dict, plan_path: str, spec_paths: list[str]) -> None:
+    """The workflow's write_plan step: plan.json, and for each job <plan's folder>/specs/<job>.json
+    with the job's runs (what `sweepbench train-pack --runs-file` reads), each written atomically.
+    One process writes them all (the planner runs once, not once per job)."""
+    specs_dir = os.path.join(os.path.dirname(plan_path), "specs")
+    for path in spec_paths:
+        job_id = os.path.relpath(path, specs_dir)[:-len(".json")]
+        write_json_atomic(path, the_plan["jobs"][job_id]["runs"])
+    write_json_atomic(plan_path, the_plan)

@@ -1,7 +1,7 @@
 import pytest
 
 from sweepbench import SweepbenchError, datasets
-from sweepbench.plan import plan
+from sweepbench.plan import DEFAULT_RESOURCES, SLURM_RESOURCES, load_schema, plan
 from sweepbench.spec import resolve
 
 
@@ -47,3 +47,32 @@ def test_device_auto_means_cpu_for_jobs_that_ask_for_no_gpu():
     assert spec(plan(study())).get("device") == "cpu"
     assert spec(plan(study(resources={"gpu": 1})))["device"] == "auto"
     assert spec(plan(study(fixed={"device": "cuda"})))["device"] == "cuda"   # an explicit choice is kept
+
+
+def test_slurm_placement_from_the_config_and_each_study():
+    config = {"resources": {"slurm_partition": "cpu", "slurm_account": "acct"},
+              "studies": {"a": {"workload": "linreg"},
+                          "b": {"workload": "logreg2d", "resources": {"gpu": 1, "slurm_partition": "gpu"}}}}
+    jobs = plan(config)["jobs"]
+    assert jobs["a/all"]["resources"] == {**DEFAULT_RESOURCES, "slurm_partition": "cpu", "slurm_account": "acct"}
+    assert jobs["b/all"]["resources"] == {**DEFAULT_RESOURCES, "gpu": 1, "slurm_partition": "gpu",
+                                          "slurm_account": "acct"}
+
+
+def test_a_slurm_key_set_for_some_studies_only_is_refused():
+    """The other studies' jobs would silently go to the cluster's default partition."""
+    config = {"studies": {"a": {"workload": "linreg"},
+                          "b": {"workload": "logreg2d", "resources": {"gpu": 1, "slurm_partition": "gpu"}}}}
+    with pytest.raises(SweepbenchError, match="study 'a', key resources.slurm_partition: missing while study 'b' "
+                                              "sets it; allowed: set it in every study, or once in the config's"):
+        plan(config)
+    assert plan({**config, "run": "b"})["jobs"]                         # only the selected studies count
+
+
+def test_slurm_keys_are_checked_by_the_schema():
+    with pytest.raises(SweepbenchError, match="key resources.slurm_partition: '' should be non-empty"):
+        plan({"resources": {"slurm_partition": ""}, "studies": {"a": {"workload": "linreg"}}})
+    with pytest.raises(SweepbenchError, match="study 'a', key resources: Additional properties.*allowed: exclusive"):
+        plan({"studies": {"a": {"workload": "linreg", "resources": {"partition": "gpu"}}}})
+    schema_keys = {k for k in load_schema()["$defs"]["resources"]["properties"] if k.startswith("slurm_")}
+    assert schema_keys == set(SLURM_RESOURCES)                       # every placement key reaches sbatch

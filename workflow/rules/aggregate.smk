@@ -3,9 +3,11 @@
 
 rule write_plan:
     output:
-        f"{RESULTS}/plan.json",
+        plan=f"{RESULTS}/plan.json",
+        specs=expand(f"{RESULTS}/specs/{{job}}.json", job=JOBS),  # one per train job
     params:
         plan=PLAN_DIGEST,
+    localrule: True
     log:
         f"{RESULTS}/logs/write_plan.log",
     conda:
@@ -20,6 +22,7 @@ rule aggregate:
         jobs=expand(f"{RESULTS}/runs/{{job}}", job=JOBS),
     output:
         TABLES,
+    localrule: True
     params:
         code=TABLES_CODE,  # editing that code re-runs this step
         runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),

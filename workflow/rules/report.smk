@@ -9,6 +9,7 @@ rule report:
     output:
         html=f"{REPORT}/index.html",
         pdf=f"{REPORT}/report.pdf",
+    localrule: True
     params:
         code=REPORT_CODE,  # editing that code re-runs this step
         tables=lambda w, input: os.path.dirname(input[0]),
