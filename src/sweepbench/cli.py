@@ -105,6 +105,20 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def run_progress(first: int, last: int, total: int) -> str:
+    """A job log's progress label, "run 37/120" (or "runs 37-39/120" for seeds trained together);
+    `sweepbench status` shows the last one of each running job."""
+    return f"run {first}/{total}" if first == last else f"runs {first}-{last}/{total}"
+
+
+def cmd_status(args) -> int:
+    from sweepbench.status import format_status, status
+
+    result = status(args.results_dir, args.workdir)
+    print(json.dumps(result, indent=1) if args.json else format_status(result))
+    return 0
+
+
 def cmd_train_pack(args) -> int:
     """Train a job's runs in this process, so imports are paid once; with --batch-seeds, each
     cell's seeds train at once as one batched model."""
@@ -129,8 +143,11 @@ def cmd_train_pack(args) -> int:
         if args.batch_seeds else [[r] for r in runs]
     for group in groups if args.batch_seeds else []:
         check_batchable([r["spec"] for r in group])  # every group before any training
-    ready = None
+    ready, done = None, 0
     for group in groups:
+        label = run_progress(done + 1, done + len(group), len(runs))
+        print(f"{label} started: {', '.join(r['out'] for r in group)}", flush=True)
+        done += len(group)
         if args.batch_seeds:
             from sweepbench import batched
 
@@ -140,7 +157,7 @@ def cmd_train_pack(args) -> int:
             results = [engine.train(group[0]["spec"], group[0]["out"], quiet=args.quiet, ready_since=ready,
                                     placement=placement)]
         for run, result in zip(group, results):
-            print(f"{run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
+            print(f"{label} {run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
         ready = time.perf_counter()
     return 0
 
@@ -248,12 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     side.add_argument("--shared", dest="exclusive", action="store_false",
                       help="other jobs may run beside this one (recorded in run.json)")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("status", help="per study: runs planned, done, running, missing, diverged, broken (from the "
+                                      "records on disk; safe while the workflow runs)")
+    p.add_argument("--results-dir", default="results", help="the workflow's results folder (with plan.json)")
+    p.add_argument("--workdir", default=".", help="where Snakemake runs (its .snakemake/locks/ says whether it runs)")
+    p.add_argument("--json", action="store_true", help="print the counts, in-progress jobs and broken runs as JSON")
     return parser
 
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "plan": cmd_plan,
             "train-pack": cmd_train_pack, "aggregate": cmd_aggregate,
-            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check}
+            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check, "status": cmd_status}
 
 
 def main(argv=None) -> int:
