@@ -1,7 +1,9 @@
+import json
+
 import pytest
 
 from sweepbench import SweepbenchError, datasets
-from sweepbench.plan import DEFAULT_RESOURCES, SLURM_RESOURCES, load_schema, plan
+from sweepbench.plan import DEFAULT_RESOURCES, SLURM_RESOURCES, load_schema, plan, write_job_specs
 from sweepbench.spec import resolve
 
 
@@ -76,3 +78,16 @@ def test_slurm_keys_are_checked_by_the_schema():
         plan({"studies": {"a": {"workload": "linreg", "resources": {"partition": "gpu"}}}})
     schema_keys = {k for k in load_schema()["$defs"]["resources"]["properties"] if k.startswith("slurm_")}
     assert schema_keys == set(SLURM_RESOURCES)                       # every placement key reaches sbatch
+
+
+def test_job_specs_are_written_once_and_rewritten_only_when_changed(tmp_path):
+    the_plan = plan(study(grid={"lr": [0.1, 0.2]}, seeds=[0, 1]))
+    assert write_job_specs(the_plan, str(tmp_path)) == 2
+    path = tmp_path / "s" / "lr~0.1.json"
+    assert [r["dir"] for r in json.loads(path.read_text())] == ["seed~0", "seed~1"]
+    before = path.stat().st_mtime_ns
+    assert write_job_specs(the_plan, str(tmp_path)) == 0                     # unchanged: untouched
+    changed = plan(study(grid={"lr": [0.1, 0.2]}, seeds=[0, 1], fixed={"epochs": 3}))
+    assert write_job_specs(changed, str(tmp_path)) == 2
+    assert json.loads(path.read_text())[0]["spec"]["epochs"] == 3 and path.stat().st_mtime_ns >= before
+    assert not [p for p in tmp_path.rglob("*.tmp-*")]                         # written atomically

@@ -81,7 +81,7 @@ def job_flags(wildcards):
     return " ".join(flags + (["--batch-seeds"] if job.get("batch_seeds") else []))
 
 
-from sweepbench.plan import SLURM_RESOURCES
+from sweepbench.plan import SLURM_RESOURCES, write_job_specs
 
 
 def on_cluster():

@@ -1,14 +1,19 @@
 # One job per pack of cells (sweepbench.plan: a cell's seeds, or more with `pack_by`), trained
 # in one process by `sweepbench train-pack`; each run folder is written atomically and
-# Snakemake marks a killed job incomplete and re-runs it. The job's spec file comes from
-# write_plan (one local job for all jobs); it is ancient() so rewriting it re-trains nothing:
-# a job re-trains when its run specs or the training code change (params).
+# Snakemake marks a killed job incomplete and re-runs it. A job re-trains when its run specs or
+# the training code change (params). Its spec file, results/specs/<job>.json, is written when
+# the workflow starts (onstart: never in a dry run; only changed files), not by a job per spec:
+# that cost a process per job, and one job writing them all would, upstream of every training
+# job, make Snakemake re-train all of them (or, with ancient(), none) on any config change.
+
+
+onstart:
+    write_job_specs(PLAN, f"{RESULTS}/specs")
 
 
 rule train:
     input:
         data=job_data,
-        spec=ancient(f"{RESULTS}/specs/{{job}}.json"),
     output:
         directory(f"{RESULTS}/runs/{{job}}"),
     log:
@@ -23,13 +28,14 @@ rule train:
         **train_slurm_resources(),
     params:
         flags=job_flags,
-        specs=job_digest,  # changes exactly when this job's run specs change ...
+        digest=job_digest,  # changes exactly when this job's run specs change ...
         code=CODE_VERSION,  # ... or the training code does: then the job re-trains
         threads=job_torch_threads,
+        spec=lambda w: f"{RESULTS}/specs/{w.job}.json",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     conda:
         "../envs/sweepbench.yaml"
     shell:
-        "sweepbench train-pack --runs-file {input.spec:q} --out {output:q} --threads {params.threads}"
+        "sweepbench train-pack --runs-file {params.spec:q} --out {output:q} --threads {params.threads}"
         " --gpu-slots {resources.gpu_slots} {params.flags} > {log:q} 2>&1"

@@ -1,5 +1,8 @@
-# Adapter: the config -> results/plan.json and one spec file per train job (results/specs/<job>.json,
-# that job's run specs), all written atomically in one local job (sweepbench.plan.write_plan_files).
-from sweepbench.plan import plan, write_plan_files
+# Adapter: the config -> results/plan.json (sweepbench.plan), written atomically.
+import json, os
+from sweepbench.plan import plan
 
-write_plan_files(plan(snakemake.config), snakemake.output.plan, snakemake.output.specs)
+tmp = snakemake.output[0] + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(plan(snakemake.config), f, indent=1)
+os.replace(tmp, snakemake.output[0])
