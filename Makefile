@@ -37,4 +37,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 
 clean:
-	rm -rf results/runs results/tables results/check results/logs report/index.html report/report.pdf .snakemake
+	rm -rf results/runs results/tables results/check results/logs results/specs report/index.html report/report.pdf report/figures .snakemake

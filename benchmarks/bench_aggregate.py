@@ -33,7 +33,7 @@ def config(n_cells: int, n_seeds: int) -> dict:
         "workload": "digits_mlp", "fixed": {"epochs": 5},
         "grid": {"optimizer": OPTIMIZERS, "lr": [round(10 ** (-4 + i / 2), 6) for i in range(10)],
                  "batch_size": [4 * (i + 1) for i in range(n_bs)]},
-        "seeds": list(range(n_seeds)), "target": {"metric": "val_accuracy", "value": 0.9}}}}
+        "seeds": list(range(n_seeds)), "target": {"metric": "val_accuracy", "value": 0.8}}}}
 
 
 def fake_record(spec: dict) -> tuple[dict, list[dict], list[dict]]:
@@ -43,7 +43,7 @@ def fake_record(spec: dict) -> tuple[dict, list[dict], list[dict]]:
     steps_per_epoch = math.ceil(1079 / bs)
     metrics = []
     for epoch in range(6):
-        acc = 0.1 + quality * (1 - math.exp(-epoch))
+        acc = 0.1 + 0.85 * quality * (1 - math.exp(-epoch))
         loss = 2.3 * (1 - quality * (1 - math.exp(-epoch))) + 0.05
         metrics.append({"step": epoch * steps_per_epoch, "epoch": epoch, "samples": epoch * 1079,
                         "wall_s": epoch * 0.1, "eval_s": epoch * 0.01, "lr": lr, "batch_size": bs,
@@ -51,12 +51,12 @@ def fake_record(spec: dict) -> tuple[dict, list[dict], list[dict]]:
                         "val_loss": loss, "val_accuracy": acc, "test_loss": loss, "test_accuracy": acc})
     steps = [{"step": s, "epoch": s / steps_per_epoch, "lr": lr, "batch_size": bs, "loss": 2.3 / (1 + s),
               "step_time_s": 0.001} for s in range(1, 5 * steps_per_epoch + 1, max(1, steps_per_epoch))]
-    last, reached = metrics[-1], next((m for m in metrics if m["val_accuracy"] >= 0.9), None)
+    last, reached = metrics[-1], next((m for m in metrics if m["val_accuracy"] >= 0.8), None)
     final = {k: last[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
                                   "test_accuracy")}
     rec = {"schema_version": record.SCHEMA_VERSION, "status": "completed", "stop_reason": "budget exhausted",
            "spec": spec, "workload": {"n_train": 1079}, "final": final, "best": final,
-           "to_target": {"metric": "val_accuracy", "target": 0.9, "reached": reached is not None,
+           "to_target": {"metric": "val_accuracy", "target": 0.8, "reached": reached is not None,
                          "step": reached and reached["step"], "epoch": reached and reached["epoch"],
                          "samples": reached and reached["samples"], "wall_s": reached and reached["wall_s"]},
            "convergence": {"epoch": None}, "timing": {"steps": 5 * steps_per_epoch, "epochs": 5, "train_s": 0.5},
@@ -75,10 +75,12 @@ def write_records(the_plan: dict, runs_dir: str) -> None:
                 metrics, record.METRIC_COLUMNS, steps, record.STEP_COLUMNS, rec)
 
 
-def timed(fn, *args, **kw):
-    t0 = time.perf_counter()
+def timed(fn, *args, **kw) -> tuple:
+    """fn's result and a "W s (C s CPU)" text: wall and this process's CPU seconds (the CPU time
+    is what to compare on a machine shared with other work)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn(*args, **kw)
-    return out, time.perf_counter() - t0
+    return out, f"{time.perf_counter() - t0:.1f} s ({time.process_time() - c0:.1f} s CPU)"
 
 
 def main() -> None:
@@ -105,9 +107,9 @@ def main() -> None:
         from pypdf import PdfReader
 
         pages = len(PdfReader(out["pdf"]).pages)
-    print(f"{len(the_plan['cells'])} cells x {args.seeds} seeds = {n_runs} runs (records written in {write_s:.1f} s)")
-    print(f"aggregate: {counts['runs']} runs in {agg_s:.1f} s; report: {report_s:.1f} s (HTML {html_kb:,.0f} KiB, "
-          f"PDF {pages} pages); status: {status_s:.1f} s ({state['total']['done']} done)")
+    print(f"{len(the_plan['cells'])} cells x {args.seeds} seeds = {n_runs} runs (records written in {write_s})")
+    print(f"aggregate: {counts['runs']} runs in {agg_s}; report: {report_s} (HTML {html_kb:,.0f} KiB, "
+          f"PDF {pages} pages); status: {status_s} ({state['total']['done']} done)")
 
 
 if __name__ == "__main__":

@@ -173,7 +173,8 @@ def cmd_aggregate(args) -> int:
 def cmd_report(args) -> int:
     from sweepbench.report import render
 
-    out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf)
+    out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf,
+                 figures_dir=args.figures_dir)
     print("wrote " + " and ".join(out.values()))
     return 0
 
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
+    p.add_argument("--figures-dir", help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
     p = sub.add_parser("baseline", help="freeze the current tables as a baseline: baseline save NAME")
     p.add_argument("action", choices=["save"])
     p.add_argument("name", help="baseline folder name under --root, e.g. default")

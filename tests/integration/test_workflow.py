@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pandas as pd
 import pytest
@@ -66,6 +67,15 @@ def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
 
     again = snakemake(wd, "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    native = snakemake(wd, "--report", "report.zip")      # Snakemake's own report, with sweepbench's results
+    assert native.returncode == 0, native.stderr[-2000:]
+    with zipfile.ZipFile(wd / "report.zip") as archive:
+        names = archive.namelist()
+        front = archive.read("report/report.html").decode()
+    assert {os.path.basename(n) for n in names} >= {"index.html", "report.pdf", "runs.csv", "cells.csv"}
+    assert any(n.endswith("/linreg_gd_sgd/04-linear-neuron-w-b-paths-over-the-mse-surface.svg") for n in names)
+    assert "sweepbench report (HTML)" in front and "A table written by" in front and "A figure of sweepbench" in front
 
 
 def trained_by(wd):

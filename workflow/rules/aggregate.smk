@@ -20,7 +20,8 @@ rule aggregate:
         plan=f"{RESULTS}/plan.json",
         jobs=expand(f"{RESULTS}/runs/{{job}}", job=JOBS),
     output:
-        TABLES,
+        [report(t, caption="../report/table.rst", category="Tables", labels={"table": os.path.basename(t)})
+         for t in TABLES],
     localrule: True
     params:
         code=TABLES_CODE,  # editing that code re-runs this step
