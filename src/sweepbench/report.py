@@ -35,10 +35,12 @@ def fmt(value, digits: int = 4) -> str:
     if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
         return f"{int(value):,}"
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e15):
             return f"{value:.3g}"
+        if abs(value) >= 10 ** digits:  # whole numbers: never 1.69e+04 beside 9,876 in one column
+            return f"{value:,.0f}"
         return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return html.escape(str(value))
+    return html.escape(str(value)).replace("/", "/<wbr>")  # long ids may wrap after a slash
 
 
 def html_table(df: pd.DataFrame, columns: dict, caption: str = "") -> dict:

@@ -134,3 +134,11 @@ def test_big_tables_show_a_selection_and_name_the_full_csv():
     assert len(shown) == 2 * (report.MAX_TABLE_ROWS // 2) and "batch sizes evenly spaced per optimizer" in note
     small = cells.head(10)
     assert report.capped(small, "cells", "x.csv", key="best_val_accuracy_mean") == (small, "")
+
+
+def test_table_numbers_keep_one_notation_per_column_and_ids_may_wrap():
+    assert [report.fmt(v) for v in (9876.4, 16904.2, 3.091e4, 1.69e6 + 0.4)] == ["9,876", "16,904", "30,910",
+                                                                                "1,690,000"]
+    assert report.fmt(0.12345) == "0.1235" and report.fmt(1.5e-5) == "1.5e-05" and report.fmt(181.33) == "181.3"
+    assert report.fmt("digits/all/lr~0.1") == "digits/<wbr>all/<wbr>lr~0.1"
+    assert report.fmt("<b>") == "&lt;b&gt;"
