@@ -30,6 +30,14 @@ def readme_commands() -> list[str]:
     return [line.split("   #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
+def readme_sbatch_lines() -> dict:
+    """The sbatch lines README shows for config/cluster.yaml, by job comment, as options()."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = text[text.index("### On a SLURM cluster"):]
+    lines = [shlex.split(line) for line in section.splitlines() if line.startswith("sbatch --parsable")]
+    return {comment(a): options(a) for a in lines}
+
+
 def sbatch_lines(state: str) -> list[list[str]]:
     path = os.path.join(state, "sbatch.log")
     if not os.path.exists(path):
@@ -95,6 +103,11 @@ def test_readme_slurm_commands_on_a_fake_cluster(cluster):
     assert install.startswith("pip install 'snakemake-executor-plugin-slurm>=2.8,<2.9'")
     assert full + " --config smoke=true" == smoke                  # the full run differs only by the data
 
+    # 0. job arrays would give the GPU job the CPU jobs' allocation (plugin 2.8): refused, nothing submitted
+    arrays = run(wd, env, smoke, "--slurm-array-jobs=train")
+    assert arrays.returncode != 0 and "the training jobs ask for 2 different resources" in arrays.stderr
+    assert sbatch_lines(state) == []
+
     # 1. the GPU job is killed on its node (as an out-of-memory kill); the CPU jobs complete
     first = run(wd, {**env, "FAKESLURM_KILL_COMMENT": "lenet5_gpu_throughput", "FAKESLURM_KILL_AFTER": "1"}, smoke)
     assert first.returncode != 0
@@ -103,6 +116,8 @@ def test_readme_slurm_commands_on_a_fake_cluster(cluster):
     assert {comment(a): options(a) for a in lines} == {
         c: ["--parsable", "--export=ALL", "--comment", c] + opts for c, opts in EXPECTED.items()}
     assert len(lines) == 3                           # bookkeeping steps run locally: only training is submitted
+    shown = readme_sbatch_lines()                    # README's lines are two of these
+    assert len(shown) == 2 and all(options(a) == shown[comment(a)] for a in lines if comment(a) in shown)
     runs = wd / "results" / "runs"
     placement = json.loads((runs / "digits_lr_batch/bs~16/lr~0.1/seed~1/run.json").read_text())["placement"]
     assert placement == {"scheduler": "train-pack", "exclusive": False, "gpu_slots": 0, "threads": 4}

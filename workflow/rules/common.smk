@@ -81,6 +81,7 @@ def job_flags(wildcards):
     return " ".join(flags + (["--batch-seeds"] if job.get("batch_seeds") else []))
 
 
+from snakemake.exceptions import WorkflowError
 from sweepbench.plan import SLURM_RESOURCES, write_job_specs
 
 
@@ -110,7 +111,21 @@ def job_threads(wildcards):
 def job_cpus(wildcards):
     """CPUs a cluster allocates to the job (sbatch and srun --cpus-per-task): the study's threads,
     which Snakemake's own threads would cap at the submitting host's --cores."""
+    check_array_jobs()
     return JOBS[wildcards.job]["resources"]["threads"]
+
+
+def check_array_jobs():
+    """--slurm-array-jobs=train (or all) submits the ready training jobs as one job array with the
+    first job's resources (plugin 2.8): refused when the training jobs differ in resources, as a
+    GPU study's job would run in a CPU study's allocation (or the other way round)."""
+    arrays = str(getattr(workflow.executor_settings, "array_jobs", None) or "")
+    if {"train", "all"} & {name.strip() for name in arrays.split(",")}:
+        kinds = {json.dumps(job["resources"], sort_keys=True) for job in JOBS.values()}
+        if len(kinds) > 1:
+            raise WorkflowError(f"--slurm-array-jobs={arrays}: the training jobs ask for {len(kinds)} different "
+                                "resources (studies' `resources`), and an array job gives every task the first "
+                                "one's; allowed: --slurm-array-jobs for a config whose studies share their resources")
 
 
 def job_torch_threads(wildcards, threads):
