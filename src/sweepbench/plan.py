@@ -268,7 +268,6 @@ def image_datasets(the_plan: dict) -> list[str]:
                    if c["dataset"] in ("mnist", "fmnist") and not c["runs"][0]["spec"]["synthetic"]})
 
 
-
 def write_job_specs(the_plan: dict, specs_dir: str) -> int:
     """<specs_dir>/<job>.json for every job: its runs, what `sweepbench train-pack --runs-file`
     reads. Only files whose content changed are rewritten (atomically), so one call at the

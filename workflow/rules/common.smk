@@ -81,6 +81,8 @@ def job_flags(wildcards):
     return " ".join(flags + (["--batch-seeds"] if job.get("batch_seeds") else []))
 
 
+import functools
+
 from snakemake.exceptions import WorkflowError
 from sweepbench.plan import SLURM_RESOURCES, write_job_specs
 
@@ -120,12 +122,16 @@ def check_array_jobs():
     first job's resources (plugin 2.8): refused when the training jobs differ in resources, as a
     GPU study's job would run in a CPU study's allocation (or the other way round)."""
     arrays = str(getattr(workflow.executor_settings, "array_jobs", None) or "")
-    if {"train", "all"} & {name.strip() for name in arrays.split(",")}:
-        kinds = {json.dumps(job["resources"], sort_keys=True) for job in JOBS.values()}
-        if len(kinds) > 1:
-            raise WorkflowError(f"--slurm-array-jobs={arrays}: the training jobs ask for {len(kinds)} different "
-                                "resources (studies' `resources`), and an array job gives every task the first "
-                                "one's; allowed: --slurm-array-jobs for a config whose studies share their resources")
+    if {"train", "all"} & {name.strip() for name in arrays.split(",")} and distinct_resources() > 1:
+        raise WorkflowError(f"--slurm-array-jobs={arrays}: the training jobs ask for {distinct_resources()} different "
+                            "resources (studies' `resources`), and an array job gives every task the first "
+                            "one's; allowed: --slurm-array-jobs for a config whose studies share their resources")
+
+
+@functools.lru_cache(maxsize=1)
+def distinct_resources():
+    """How many different `resources` the training jobs ask for (counted once per Snakemake)."""
+    return len({json.dumps(job["resources"], sort_keys=True) for job in JOBS.values()})
 
 
 def job_torch_threads(wildcards, threads):
