@@ -19,7 +19,11 @@ PYTHON_BIN = os.path.dirname(sys.executable)
 # Only test speed-ups beyond the README's command: poll every second instead of the plugin's 40 s.
 POLL_FAST = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
 
-pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install '.[test]' installs the SLURM plugin")
+
+def test_the_slurm_plugin_is_installed():
+    """`make test` installs it (pyproject's test extra); without it the test below cannot run, so fail, never skip."""
+    import snakemake_executor_plugin_slurm  # noqa: F401
+    import snakemake_executor_plugin_slurm_jobstep  # noqa: F401
 
 
 def readme_commands() -> list[str]:
