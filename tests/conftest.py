@@ -25,3 +25,42 @@ def run_cli(*args, cwd=None):
     """Run the sweepbench command in a fresh process; returns CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "sweepbench.cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=600)
+
+
+def minimal_record(**sections) -> dict:
+    """A run.json with every key record.load_record requires, for tests that write records by
+    hand; `sections` replace or extend its sections."""
+    from sweepbench import record
+
+    metrics = {m: 0.5 for m in record.METRICS}
+    rec = {"schema_version": record.SCHEMA_VERSION, "status": "completed", "stop_reason": "budget exhausted",
+           "spec": {"workload": "linreg", "optimizer": "sgd", "lr": 0.1, "batch_size": 32, "accum_steps": 1,
+                    "seed": 0, "synthetic": False},
+           "workload": {"name": "linreg", "n_train": 100}, "final": {"step": 10, **metrics}, "best": dict(metrics),
+           "to_target": {"metric": None, "target": None, "reached": False, "step": None, "epoch": None,
+                         "samples": None, "wall_s": None},
+           "convergence": {"epoch": None}, "divergence": {"diverged": False},
+           "throughput": {"samples_per_s": 1000.0, "step_time_median_s": 0.001, "step_time_p10_s": 0.001,
+                          "step_time_p90_s": 0.001},
+           "timing": {"train_s": 1.0, "eval_s": 0.1, "startup_s": 1.0, "steps": 10, "epochs": 1},
+           "memory": {"peak_mb": 100}, "speed": {"batched_runs": 1, "stack": None}, "placement": None,
+           "grad_noise_scale": None, "best_model": None,
+           "provenance": {"device_name": "cpu", "torch": "2.x", "git_commit": "abc", "code_version": "0"}}
+    rec.update(sections)
+    return rec
+
+
+def write_record_files(run_dir, rec: dict) -> None:
+    """A complete run record on disk: run.json `rec`, and metrics.csv / steps.csv with their columns."""
+    import json
+    import os
+
+    from sweepbench import record
+
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "run.json"), "w") as f:
+        json.dump(rec, f)
+    with open(os.path.join(run_dir, "metrics.csv"), "w") as f:
+        f.write(",".join(record.METRIC_COLUMNS) + "\n0" + "," * (len(record.METRIC_COLUMNS) - 1) + "\n")
+    with open(os.path.join(run_dir, "steps.csv"), "w") as f:
+        f.write(",".join(record.STEP_COLUMNS) + "\n")

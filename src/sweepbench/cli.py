@@ -105,6 +105,14 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from sweepbench.status import format_status, status
+
+    result = status(args.results_dir, args.workdir)
+    print(json.dumps(result, indent=1) if args.json else format_status(result))
+    return 0
+
+
 def cmd_train_pack(args) -> int:
     """Train a job's runs in this process (sweepbench.pack): runs with a complete record of the
     same spec and code are kept, the manifest is written when every run is done."""
@@ -128,7 +136,8 @@ def cmd_aggregate(args) -> int:
 def cmd_report(args) -> int:
     from sweepbench.report import render
 
-    out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf)
+    out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf,
+                 figures_dir=args.figures_dir)
     print("wrote " + " and ".join(out.values()))
     return 0
 
@@ -193,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
+    p.add_argument("--figures-dir", help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
     p = sub.add_parser("baseline", help="freeze the current tables as a baseline: baseline save NAME")
     p.add_argument("action", choices=["save"])
     p.add_argument("name", help="baseline folder name under --root, e.g. default")
@@ -223,12 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     side.add_argument("--shared", dest="exclusive", action="store_false",
                       help="other jobs may run beside this one (recorded in run.json)")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("status", help="per study: runs planned, done, running, missing, diverged, broken (from the "
+                                      "records on disk; safe while the workflow runs)")
+    p.add_argument("--results-dir", default="results", help="the workflow's results folder (with plan.json)")
+    p.add_argument("--workdir", default=".", help="where Snakemake runs (its .snakemake/locks/ says whether it runs)")
+    p.add_argument("--json", action="store_true", help="print the counts, in-progress jobs and broken runs as JSON")
     return parser
 
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "plan": cmd_plan,
             "train-pack": cmd_train_pack, "aggregate": cmd_aggregate,
-            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check}
+            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check, "status": cmd_status}
 
 
 def main(argv=None) -> int:

@@ -48,6 +48,12 @@ def read_runs(path: str) -> list[dict]:
     return runs
 
 
+def run_progress(first: int, last: int, total: int) -> str:
+    """A job log's progress label, "run 37/120" (or "runs 37-39/120" for runs trained together);
+    `sweepbench status` shows the last one of each running job."""
+    return f"run {first}/{total}" if first == last else f"runs {first}-{last}/{total}"
+
+
 def is_done(run_dir: str, spec: dict) -> bool:
     """A complete record of exactly this spec, trained by the current training code."""
     try:
@@ -78,9 +84,11 @@ def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None)
               flush=True)
     ready = None
     for group in groups:
+        label = run_progress(done + 1, done + len(group), len(runs))
+        print(f"{label} started: {', '.join(r['out'] for r in group)}", flush=True)
+        done += len(group)
         for run, result in zip(group, _train_group(group, opts, ready)):
-            done += 1
-            print(f"run {done}/{len(runs)} {run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
+            print(f"{label} {run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
         ready = time.perf_counter()
     content = {"code_version": code_version(), "runs": [{"dir": r["out"], "seed": r.get("seed")} for r in runs],
                "trained": len(todo), "kept": len(runs) - len(todo)}

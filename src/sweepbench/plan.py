@@ -31,6 +31,10 @@ ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "s
                  "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
                  "batch_cycle": "bcycle", "momentum": "mom"}
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
+# Where a job goes on a SLURM cluster: study resource -> the SLURM executor plugin's resource
+# (no default: unset means the profile's default-resources, else the cluster's default).
+SLURM_RESOURCES = {"slurm_partition": "slurm_partition", "slurm_account": "slurm_account", "slurm_qos": "qos"}
+SLURM_KEYS = tuple(SLURM_RESOURCES)
 # Training samples of each dataset before val_size / train_size (for the batch-size check).
 TRAIN_SAMPLES = {"linreg": 100, "logreg2d": 500, "digits": 1797 - 1797 // 5, "mnist": 60000, "fmnist": 60000}
 DIGITS_TEST = 1797 // 5  # sweepbench.datasets._digits: test 20%, validation 20% unless val_size says otherwise
@@ -185,7 +189,7 @@ def plan(config: dict) -> dict:
                                   "once; allowed: distinct seeds (each is one run of every cell)")
         if is_smoke(config):
             seeds = seeds[:2]
-        resources = {**DEFAULT_RESOURCES, **(study.get("resources") or {})}
+        resources = {**DEFAULT_RESOURCES, **(config.get("resources") or {}), **(study.get("resources") or {})}
         workload = WORKLOADS[study["workload"]]
         entry = {"workload": workload.name, "description": study.get("description", workload.description),
                  "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds}
@@ -248,6 +252,7 @@ def plan(config: dict) -> dict:
             entry["cells"].append(cell_id)
             entry["runs"] += [r["id"] for r in cells[cell_id]["runs"]]
         studies[name] = entry
+    check_slurm_keys({job["study"]: job["resources"] for job in jobs.values()})
     return {"studies": studies, "cells": cells, "jobs": jobs, "config": config}
 
 
@@ -268,6 +273,19 @@ def _strict_loader():
             return super().construct_mapping(node, deep=deep)
 
     return StrictLoader
+
+
+def check_slurm_keys(resources_by_study: dict) -> None:
+    """A SLURM placement key (partition, account, QoS) is set for every study that trains a job,
+    or for none: a training job without it would silently go to the cluster's default instead
+    of the profile's (the workflow's train rule sets the key for all its jobs or for none)."""
+    for key in SLURM_KEYS:
+        having = [s for s, res in resources_by_study.items() if key in res]
+        lacking = [s for s, res in resources_by_study.items() if key not in res]
+        if having and lacking:
+            raise SweepbenchError(f"config error in study {lacking[0]!r}, key resources.{key}: missing while study "
+                                  f"{having[0]!r} sets it; allowed: set it in every study, or once in the "
+                                  f"config's top-level `resources`")
 
 
 def load_config(path: str) -> dict:
@@ -311,3 +329,26 @@ def image_datasets(the_plan: dict) -> list[str]:
     """Datasets that need a prepared tensor file (one prepare_data job each)."""
     return sorted({c["dataset"] for c in the_plan["jobs"].values()
                    if c["dataset"] in ("mnist", "fmnist") and not c["runs"][0]["spec"]["synthetic"]})
+
+
+def write_job_specs(the_plan: dict, specs_dir: str) -> int:
+    """<specs_dir>/<job>.json for every job: its runs, what `sweepbench train-pack --runs-file`
+    reads. Only files whose content changed are rewritten (atomically), so one call at the
+    start of a workflow costs about a second for 10,000 jobs. Returns how many were written."""
+    written = 0
+    for job_id, job in the_plan["jobs"].items():
+        path = os.path.join(specs_dir, f"{job_id}.json")
+        text = json.dumps(job["runs"], indent=1)
+        try:
+            with open(path) as f:
+                if f.read() == text:
+                    continue
+        except OSError:
+            pass
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        written += 1
+    return written

@@ -27,7 +27,7 @@ CODE_GROUPS = {
 }
 TRAINING_MODULES = CODE_GROUPS["training"]
 # modules no step's output depends on (a test checks every module is in a group or here)
-NO_OUTPUT_MODULES = ("atomic.py", "cli.py", "plan.py", "provenance.py", "tinydata.py")
+NO_OUTPUT_MODULES = ("atomic.py", "cli.py", "pack.py", "plan.py", "provenance.py", "status.py", "tinydata.py")
 
 
 @functools.lru_cache(maxsize=None)

@@ -197,11 +197,18 @@ class RecordWriter:
         self.tmp = self.folder.path
 
     def write(self, state, ctx: RunContext) -> dict:
+        """Build a finished run's record (build_record) and write it. Returns run.json's content."""
         record = build_record(state, ctx)
+        self.write_rows(state.metrics_rows, ctx.metric_columns, state.step_rows, ctx.step_columns, record)
+        return record
+
+    def write_rows(self, metrics: list[dict], metric_columns: list[str], steps: list[dict],
+                   step_columns: list[str], record: dict) -> None:
+        """Write the three files and move the folder into place."""
         name = "metrics.csv"
         try:
-            for name, text in (("metrics.csv", lambda: csv_text(ctx.metric_columns, state.metrics_rows)),
-                               ("steps.csv", lambda: csv_text(ctx.step_columns, state.step_rows)),
+            for name, text in (("metrics.csv", lambda: csv_text(metric_columns, metrics)),
+                               ("steps.csv", lambda: csv_text(step_columns, steps)),
                                ("run.json", lambda: json.dumps(_json_safe(record), indent=2) + "\n")):
                 with open(os.path.join(self.tmp, name), "w") as f:
                     f.write(text())
@@ -210,7 +217,6 @@ class RecordWriter:
             raise cannot_write(os.path.join(self.out_dir, name), err) from None
         check_replaceable(self.out_dir)  # still only an earlier record (or nothing) there?
         self.folder.commit()
-        return record
 
     def discard(self) -> None:
         self.folder.discard()

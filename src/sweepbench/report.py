@@ -22,6 +22,7 @@ from sweepbench.atomic import write_file
 
 TEMPLATE = "report.html.j2"
 MAX_CURVES = 8
+MAX_TABLE_ROWS = 30  # a study's tables beyond this show a selection and name the CSV with every row
 
 
 # ---------------------------------------------------------------- small helpers
@@ -35,10 +36,12 @@ def fmt(value, digits: int = 4) -> str:
     if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
         return f"{int(value):,}"
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e15):
             return f"{value:.3g}"
+        if abs(value) >= 10 ** digits:  # whole numbers: never 1.69e+04 beside 9,876 in one column
+            return f"{value:,.0f}"
         return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return html.escape(str(value))
+    return html.escape(str(value)).replace("/", "/<wbr>")  # long ids may wrap after a slash
 
 
 def html_table(df: pd.DataFrame, columns: dict, caption: str = "") -> dict:
@@ -91,6 +94,34 @@ def _select_cells(cells: pd.DataFrame, axes: list) -> tuple[pd.DataFrame, str]:
     chosen = pd.DataFrame(picked).head(MAX_CURVES)
     how = "best" if key.endswith("accuracy_mean") else "lowest final training loss"
     return chosen, f" Showing, for each {group_axis}, the cell with the {how} {'validation accuracy' if how == 'best' else ''}".rstrip() + "."
+
+
+def thin(df: pd.DataFrame, group: str, order: str, per_group: int) -> pd.DataFrame:
+    """The rows of at most `per_group` values of `order` in each group, evenly spaced (first and
+    last kept), so that a big sweep's tables and figures stay readable."""
+    import numpy as np
+
+    parts = []
+    for _, g in df.groupby(group, sort=False):
+        values = np.sort(g[order].unique())
+        keep = values[np.unique(np.linspace(0, len(values) - 1, min(per_group, len(values))).round().astype(int))]
+        parts.append(g[g[order].isin(keep)].sort_values(order, kind="stable"))
+    return pd.concat(parts) if parts else df
+
+
+def capped(df: pd.DataFrame, what: str, csv: str, key: str | None = None, ascending: bool = False,
+           group: str = "optimizer", order: str = "effective_batch_size") -> tuple[pd.DataFrame, str]:
+    """At most MAX_TABLE_ROWS rows for a report table, and the sentence that says which and
+    where the full table is: the best by `key`, else evenly spaced `order` values per `group`."""
+    if len(df) <= MAX_TABLE_ROWS:
+        return df, ""
+    if key:
+        shown = df.sort_values(key, ascending=ascending, na_position="last").head(MAX_TABLE_ROWS)
+        how = f"those with the {'lowest' if ascending else 'highest'} {key.removesuffix('_mean').replace('_', ' ')}"
+    else:
+        shown = thin(df, group, order, max(2, MAX_TABLE_ROWS // max(1, df[group].nunique())))
+        how = f"{order.replace('_', ' ')}s evenly spaced per {group}"
+    return shown, f" Showing {len(shown)} of {len(df):,} {what} ({how}); all of them: {csv}."
 
 
 def _curves(cells: pd.DataFrame, runs: pd.DataFrame, axes, runs_dir: str) -> pd.DataFrame:
@@ -157,7 +188,7 @@ def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
                        "surface smoothly; small batches zig-zag because each step sees another loss surface."))
 
 
-def study_section(name: str, study: dict, t: dict, runs_dir: str) -> dict:
+def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: str = "results/tables") -> dict:
     from sweepbench import figures
 
     runs = t["runs"][t["runs"]["study"] == name] if not t["runs"].empty else pd.DataFrame()
@@ -208,20 +239,28 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str) -> dict:
     ls_cells = cells[cells["lr"].isin(ls[ls["study"] == name]["lr"])] if not ls.empty else pd.DataFrame()
     if not ls_cells.empty and "lr" in axes and not synthetic:
         metric = "best_val_accuracy" if has_acc else "final_train_loss"
-        figs.append(figure(figures.lr_sensitivity(ls_cells, metric, "Learning-rate sensitivity"),
+        n_lines = len(ls_cells.groupby(["optimizer", "effective_batch_size"]))
+        shown = ls_cells if n_lines <= MAX_CURVES else thin(ls_cells, "optimizer", "effective_batch_size",
+                                                             max(1, MAX_CURVES // ls_cells["optimizer"].nunique()))
+        some = "" if shown is ls_cells else (f" Showing {shown['effective_batch_size'].nunique()} of "
+                                             f"{ls_cells['effective_batch_size'].nunique()} batch sizes, evenly spaced; "
+                                             f"every one: {tables_dir}/lr_sensitivity.csv.")
+        figs.append(figure(figures.lr_sensitivity(shown, metric, "Learning-rate sensitivity"),
                            "Learning-rate sensitivity",
                            "Mean over seeds with 95% bootstrap CI against log10 learning rate; x marks learning "
-                           "rates where a seed diverged. The flat top is the usable range (seed 002's lr_min/lr_max)."))
+                           "rates where a seed diverged. The flat top is the usable range (seed 002's lr_min/lr_max)."
+                           + some))
         if "optimizer" in axes and cells["optimizer"].nunique() > 1 and has_acc:
             figs.append(figure(figures.heatmap(cells, "best_val_accuracy", "Optimizer x learning rate"),
                                "Optimizer x learning rate",
                                "Best validation accuracy (mean over seeds) for each optimizer and learning rate "
                                "(seed 003's grid search)."))
         picks = ls[ls["study"] == name].drop_duplicates(["optimizer", "effective_batch_size"])
+        picks, some = capped(picks, "rows", f"{tables_dir}/lr_sensitivity.csv")
         section["tables"].append(html_table(picks, {"optimizer": "optimizer", "effective_batch_size": "batch size",
                                                     "lr_min": "lr_min", "lr_max": "lr_max",
                                                     "largest_stable_lr": "largest stable lr"},
-                                            "Learning-rate picks from the sweep (Methods: lr_range_picks)."))
+                                            "Learning-rate picks from the sweep (Methods: lr_range_picks)." + some))
     # batch size
     sc = t["scaling"][t["scaling"]["study"] == name] if not t["scaling"].empty else pd.DataFrame()
     if not sc.empty and sc["steps_to_target_mean"].notna().any():
@@ -241,17 +280,25 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str) -> dict:
             figs.append(figure(figures.time_to_target(sc, "Time to target vs batch size (this machine)"),
                                "Time to target", "Steps to target times the median step time measured in the same "
                                "runs: the batch size that reaches the target soonest on this hardware."))
-        section["tables"].append(html_table(sc, {
+        sc_rows, some = capped(sc, "rows", f"{tables_dir}/scaling.csv")
+        section["tables"].append(html_table(sc_rows, {
             "optimizer": "optimizer", "effective_batch_size": "batch size", "best_lr": "best lr",
             "steps_to_target_mean": "steps to target", "samples_to_target_mean": "samples to target",
             "perfect_scaling_steps": "perfect-scaling steps", "fitted_steps": "fitted S(B)", "regime": "regime",
             "grad_noise_scale_mean": "noise scale (samples)", "time_to_target_s": "time to target (s)",
-            "fastest_to_target": "fastest"}, "Batch-size scaling at the best learning rate per batch size."))
+            "fastest_to_target": "fastest"}, "Batch-size scaling at the best learning rate per batch size." + some))
     if "batch_size" in axes and cells["effective_batch_size"].nunique() >= 3 and not synthetic:
         metric = "final_train_accuracy" if has_acc else "final_train_loss"
-        figs.append(figure(figures.metric_vs_batch(cells, metric, f"{metric.replace('_', ' ')} vs log2 batch size"),
+        shown, some = cells, ""
+        if len(cells.groupby(["optimizer", "lr"])) > MAX_CURVES:  # each optimizer at its best learning rate
+            means = cells.groupby(["optimizer", "lr"])[f"{metric}_mean"].mean().dropna()
+            best = means.groupby(level=0).idxmax() if rules.higher_is_better(metric) else means.groupby(level=0).idxmin()
+            shown = cells[cells.set_index(["optimizer", "lr"]).index.isin(list(best))]
+            some = (" Showing each optimizer at the learning rate with the best mean over batch sizes; every cell: "
+                    f"{tables_dir}/cells.csv.")
+        figs.append(figure(figures.metric_vs_batch(shown, metric, f"{metric.replace('_', ' ')} vs log2 batch size"),
                            "Metric vs batch size", "After the same budget (seed 002's plot): at a fixed epoch budget "
-                           "large batches take fewer steps and end lower."))
+                           "large batches take fewer steps and end lower." + some))
     # throughput
     th = t["throughput"][t["throughput"]["study"] == name] if not t["throughput"].empty else pd.DataFrame()
     measures_speed = any(c["resources"].get("exclusive") for c in (study.get("_cells") or []))
@@ -286,8 +333,12 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str) -> dict:
         for k in ("final_val_accuracy_mean", "best_val_accuracy_mean"):
             key_cols.pop(k)
         key_cols["final_val_loss_mean"] = "final val loss"
-    section["tables"].append(html_table(cells, key_cols, "Every cell (means over seeds that did not diverge; steps to "
-                                        "target only where every seed reached it)."))
+    rank = "best_val_accuracy_mean" if has_acc else "final_train_loss_mean"
+    shown, some = capped(cells, "cells", f"{tables_dir}/cells.csv", key=rank,
+                         ascending=not rules.higher_is_better(rank.removesuffix("_mean")))
+    section["tables"].append(html_table(shown, key_cols, ("Every cell" if shown is cells else "Cells") + " (means over "
+                                        "seeds that did not diverge; steps to target only where every seed reached "
+                                        "it)." + some))
     return section
 
 
@@ -387,7 +438,7 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
     missing = [n for n, df in t.items() if df.empty and not os.path.exists(os.path.join(tables_dir, f"{n}.csv"))]
     runs = t["runs"]
     config = the_plan.get("config", {})
-    studies = [study_section(name, {**s, "_cells": [the_plan["cells"][c] for c in s["cells"]]}, t, runs_dir)
+    studies = [study_section(name, {**s, "_cells": [the_plan["cells"][c] for c in s["cells"]]}, t, runs_dir, tables_dir)
                for name, s in the_plan["studies"].items()]
     provenance = {}
     if not runs.empty:
@@ -420,10 +471,31 @@ def render_html(context: dict) -> str:
     return env.get_template(TEMPLATE).render(**context)
 
 
+def write_figures(context: dict, folder: str) -> list[str]:
+    """Every figure of the report as its own SVG file, <folder>/<study>/<nn>-<title>.svg (for
+    Snakemake's report, `snakemake --report`). Earlier SVG files in the folder are removed."""
+    import glob
+    import re
+
+    for old in glob.glob(os.path.join(folder, "*", "*.svg")):
+        os.remove(old)
+    paths = []
+    for section in context["studies"]:
+        for i, fig in enumerate(section["figures"], 1):
+            slug = re.sub(r"[^a-z0-9]+", "-", fig["title"].lower()).strip("-")
+            path = os.path.join(folder, section["name"], f"{i:02d}-{slug}.svg")
+            write_file(path, base64.b64decode(fig["src"].split(",", 1)[1]))
+            paths.append(path)
+    return paths
+
+
 def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_dir: str | None = None,
-           pdf: bool = True) -> dict:
-    """Write <out_dir>/index.html and (pdf=True) <out_dir>/report.pdf. Returns their paths."""
+           pdf: bool = True, figures_dir: str | None = None) -> dict:
+    """Write <out_dir>/index.html, (pdf=True) <out_dir>/report.pdf and (figures_dir) every figure
+    as an SVG file there. Returns their paths."""
     context = build_context(plan_path, tables_dir, runs_dir, check_dir)
+    if figures_dir:
+        write_figures(context, figures_dir)
     page = render_html(context)
     html_path = os.path.join(out_dir, "index.html")
     write_file(html_path, page)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pandas as pd
 import pytest
@@ -66,6 +67,15 @@ def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
 
     again = snakemake(wd, "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    native = snakemake(wd, "--report", "report.zip")      # Snakemake's own report, with sweepbench's results
+    assert native.returncode == 0, native.stderr[-2000:]
+    with zipfile.ZipFile(wd / "report.zip") as archive:
+        names = archive.namelist()
+        front = archive.read("report/report.html").decode()
+    assert {os.path.basename(n) for n in names} >= {"index.html", "report.pdf", "runs.csv", "cells.csv"}
+    assert any(n.endswith("/linreg_gd_sgd/04-linear-neuron-w-b-paths-over-the-mse-surface.svg") for n in names)
+    assert "sweepbench report (HTML)" in front and "A table written by" in front and "A figure of sweepbench" in front
 
 
 def trained_by(wd):
@@ -196,11 +206,11 @@ def test_resume_after_a_kill_trains_only_the_missing_runs(tmp_path):
                             stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
     log = wd / "results" / "logs" / "train" / "many" / "all.log"
     deadline = time.time() + 300
-    while time.time() < deadline and not (log.exists() and "run 2/6" in log.read_text()):
-        time.sleep(0.2)
+    while time.time() < deadline and not (log.exists() and "run 3/6 started" in log.read_text()):
+        time.sleep(0.2)                                   # runs 1 and 2 have their records
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert "run 2/6" in log.read_text(), "the job never finished two runs"
+    assert "run 3/6 started" in log.read_text(), "the job never finished two runs"
     runs = wd / "results" / "runs" / "many" / "all"
     finished = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
     assert 2 <= len(finished) < 6

@@ -1,7 +1,9 @@
+import json
+
 import pytest
 
 from sweepbench import SweepbenchError, datasets
-from sweepbench.plan import plan
+from sweepbench.plan import DEFAULT_RESOURCES, SLURM_RESOURCES, load_schema, plan, write_job_specs
 from sweepbench.spec import resolve
 
 
@@ -47,3 +49,45 @@ def test_device_auto_means_cpu_for_jobs_that_ask_for_no_gpu():
     assert spec(plan(study())).get("device") == "cpu"
     assert spec(plan(study(resources={"gpu": 1})))["device"] == "auto"
     assert spec(plan(study(fixed={"device": "cuda"})))["device"] == "cuda"   # an explicit choice is kept
+
+
+def test_slurm_placement_from_the_config_and_each_study():
+    config = {"resources": {"slurm_partition": "cpu", "slurm_account": "acct"},
+              "studies": {"a": {"workload": "linreg"},
+                          "b": {"workload": "logreg2d", "resources": {"gpu": 1, "slurm_partition": "gpu"}}}}
+    jobs = plan(config)["jobs"]
+    assert jobs["a/all"]["resources"] == {**DEFAULT_RESOURCES, "slurm_partition": "cpu", "slurm_account": "acct"}
+    assert jobs["b/all"]["resources"] == {**DEFAULT_RESOURCES, "gpu": 1, "slurm_partition": "gpu",
+                                          "slurm_account": "acct"}
+
+
+def test_a_slurm_key_set_for_some_studies_only_is_refused():
+    """The other studies' jobs would silently go to the cluster's default partition."""
+    config = {"studies": {"a": {"workload": "linreg"},
+                          "b": {"workload": "logreg2d", "resources": {"gpu": 1, "slurm_partition": "gpu"}}}}
+    with pytest.raises(SweepbenchError, match="study 'a', key resources.slurm_partition: missing while study 'b' "
+                                              "sets it; allowed: set it in every study, or once in the config's"):
+        plan(config)
+    assert plan({**config, "run": "b"})["jobs"]                         # only the selected studies count
+
+
+def test_slurm_keys_are_checked_by_the_schema():
+    with pytest.raises(SweepbenchError, match="key resources.slurm_partition: '' should be non-empty"):
+        plan({"resources": {"slurm_partition": ""}, "studies": {"a": {"workload": "linreg"}}})
+    with pytest.raises(SweepbenchError, match="study 'a', key resources: Additional properties.*allowed: exclusive"):
+        plan({"studies": {"a": {"workload": "linreg", "resources": {"partition": "gpu"}}}})
+    schema_keys = {k for k in load_schema()["$defs"]["resources"]["properties"] if k.startswith("slurm_")}
+    assert schema_keys == set(SLURM_RESOURCES)                       # every placement key reaches sbatch
+
+
+def test_job_specs_are_written_once_and_rewritten_only_when_changed(tmp_path):
+    the_plan = plan(study(grid={"lr": [0.1, 0.2]}, seeds=[0, 1]))
+    assert write_job_specs(the_plan, str(tmp_path)) == 2
+    path = tmp_path / "s" / "lr~0.1.json"
+    assert [r["dir"] for r in json.loads(path.read_text())] == ["seed~0", "seed~1"]
+    before = path.stat().st_mtime_ns
+    assert write_job_specs(the_plan, str(tmp_path)) == 0                     # unchanged: untouched
+    changed = plan(study(grid={"lr": [0.1, 0.2]}, seeds=[0, 1], fixed={"epochs": 3}))
+    assert write_job_specs(changed, str(tmp_path)) == 2
+    assert json.loads(path.read_text())[0]["spec"]["epochs"] == 3 and path.stat().st_mtime_ns >= before
+    assert not [p for p in tmp_path.rglob("*.tmp-*")]                         # written atomically

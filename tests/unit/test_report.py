@@ -105,3 +105,40 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
     lo, hi = img.getextrema()
     assert hi - lo > 100                                # not a blank page
     assert len(img.resize((60, 120)).getcolors(maxcolors=10000)) > 20
+
+
+def test_every_figure_also_as_an_svg_file_for_snakemakes_report(results, tmp_path):
+    old = tmp_path / "figures" / "gone" / "01-old.svg"
+    os.makedirs(old.parent)
+    old.write_text("<svg/>")
+    render(results, tmp_path / "report", pdf=False, figures_dir=str(tmp_path / "figures"))
+    files = sorted(p.relative_to(tmp_path / "figures").as_posix() for p in (tmp_path / "figures").rglob("*.svg"))
+    assert "gd_vs_sgd/04-linear-neuron-w-b-paths-over-the-mse-surface.svg" in files and not old.exists()
+    assert {f.split("/")[0] for f in files} == {"gd_vs_sgd", "grid", "scaling"}
+    page = open(tmp_path / "report" / "index.html").read()
+    assert page.count('<img src="data:image/svg+xml;base64,') == len(files)        # one file per figure
+    assert (tmp_path / "figures" / files[0]).read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_big_tables_show_a_selection_and_name_the_full_csv():
+    import pandas as pd
+
+    cells = pd.DataFrame({"optimizer": ["sgd"] * 50 + ["adam"] * 50, "effective_batch_size": list(range(1, 51)) * 2,
+                          "best_val_accuracy_mean": [i / 100 for i in range(100)]})
+    shown, note = report.capped(cells, "cells", "results/tables/cells.csv", key="best_val_accuracy_mean")
+    assert len(shown) == report.MAX_TABLE_ROWS and shown["best_val_accuracy_mean"].min() == 0.7
+    assert note == (f" Showing {report.MAX_TABLE_ROWS} of 100 cells (those with the highest best val accuracy); "
+                    "all of them: results/tables/cells.csv.")
+    shown, note = report.capped(cells, "rows", "x.csv")                       # evenly spaced batch sizes
+    assert set(shown.groupby("optimizer")["effective_batch_size"].agg(["min", "max"]).values.ravel()) == {1, 50}
+    assert len(shown) == 2 * (report.MAX_TABLE_ROWS // 2) and "batch sizes evenly spaced per optimizer" in note
+    small = cells.head(10)
+    assert report.capped(small, "cells", "x.csv", key="best_val_accuracy_mean") == (small, "")
+
+
+def test_table_numbers_keep_one_notation_per_column_and_ids_may_wrap():
+    assert [report.fmt(v) for v in (9876.4, 16904.2, 3.091e4, 1.69e6 + 0.4)] == ["9,876", "16,904", "30,910",
+                                                                                "1,690,000"]
+    assert report.fmt(0.12345) == "0.1235" and report.fmt(1.5e-5) == "1.5e-05" and report.fmt(181.33) == "181.3"
+    assert report.fmt("digits/all/lr~0.1") == "digits/<wbr>all/<wbr>lr~0.1"
+    assert report.fmt("<b>") == "&lt;b&gt;"

@@ -7,6 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from conftest import minimal_record, write_record_files
 from sweepbench import SweepbenchError, tables
 
 
@@ -34,20 +35,13 @@ def fake_record(lr, bs, seed, steps=None, val_acc=0.9, status="completed", sps=1
 
 
 def write_record(run_dir, rec):
-    """A complete run record on disk: the fake run.json with the sections every record has,
-    and metrics.csv / steps.csv with their columns."""
-    from sweepbench import record
-
-    os.makedirs(run_dir, exist_ok=True)
-    full = {"schema_version": record.SCHEMA_VERSION, "stop_reason": "budget exhausted",
-            "divergence": {"diverged": rec["status"] == "diverged"}, "speed": {"batched_runs": 1, "stack": None},
-            "placement": None, "best_model": None, **rec}
+    """A complete run record on disk from the fake run.json (the sections every record has added)."""
+    full = minimal_record(**rec)
     full["timing"] = {"eval_s": 0.1, "startup_s": 1.0, **rec["timing"]}
     full["final"] = {"step": rec["timing"]["steps"], **rec["final"]}
     full["workload"] = {"name": rec["spec"]["workload"], **rec["workload"]}
-    (run_dir / "run.json").write_text(json.dumps(full))
-    (run_dir / "metrics.csv").write_text(",".join(record.METRIC_COLUMNS) + "\n0" + "," * 13 + "\n")
-    (run_dir / "steps.csv").write_text(",".join(record.STEP_COLUMNS) + "\n")
+    full["divergence"] = {"diverged": rec["status"] == "diverged"}
+    write_record_files(run_dir, full)
 
 
 def make_study(tmp_path, records, study="s"):

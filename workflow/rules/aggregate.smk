@@ -6,6 +6,7 @@ rule write_plan:
         f"{RESULTS}/plan.json",
     params:
         plan=PLAN_DIGEST,
+    localrule: True
     log:
         f"{RESULTS}/logs/write_plan.log",
     conda:
@@ -19,7 +20,9 @@ rule aggregate:
         plan=f"{RESULTS}/plan.json",
         jobs=expand(f"{RESULTS}/manifests/{{job}}.json", job=JOBS),
     output:
-        TABLES,
+        [report(t, caption="../report/table.rst", category="Tables", labels={"table": os.path.basename(t)})
+         for t in TABLES],
+    localrule: True
     params:
         code=TABLES_CODE,  # editing that code re-runs this step
         runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),

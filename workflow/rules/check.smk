@@ -11,6 +11,7 @@ rule check:
     output:
         f"{RESULTS}/check/check.csv",
         f"{RESULTS}/check/summary.json",
+    localrule: True
     params:
         code=CHECK_CODE,  # editing that code re-runs this step
         baseline=config.get("baseline", "default"),

@@ -89,11 +89,84 @@ def job_flags(wildcards):
     return " ".join(flags + (["--batch-seeds"] if job.get("batch_seeds") else []))
 
 
+import functools
+
+from snakemake.exceptions import WorkflowError
+from sweepbench.plan import SLURM_RESOURCES, write_job_specs
+
+
+def on_cluster():
+    """Jobs go through a cluster executor (e.g. SLURM): this Snakemake submits them, or runs
+    inside one of them (--mode remote). Each job then has an allocation of its own."""
+    return workflow.non_local_exec or workflow.remote_exec
+
+
+def local_cores():
+    """--cores of this Snakemake (None when not given, e.g. --workflow-profile none on a cluster)."""
+    cores = workflow.global_resources.get("_cores")
+    cores = getattr(cores, "value", cores)
+    return cores if isinstance(cores, int) and 0 < cores < sys.maxsize else None
+
+
 def job_threads(wildcards):
-    """A study with `exclusive: true` measures throughput: its jobs take every core, so
-    nothing else runs beside them on a workstation."""
+    """The study's threads. A study with `exclusive: true` measures throughput: on one machine
+    its jobs take every core, so nothing else runs beside them; on a cluster the job is alone
+    on its node (job_slurm_extra) and keeps the study's threads."""
     res = JOBS[wildcards.job]["resources"]
-    return max(workflow.cores, res["threads"]) if res["exclusive"] else res["threads"]
+    if res["exclusive"] and not on_cluster():
+        return max(local_cores() or res["threads"], res["threads"])
+    return res["threads"]
+
+
+def job_cpus(wildcards):
+    """CPUs a cluster allocates to the job (sbatch and srun --cpus-per-task): the study's threads,
+    which Snakemake's own threads would cap at the submitting host's --cores."""
+    check_array_jobs()
+    return JOBS[wildcards.job]["resources"]["threads"]
+
+
+def check_array_jobs():
+    """--slurm-array-jobs=train (or all) submits the ready training jobs as one job array with the
+    first job's resources (plugin 2.8): refused when the training jobs differ in resources, as a
+    GPU study's job would run in a CPU study's allocation (or the other way round)."""
+    arrays = str(getattr(workflow.executor_settings, "array_jobs", None) or "")
+    if {"train", "all"} & {name.strip() for name in arrays.split(",")} and distinct_resources() > 1:
+        raise WorkflowError(f"--slurm-array-jobs={arrays}: the training jobs ask for {distinct_resources()} different "
+                            "resources (studies' `resources`), and an array job gives every task the first "
+                            "one's; allowed: --slurm-array-jobs for a config whose studies share their resources")
+
+
+@functools.lru_cache(maxsize=1)
+def distinct_resources():
+    """How many different `resources` the training jobs ask for (counted once per Snakemake)."""
+    return len({json.dumps(job["resources"], sort_keys=True) for job in JOBS.values()})
+
+
+def job_torch_threads(wildcards, threads):
+    """torch threads of a training job: Snakemake's threads on one machine, the allocation on a cluster."""
+    return job_cpus(wildcards) if on_cluster() else threads
+
+
+def job_slurm_extra(wildcards):
+    """sbatch --exclusive for an exclusive (throughput) job: no other job shares its node."""
+    return "--exclusive" if JOBS[wildcards.job]["resources"]["exclusive"] else None
+
+
+def train_slurm_resources():
+    """The studies' SLURM placement as the plugin's resources (plan.SLURM_RESOURCES), only for keys
+    the studies set (every study or none: plan.check_slurm_keys), so that otherwise the
+    profile's default-resources apply; and --exclusive where a study asks for it."""
+    used = {key for job in JOBS.values() for key in job["resources"] if key in SLURM_RESOURCES}
+    out = {SLURM_RESOURCES[key]: (lambda w, key=key: JOBS[w.job]["resources"][key]) for key in sorted(used)}
+    if any(job["resources"]["exclusive"] for job in JOBS.values()):
+        out["slurm_extra"] = job_slurm_extra
+    return out
+
+
+def config_slurm_resources():
+    """The config's top-level SLURM placement, for jobs that belong to no study (prepare_data)."""
+    given = config.get("resources") or {}
+    return {SLURM_RESOURCES[key]: given[key] for key in SLURM_RESOURCES if key in given}
 
 
 def baseline_files(wildcards):

@@ -13,6 +13,7 @@ rule prepare_data:
     resources:
         mem_mb=4000,
         runtime=30,
+        **config_slurm_resources(),
     conda:
         "../envs/sweepbench.yaml"
     shell:

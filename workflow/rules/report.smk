@@ -1,14 +1,23 @@
 # Tables (+ the regression check when the config names a baseline) -> report/index.html and report/report.pdf.
 
 
+report: "../report/workflow.rst"  # `snakemake --report report.zip`: Snakemake's report of this workflow
+
+
 rule report:
     input:
         TABLES,
         CHECK,
         plan=f"{RESULTS}/plan.json",
     output:
-        html=f"{REPORT}/index.html",
-        pdf=f"{REPORT}/report.pdf",
+        html=report(f"{REPORT}/index.html", caption="../report/html_report.rst", category="Report",
+                    labels={"file": "sweepbench report (HTML)"}),
+        pdf=report(f"{REPORT}/report.pdf", caption="../report/pdf_report.rst", category="Report",
+                   labels={"file": "sweepbench report (PDF)"}),
+        figures=report(directory(f"{REPORT}/figures"), patterns=["{study}/{figure}.svg"],
+                       caption="../report/figure.rst", category="Figures", subcategory="{study}",
+                       labels={"study": "{study}", "figure": "{figure}"}),
+    localrule: True
     params:
         code=REPORT_CODE,  # editing that code re-runs this step
         tables=lambda w, input: os.path.dirname(input[0]),
@@ -21,4 +30,4 @@ rule report:
         "../envs/sweepbench.yaml"
     shell:
         "sweepbench report --plan {input.plan:q} --tables {params.tables:q} --runs-dir {params.runs_dir:q} "
-        "--check-dir {params.check_dir:q} --out {params.out:q} > {log:q} 2>&1"
+        "--check-dir {params.check_dir:q} --out {params.out:q} --figures-dir {output.figures:q} > {log:q} 2>&1"

@@ -2,27 +2,20 @@
 # in one process by `sweepbench train-pack` (sweepbench.pack). Each run folder is written
 # atomically; the job's output is a manifest written only when every run has a complete record,
 # and a re-run keeps the complete records of the same spec and code, so a resume after a crash
-# or a kill trains only the missing runs.
+# or a kill trains only the missing runs. A job re-runs when its run specs or the training code
+# change (params). Its spec file, results/specs/<job>.json, is written when the workflow starts
+# (onstart: never in a dry run; only changed files), not by a job per spec: that cost a process
+# per job, and one job writing them all would, upstream of every training job, make Snakemake
+# re-train all of them (or, with ancient(), none) on any config change.
 
 
-rule job_spec:
-    output:
-        f"{RESULTS}/specs/{{job}}.json",
-    params:
-        specs=job_digest,  # changes exactly when this job's run specs change ...
-        code=CODE_VERSION,  # ... or the training code does; the new file then re-trains the job
-    log:
-        f"{RESULTS}/logs/job_spec/{{job}}.log",
-    conda:
-        "../envs/sweepbench.yaml"
-    script:
-        "../scripts/write_job_spec.py"
+onstart:
+    write_job_specs(PLAN, f"{RESULTS}/specs")
 
 
 rule train:
     input:
         data=job_data,
-        spec=f"{RESULTS}/specs/{{job}}.json",
     output:
         f"{RESULTS}/manifests/{{job}}.json",
     log:
@@ -33,13 +26,20 @@ rule train:
         runtime=job_resource("runtime"),
         gpu=job_resource("gpu"),
         gpu_slots=job_gpu_slots,
+        cpus_per_task=job_cpus,
+        **train_slurm_resources(),
     params:
         flags=job_flags,
         runs_dir=job_runs_dir,
+        digest=job_digest,  # changes exactly when this job's run specs change ...
+        code=CODE_VERSION,  # ... or the training code does: then the job re-runs
+        threads=job_torch_threads,
+        spec=lambda w: f"{RESULTS}/specs/{w.job}.json",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     conda:
         "../envs/sweepbench.yaml"
     shell:
-        "sweepbench train-pack --runs-file {input.spec:q} --out {params.runs_dir:q} --manifest {output:q} --threads {threads}"
+        "sweepbench train-pack --runs-file {params.spec:q} --out {params.runs_dir:q} --manifest {output:q}"
+        " --threads {params.threads}"
         " --gpu-slots {resources.gpu_slots} {params.flags} > {log:q} 2>&1"

@@ -1,0 +1,120 @@
+"""`sweepbench status`: where a sweep stands, from the run records on disk.
+
+For each study of the plan the workflow last wrote (results/plan.json): runs planned, done,
+running, missing, diverged and broken. It reads only the plan, the run folders and the job
+logs, never Snakemake's state, so it can be asked at any time, while a workflow runs, without
+touching its lock. Cheap enough for 10,000 runs: one directory listing per cell folder and one
+run.json per finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from sweepbench import SweepbenchError, record
+
+STATES = ("done", "running", "missing", "diverged", "broken")
+PROGRESS = re.compile(r"^runs? (\d+)(?:-(\d+))?/(\d+)\b")  # train-pack's lines: "run 37/120 ..."
+
+
+def folder_entries(parent: str) -> tuple[set, set]:
+    """(finished run folders, runs being written) in one folder. A run being written has the
+    temporary sibling `.<name>.tmp-*` that record.RecordWriter holds from its start to its end."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return set(), set()
+    writing = {name[1:].split(".tmp-")[0] for name in names if name.startswith(".") and ".tmp-" in name}
+    return {name for name in names if not name.startswith(".")}, writing
+
+
+def run_states(the_plan: dict, runs_dir: str, workflow_running: bool) -> dict:
+    """{run id: (state, detail)} for every planned run. A half-written run (a temporary folder)
+    counts as running only while a Snakemake holds its lock; after a kill it is missing."""
+    listings, states = {}, {}
+    for cell in the_plan["cells"].values():
+        for run in cell["runs"]:
+            parent, name = os.path.split(os.path.join(runs_dir, run["id"]))
+            if parent not in listings:
+                listings[parent] = folder_entries(parent)
+            finished, writing = listings[parent]
+            if name in finished:
+                try:
+                    rec = record.load_record(os.path.join(parent, name))
+                    states[run["id"]] = ("diverged" if rec.status == "diverged" else "done", "")
+                except record.BrokenRecord as err:
+                    states[run["id"]] = ("broken", str(err).split(": ", 1)[-1])
+            elif name in writing and workflow_running:
+                states[run["id"]] = ("running", "")
+            else:
+                states[run["id"]] = ("missing", "")
+    return states
+
+
+def workflow_running(workdir: str = ".") -> bool:
+    """Whether a Snakemake holds its lock in workdir (it writes .snakemake/locks/ while it runs;
+    read, never touched)."""
+    try:
+        return bool(os.listdir(os.path.join(workdir, ".snakemake", "locks")))
+    except OSError:
+        return False
+
+
+def last_progress(log_path: str) -> str | None:
+    """The last "run i/n" line of a training job's log."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(max(0, os.path.getsize(log_path) - 65536))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line for line in reversed(lines) if PROGRESS.match(line)), None)
+
+
+def status(results_dir: str, workdir: str = ".") -> dict:
+    """{"studies": {name: {"planned": n, state: count}}, "total": {...} (each run once, also one
+    that two studies share), "jobs": [in-progress job lines], "broken": [(run id, why)],
+    "workflow_running": bool}."""
+    plan_path = os.path.join(results_dir, "plan.json")
+    try:
+        with open(plan_path) as f:
+            the_plan = json.load(f)
+    except OSError:
+        raise SweepbenchError(f"no plan at {plan_path}; allowed: the results folder of a workflow that has "
+                              f"started (snakemake writes plan.json first), e.g. --results-dir results") from None
+    except ValueError as err:
+        raise SweepbenchError(f"plan {plan_path} is not valid JSON: {err}") from None
+    running = workflow_running(workdir)
+    states = run_states(the_plan, os.path.join(results_dir, "runs"), running)
+    studies = {}
+    for name, study in the_plan["studies"].items():
+        counts = dict.fromkeys(STATES, 0)
+        for run_id in study["runs"]:
+            counts[states[run_id][0]] += 1
+        studies[name] = {"planned": len(study["runs"]), **counts}
+    total = {"planned": len(states), **dict.fromkeys(STATES, 0)}  # a run shared by two studies counts once
+    for state, _ in states.values():
+        total[state] += 1
+    busy = sorted({the_plan["cells"][c]["job"] for c in the_plan["cells"]
+                   for r in the_plan["cells"][c]["runs"] if states[r["id"]][0] == "running"})
+    jobs = [f"{job}: {last_progress(os.path.join(results_dir, 'logs', 'train', job + '.log')) or 'started'}"
+            for job in busy]
+    broken = [(run_id, why) for run_id, (state, why) in states.items() if state == "broken"]
+    return {"studies": studies, "total": total, "jobs": jobs, "broken": broken, "workflow_running": running}
+
+
+def format_status(result: dict, max_broken: int = 10) -> str:
+    """The table `sweepbench status` prints."""
+    width = max([len("study"), len("total")] + [len(n) for n in result["studies"]])
+    cols = ("planned", *STATES)
+    lines = [f"{'study':<{width}}" + "".join(f"{c:>10}" for c in cols)]
+    for name, counts in [*result["studies"].items(), ("total", result["total"])]:
+        lines.append(f"{name:<{width}}" + "".join(f"{counts[c]:>10,}" for c in cols))
+    lines.append("snakemake: " + ("running (its lock is held)" if result["workflow_running"] else "not running"))
+    lines += [f"in progress: {line}" for line in result["jobs"]]
+    lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
+    if len(result["broken"]) > max_broken:
+        lines.append(f"... and {len(result['broken']) - max_broken} more broken runs (--json lists all)")
+    return "\n".join(lines)

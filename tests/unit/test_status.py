@@ -1,0 +1,74 @@
+"""sweepbench status: counts per study from the records on disk, without touching Snakemake's state."""
+
+import json
+import os
+
+import pytest
+
+from conftest import minimal_record, run_cli, write_record_files
+from sweepbench import SweepbenchError, record
+from sweepbench.pack import run_progress
+from sweepbench.plan import plan
+from sweepbench.status import format_status, status
+
+CONFIG = {"studies": {"a": {"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.3]}, "seeds": [0, 1]},
+                      "b": {"workload": "linreg", "grid": {"lr": [0.1]}, "seeds": [0, 1]}}}  # b reuses a's cell
+
+
+def write_record(run_dir, status_="completed"):
+    write_record_files(run_dir, minimal_record(status=status_))
+
+
+@pytest.fixture
+def results(tmp_path):
+    res = tmp_path / "results"
+    os.makedirs(res)
+    (res / "plan.json").write_text(json.dumps(plan(CONFIG)))
+    runs = res / "runs" / "a"
+    write_record(runs / "lr~0.1" / "seed~0")
+    write_record(runs / "lr~0.1" / "seed~1", "diverged")
+    write_record(runs / "lr~0.2" / "seed~0")
+    (runs / "lr~0.2" / "seed~0" / "steps.csv").unlink()                # broken: a file is gone
+    os.makedirs(runs / "lr~0.2" / "seed~1")
+    (runs / "lr~0.2" / "seed~1" / "run.json").write_text("{")           # broken: not JSON
+    record.RecordWriter(str(runs / "lr~0.3" / "seed~0"))                # being written (a temporary folder)
+    logs = res / "logs" / "train" / "a"
+    os.makedirs(logs)
+    (logs / "lr~0.3.log").write_text("run 1/2 started: x\n[linreg] step 0: train_loss 1\n")
+    return tmp_path
+
+
+def test_counts_per_study_while_snakemake_runs(results):
+    os.makedirs(results / ".snakemake" / "locks")
+    (results / ".snakemake" / "locks" / "0.input.lock").write_text("")
+    out = status(str(results / "results"), str(results))
+    assert out["studies"]["a"] == {"planned": 6, "done": 1, "running": 1, "missing": 1, "diverged": 1, "broken": 2}
+    assert out["studies"]["b"] == {"planned": 2, "done": 1, "running": 0, "missing": 0, "diverged": 1, "broken": 0}
+    assert out["total"]["planned"] == 6 and out["total"]["done"] == 1          # b's runs are a's runs
+    assert out["jobs"] == ["a/lr~0.3: run 1/2 started: x"]
+    assert [r for r, _ in out["broken"]] == ["a/lr~0.2/seed~0", "a/lr~0.2/seed~1"]
+    assert "steps.csv missing" in out["broken"][0][1] and "metrics.csv, steps.csv missing" in out["broken"][1][1]
+    table = format_status(out)
+    assert table.splitlines()[1].split() == ["a", "6", "1", "1", "1", "1", "2"]
+    assert "snakemake: running" in table and "in progress: a/lr~0.3: run 1/2" in table
+
+
+def test_a_half_written_run_without_a_running_snakemake_is_missing(results):
+    out = status(str(results / "results"), str(results))
+    assert out["studies"]["a"]["running"] == 0 and out["studies"]["a"]["missing"] == 2
+    assert not (results / ".snakemake").exists()                          # Snakemake's state is never touched
+
+
+def test_cli_status_and_its_errors(results):
+    proc = run_cli("status", "--results-dir", str(results / "results"), "--json", cwd=str(results))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["total"]["broken"] == 2
+    proc = run_cli("status", "--results-dir", str(results / "nowhere"), cwd=str(results))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no plan at" in proc.stderr
+    with pytest.raises(SweepbenchError, match="not valid JSON"):
+        (results / "results" / "plan.json").write_text("{")
+        status(str(results / "results"))
+
+
+def test_progress_labels():
+    assert run_progress(37, 37, 120) == "run 37/120"
+    assert run_progress(4, 6, 96) == "runs 4-6/96"
