@@ -78,7 +78,7 @@ def cmd_prepare(args) -> int:
 
     out = args.out or tensor_file(args.dataset, args.data_dir)
     prepare(args.dataset, args.raw_dir, out, download=args.download, tiny=args.tiny)
-    print(f"prepared {args.dataset} -> {out}")
+    print(f"prepared {args.dataset} -> {out} (sources and sha256 in {out}.sources.json)")
     return 0
 
 
@@ -196,9 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
-    p = sub.add_parser("prepare", help="turn torchvision's MNIST/Fashion-MNIST files into a tensor file")
-    p.add_argument("--dataset", required=True, choices=["mnist", "fmnist"])
-    p.add_argument("--raw-dir", default=DEFAULTS["raw_dir"], help="torchvision root folder (default data)")
+    from sweepbench.dataset_registry import PREPARED
+
+    p = sub.add_parser("prepare", help="turn a dataset's raw files (found offline, see README) into a tensor file")
+    p.add_argument("--dataset", required=True, choices=PREPARED)
+    p.add_argument("--raw-dir", default=DEFAULTS["raw_dir"],
+                   help="searched first: <raw-dir>/<folder>/raw/ (default data), then system folders")
     p.add_argument("--data-dir", default=DEFAULTS["data_dir"], help="where <dataset>.pt goes (default resources)")
     p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
     p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")

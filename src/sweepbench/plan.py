@@ -31,9 +31,6 @@ ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "s
                  "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
                  "batch_cycle": "bcycle", "momentum": "mom"}
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
-# Training samples of each dataset before val_size / train_size (for the batch-size check).
-TRAIN_SAMPLES = {"linreg": 100, "logreg2d": 500, "digits": 1797 - 1797 // 5, "mnist": 60000, "fmnist": 60000}
-DIGITS_TEST = 1797 // 5  # sweepbench.datasets._digits: test 20%, validation 20% unless val_size says otherwise
 
 
 SMOKE_DATA_DIR = "resources/smoke"
@@ -48,7 +45,7 @@ def is_smoke(config: dict) -> bool:
 
 def apply_smoke(spec: dict) -> dict:
     """`smoke: true` shrinks a run to about a second while keeping its study's grid and ids:
-    image data come from tiny generated IDX files (sweepbench.tinydata) in resources/smoke/,
+    prepared datasets come from tiny generated raw files (sweepbench.tinydata) in resources/smoke/,
     at most 32 training samples (batch sizes are clipped to them), 2 epochs and 2 steps,
     evaluation on 16 samples per split; the planner also keeps only a cell's first 2 seeds."""
     spec = dict(spec, data_dir=SMOKE_DATA_DIR, raw_dir=SMOKE_RAW_DIR, clip_batch_size=True,
@@ -119,12 +116,10 @@ def _check_keys(name: str, where: str, options: dict) -> None:
 
 
 def _train_samples(spec: dict, dataset: str) -> int:
-    n = TRAIN_SAMPLES[dataset]
-    if dataset in ("mnist", "fmnist"):
-        n -= spec["val_size"] or 0
-    elif dataset == "digits":
-        n -= DIGITS_TEST if spec["val_size"] is None else spec["val_size"]
-    return min(n, spec["train_size"]) if spec["train_size"] else n
+    """Training samples of a run (sweepbench.dataset_registry), for the batch-size check."""
+    from sweepbench.dataset_registry import get
+
+    return get(dataset).train_samples(spec)
 
 
 def plan(config: dict) -> dict:
@@ -246,5 +241,7 @@ def load_config(path: str) -> dict:
 
 def image_datasets(the_plan: dict) -> list[str]:
     """Datasets that need a prepared tensor file (one prepare_data job each)."""
+    from sweepbench.dataset_registry import needs_tensor_file
+
     return sorted({c["dataset"] for c in the_plan["jobs"].values()
-                   if c["dataset"] in ("mnist", "fmnist") and not c["runs"][0]["spec"]["synthetic"]})
+                   if needs_tensor_file(c["dataset"], c["runs"][0]["spec"])})

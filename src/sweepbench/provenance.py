@@ -20,7 +20,7 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 CODE_GROUPS = {
     "training": ("__init__.py", "acceleration.py", "batched.py", "datasets.py", "engine.py", "models.py",
                  "noise_scale.py", "optimizers.py", "prepare.py", "record.py", "rules.py", "schedules.py",
-                 "spec.py", "workloads.py"),
+                 "spec.py", "workloads.py", "dataset_registry.py"),
     "tables": ("analysis.py", "rules.py", "tables.py"),
     "check": ("analysis.py", "check.py"),
     "report": ("figures.py", "report.py", "rules.py", "templates/report.html.j2", "templates/table.html.j2"),
@@ -85,6 +85,16 @@ def process_age_s() -> float | None:
         return None
 
 
+def data_source(spec: dict) -> dict:
+    """The run's data source (sweepbench.datasets.data_source), or why it is unknown."""
+    from sweepbench import datasets, workloads
+
+    try:
+        return datasets.data_source(workloads.get(spec["workload"]).dataset, spec)
+    except Exception as err:  # provenance must never stop a finished run from being recorded
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
 def collect(device, spec: dict) -> dict:
     import torch
 
@@ -105,6 +115,7 @@ def collect(device, spec: dict) -> dict:
         "platform": platform.platform(),
         "seed": spec["seed"],
         "data_seed": spec["data_seed"],
+        "data_source": data_source(spec),
         "deterministic": spec["deterministic"],
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,

@@ -6,6 +6,7 @@ import sys
 
 from sweepbench import SweepbenchError
 from sweepbench.plan import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, plan
+from sweepbench.dataset_registry import needs_tensor_file, wildcard_pattern
 from sweepbench.provenance import code_version
 
 try:
@@ -29,7 +30,7 @@ CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") else []  # t
 
 wildcard_constraints:
     job=r"[A-Za-z0-9_-]+/.+",
-    dataset=r"mnist|fmnist",
+    dataset=wildcard_pattern(),  # the prepared datasets of sweepbench.dataset_registry
 
 
 def digest(obj):
@@ -46,7 +47,7 @@ def job_digest(wildcards):
 
 def job_data(wildcards):
     job = JOBS[wildcards.job]
-    needs_file = job["dataset"] in ("mnist", "fmnist") and not job["runs"][0]["spec"]["synthetic"]
+    needs_file = needs_tensor_file(job["dataset"], job["runs"][0]["spec"])
     return [f"{DATA_DIR}/{job['dataset']}.pt"] if needs_file else []
 
 
