@@ -164,7 +164,8 @@ def plan(config: dict) -> dict:
         resources = {**DEFAULT_RESOURCES, **(study.get("resources") or {})}
         workload = WORKLOADS[study["workload"]]
         entry = {"workload": workload.name, "description": study.get("description", workload.description),
-                 "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds}
+                 "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds,
+                 "reference": study.get("reference")}  # the seed's printed numbers (sweepbench.reproduction)
         points = _points(study)
         axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
         pack_by = study.get("pack_by", axes)

@@ -21,9 +21,10 @@ CODE_GROUPS = {
     "training": ("__init__.py", "acceleration.py", "batched.py", "datasets.py", "engine.py", "models.py",
                  "noise_scale.py", "optimizers.py", "prepare.py", "record.py", "rules.py", "schedules.py",
                  "spec.py", "workloads.py", "dataset_registry.py"),
-    "tables": ("analysis.py", "rules.py", "tables.py"),
+    "tables": ("analysis.py", "reproduction.py", "rules.py", "tables.py"),
     "check": ("analysis.py", "check.py"),
-    "report": ("figures.py", "report.py", "rules.py", "templates/report.html.j2", "templates/table.html.j2"),
+    "report": ("figures.py", "report.py", "reproduction.py", "rules.py", "templates/report.html.j2",
+               "templates/table.html.j2"),
 }
 TRAINING_MODULES = CODE_GROUPS["training"]
 # modules no step's output depends on (a test checks every module is in a group or here)

@@ -41,6 +41,8 @@ optimizers.csv, per (study, workload, optimizer, lr, effective_batch_size) of st
     optimizer axis: cell means of final/best validation metrics, frac_diverged, and best
     (the best configuration per study: highest best_val_accuracy, or lowest best_val_loss
     for regression).
+reproduction.csv, per (study, metric, reference point) of studies with a `reference` block: the
+    seed's printed value, ours, diff, band, state and the study's verdict (sweepbench.reproduction).
 """
 
 from __future__ import annotations
@@ -328,7 +330,8 @@ def optimizers_table(cells):
     return pd.concat(parts)[cols] if parts else pd.DataFrame(columns=cols)
 
 
-TABLE_NAMES = ["runs", "cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers"]
+TABLE_NAMES = ["runs", "cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers",
+               "reproduction"]
 
 
 def build_tables(the_plan: dict, runs_dir: str, warn=print, bmin_threshold_pct: float = 3.5) -> tuple[dict, int]:
@@ -340,6 +343,9 @@ def build_tables(the_plan: dict, runs_dir: str, warn=print, bmin_threshold_pct: 
     tables = {"runs": runs, "cells": cells, "lr_sensitivity": lr_sensitivity_table(cells), "best_lr": best,
               "scaling": scaling, "throughput": throughput_table(runs, scaling),
               "bmin_bmax": bmin_bmax_table(cells, bmin_threshold_pct), "optimizers": optimizers_table(cells)}
+    from sweepbench.reproduction import reproduction_table
+
+    tables["reproduction"] = reproduction_table(the_plan, runs)
     return tables, skipped
 
 
