@@ -23,7 +23,7 @@ import itertools
 import json
 import os
 
-from sweepbench import SweepbenchError
+from sweepbench import SweepbenchError, batch_range
 from sweepbench.spec import DEFAULTS, check_batchable, resolve
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
@@ -144,6 +144,7 @@ def plan(config: dict) -> dict:
     studies, cells, jobs, seen = {}, {}, {}, {}
     for name in selected:
         study = config["studies"][name]
+        batch_range.check(name, study, selected, config)
         if study["workload"] not in WORKLOADS:
             raise SweepbenchError(f"config error in study {name!r}, key workload: unknown workload "
                                   f"{study['workload']!r}; allowed: {', '.join(WORKLOADS)}")
@@ -192,7 +193,8 @@ def plan(config: dict) -> dict:
             entry["axes"] = axes
             point = {k: spec[k] for k in axes}
             entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
-            key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(seeds)
+            key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(seeds) \
+                + json.dumps(study.get("batch_cycle_from"))  # a derived cycle is not the configured one
             if key in seen:
                 cell_id = seen[key]
             else:
@@ -216,7 +218,8 @@ def plan(config: dict) -> dict:
                         raise SweepbenchError(f"config error in study {name!r}, key batch_seeds: {err}") from None
                 job = jobs.setdefault(job_id, {"study": name, "dataset": workload.dataset,
                                                "resources": resources, "runs": [],
-                                               "batch_seeds": bool(study.get("batch_seeds"))})
+                                               "batch_seeds": bool(study.get("batch_seeds")),
+                                               "batch_cycle_from": study.get("batch_cycle_from")})
                 job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]}
                                 for r in runs]
             entry["cells"].append(cell_id)

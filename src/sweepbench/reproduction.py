@@ -128,8 +128,8 @@ def verdict_line(group) -> str:
     first = group.iloc[0]
     parts = [f"{first['metric']}: {first['verdict']} ({int(first['n_rows'])} points compared"]
     if first["n_within_band"] == first["n_within_band"] and first["n_within_band"] is not None:
-        parts.append(f"{int(first['n_within_band'])} within the band of ±max({first['abs_tol']:g}, "
-                     f"{first['rel_tol']:g} × seed)")
+        band = f"±max({first['abs_tol']:g}, {first['rel_tol']:g} × seed)" if first["rel_tol"] else f"±{first['abs_tol']:g}"
+        parts.append(f"{int(first['n_within_band'])} within the band {band}")
     parts.append(f"{int(first['n_reversed_pairs'])} of {int(first['n_ordered_pairs'])} clearly ordered pairs reversed")
     if int(first["n_divergence_mismatches"]):
         parts.append(f"{int(first['n_divergence_mismatches'])} divergence mismatches")

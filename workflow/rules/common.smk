@@ -51,6 +51,15 @@ def job_data(wildcards):
     return [f"{DATA_DIR}/{job['dataset']}.pt"] if needs_file else []
 
 
+def job_cycle_source(wildcards):
+    """The training outputs a job's batch cycle is derived from (batch_cycle_from; usually none)."""
+    source = (JOBS[wildcards.job].get("batch_cycle_from") or {}).get("study")
+    if not source:
+        return []
+    jobs = {PLAN["cells"][c]["job"] for c in PLAN["studies"][source]["cells"]}
+    return [f"{RESULTS}/runs/{j}" for j in sorted(jobs)]
+
+
 def job_resource(key):
     return lambda wildcards: JOBS[wildcards.job]["resources"][key]
 

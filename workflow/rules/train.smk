@@ -4,6 +4,8 @@
 
 
 rule job_spec:
+    input:
+        job_cycle_source,  # batch_cycle_from: the runs bmin/bmax is read from (sweepbench.batch_range)
     output:
         f"{RESULTS}/specs/{{job}}.json",
     params:
