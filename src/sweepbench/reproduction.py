@@ -65,9 +65,10 @@ def reproduction_table(the_plan: dict, runs):
     study did not run are listed as 'not run here' and left out of the verdict.
 
     Known, legitimate differences, so a 'levels differ' verdict is expected and not a bug:
-    (1) initialisation: Keras initialises weights Glorot-uniform and biases zero, PyTorch
-    layers Kaiming-uniform with uniform biases, so one seed's run is one draw of a different
-    distribution; (2) Keras's printed `loss`/`accuracy` is the running mean over the last
+    (1) initialisation and randomness: the Keras-born models here use Keras's scheme
+    (Glorot-uniform weights, zero biases, Keras's BatchNorm settings), but PyTorch's random
+    streams differ from TensorFlow's, so initial weights and batch orders are other draws from
+    the same distributions, and PyTorch's default initialisation would differ again; (2) Keras's printed `loss`/`accuracy` is the running mean over the last
     epoch's mini-batches (in training mode: BatchNorm uses batch statistics, the weights keep
     moving), sweepbench's final_train_* is a full training-set evaluation after the epoch in
     evaluation mode; (3) a seed that printed one run per point is one draw, so differences

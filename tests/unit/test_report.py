@@ -105,3 +105,25 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
     lo, hi = img.getextrema()
     assert hi - lo > 100                                # not a blank page
     assert len(img.resize((60, 120)).getcolors(maxcolors=10000)) > 20
+
+
+def test_seed_vs_sweepbench_section_table_plot_verdict_and_methods(results, tmp_path):
+    import json
+
+    the_plan = json.loads((results / "plan.json").read_text())
+    runs = tables.runs_table(the_plan, str(results / "runs"), warn=print)[0]
+    ours = runs[runs["study"] == "gd_vs_sgd"].set_index("batch_size")["final_train_loss"]
+    the_plan["studies"]["gd_vs_sgd"]["reference"] = {
+        "source": "seed 001, Out[9];", "metrics": {"final_train_loss": {"cell": "Out[9]"}},
+        "rows": [{"batch_size": b, "final_train_loss": float(ours[b]) * 1.1} for b in (1, 16)]
+        + [{"batch_size": 64, "final_train_loss": 1.0}]}
+    (tmp_path / "plan.json").write_text(json.dumps(the_plan))
+    tables.aggregate(str(tmp_path / "plan.json"), str(results / "runs"), str(tmp_path / "tables"))
+    out = report.render(str(tmp_path / "plan.json"), str(tmp_path / "tables"), str(results / "runs"),
+                        str(tmp_path / "report"), pdf=False)
+    page = open(out["html"]).read()
+    section = page[page.index('id="study-gd_vs_sgd"'):page.index('id="study-grid"')]
+    assert "Seed vs sweepbench, final_train_loss: reproduced (2 points compared; 2 within the band" in section
+    assert "Source: seed 001, Out[9]; Out[9]." in section and "not run here" in section   # B=64 was not run
+    assert section.count("<img") >= 1 + section.count("Seed vs sweepbench: final_train_loss")  # the overlay plot
+    assert "Reproduction verdict (seed vs sweepbench)" in page and "running mean over the last" in page
