@@ -229,7 +229,8 @@ def finite(values) -> bool:
 def reference_overlay(rep, metric: str, x_axis: str, title: str) -> str:
     """Seed vs sweepbench: our value at each point of the sweep (line) with the seed's printed
     value over it (hollow markers); an x marks a diverged point (the seed printed nan, or our
-    cell diverged), drawn at the top of the plot. rep: reproduction.csv rows of one metric."""
+    cell diverged), drawn at the top of the plot; losses and seconds spanning more than 20x on
+    a log scale. rep: reproduction.csv rows of one metric."""
     d = rep.sort_values("x")
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     ours, seed = d[d["ours"].notna()], d[d["reference"].notna()]
@@ -247,5 +248,7 @@ def reference_overlay(rep, metric: str, x_axis: str, title: str) -> str:
     positive = d["x"] > 0
     if positive.all() and d["x"].max() / d["x"].min() >= 8:
         ax.set_xscale("log", base=2 if x_axis in ("batch_size", "accum_steps") else 10)
-    _finish(ax, x_axis, metric.replace("_", " "), title, log2_x=False, log_y=False)
+    values = np.concatenate([ours["ours"].astype(float).to_numpy(), seed["reference"].astype(float).to_numpy()])
+    log_y = not metric.endswith("accuracy") and len(values) and (values > 0).all() and values.max() / values.min() > 20
+    _finish(ax, x_axis, metric.replace("_", " "), title, log2_x=False, log_y=bool(log_y))
     return to_svg(fig)
