@@ -9,12 +9,18 @@ printed nan). sweepbench.rules.reproduction_verdict decides one verdict per stud
 from __future__ import annotations
 
 import math
+import os
 
 from sweepbench import rules
 
 COLUMNS = ["study", "metric", "source", "point", "x_axis", "x", "reference", "ours", "diff", "band", "state", "n_seeds",
            "verdict", "n_rows", "n_within_band", "n_divergence_mismatches", "n_ordered_pairs", "n_reversed_pairs",
            "kendall_tau", "kendall_p", "abs_tol", "rel_tol"]
+
+
+# Reference metrics read from each run's metrics.csv rather than runs.csv: the last epoch's
+# mean mini-batch loss is what Keras prints as `loss` (a running mean over the epoch).
+EPOCH_METRICS = {"final_epoch_loss": "epoch_loss"}
 
 
 def reference_value(value) -> float:
@@ -51,14 +57,33 @@ def _ours(study_runs, axes: dict, metric: str) -> tuple[float | None, bool, int]
             return None, False, 0
         mask &= study_runs[col].map(lambda v, w=want: _same(v, w))
     g = study_runs[mask]
-    if g.empty:
-        return None, False, 0
+    if g.empty or metric not in g:
+        return None, False, len(g)
     diverged = g["diverged"].astype(bool)
     values = pd.to_numeric(g.loc[~diverged, metric], errors="coerce").dropna()
     return (float(values.mean()) if len(values) else math.nan), bool(diverged.mean() > 0.5), len(g)
 
 
-def reproduction_table(the_plan: dict, runs):
+def with_epoch_metrics(runs, runs_dir: str, metrics):
+    """runs plus a final_epoch_loss column (the last metrics.csv row's epoch_loss of each run)
+    when a reference asks for it; empty where a run's metrics.csv cannot be read."""
+    runs = runs.copy()
+    for metric in sorted(set(metrics) & set(EPOCH_METRICS)):
+        runs[metric] = [_last_value(runs_dir, r, EPOCH_METRICS[metric]) for r in runs["run"]] if not runs.empty else []
+    return runs
+
+
+def _last_value(runs_dir: str, run_id: str, column: str) -> float:
+    import pandas as pd
+
+    try:
+        values = pd.read_csv(os.path.join(runs_dir, run_id, "metrics.csv"), usecols=[column])[column].dropna()
+    except (OSError, ValueError, KeyError):
+        return math.nan
+    return float(values.iloc[-1]) if len(values) else math.nan
+
+
+def reproduction_table(the_plan: dict, runs, runs_dir: str | None = None):
     """Seed vs sweepbench: each reference row of a study beside our cell at the same point of
     the sweep (mean over its seeds that did not diverge), the difference and the band, and one
     verdict per study and metric (Reproduction verdict). Points the seed printed but this
@@ -71,13 +96,18 @@ def reproduction_table(the_plan: dict, runs):
     the same distributions, and PyTorch's default initialisation would differ again; (2) Keras's printed `loss`/`accuracy` is the running mean over the last
     epoch's mini-batches (in training mode: BatchNorm uses batch statistics, the weights keep
     moving), sweepbench's final_train_* is a full training-set evaluation after the epoch in
-    evaluation mode; (3) a seed that printed one run per point is one draw, so differences
+    evaluation mode (so seed 002's printed `loss` is compared with final_epoch_loss, the same
+    running mean over the last epoch, while its `accuracy` can only be compared with the
+    full-set evaluation); (3) a seed that printed one run per point is one draw, so differences
     within a few points of accuracy are noise; (4) wall times come from other hardware and
     software, so only their ordering is compared; (5) a study run on a subset (mnist5k:
     4,000 training images) against a seed trained on the full set compares levels that
     cannot be equal."""
     import pandas as pd
 
+    wanted = {m for s in the_plan["studies"].values() for m in ((s.get("reference") or {}).get("metrics") or {})}
+    if runs_dir and wanted & set(EPOCH_METRICS):
+        runs = with_epoch_metrics(runs, runs_dir, wanted)
     rows = []
     for name, study in the_plan["studies"].items():
         ref = study.get("reference") or {}

@@ -91,7 +91,8 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
     Rows are the sweep's points present on both sides. A reference value that is NaN (the
     seed printed nan: it diverged) agrees only with a cell of ours that diverged, and a
     diverged cell of ours agrees only with a NaN reference (a cell counts as diverged when
-    more than half of its seeds diverged). Level: a finite row is within the band when
+    more than half of its seeds diverged); a point with no value of ours that did not diverge
+    (a metric the run did not record) is listed as 'no value here' and not judged. Level: a finite row is within the band when
     |ours - reference| <= max(abs_tol, rel_tol x |reference|). Shape: every pair of finite rows
     whose reference values differ by more than the larger of their two bands (for seconds:
     by anything) must be ordered the same way by our values; one pair ordered the other
@@ -104,7 +105,10 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
     """
     rows = []
     for ref, val, div in zip(reference, ours, ours_diverged):
-        ref_nan, val_div = ref is None or not math.isfinite(ref), bool(div) or val is None or not math.isfinite(val)
+        if not div and (val is None or not math.isfinite(val)):   # missing here, not diverged: not compared
+            rows.append({"reference": ref, "ours": val, "diff": math.nan, "band": math.nan, "state": "no value here"})
+            continue
+        ref_nan, val_div = ref is None or not math.isfinite(ref), bool(div)
         band = math.inf if not compare_level else max(abs_tol, rel_tol * abs(ref)) if not ref_nan else math.nan
         if ref_nan or val_div:
             state = "both diverged" if ref_nan and val_div else "seed diverged, ours did not" if ref_nan \
@@ -122,18 +126,19 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
             if abs(d_ref) > max(order_tol[i], order_tol[j]):
                 pairs += 1
                 reversed_pairs += (finite[i]["ours"] - finite[j]["ours"]) * d_ref < 0
-    mismatches = sum(r["state"] in ("seed diverged, ours did not", "ours diverged, seed did not") for r in rows)
-    in_band = sum(r["state"] in ("within band", "both diverged") for r in rows)
+    judged = [r for r in rows if r["state"] != "no value here"]
+    mismatches = sum(r["state"] in ("seed diverged, ours did not", "ours diverged, seed did not") for r in judged)
+    in_band = sum(r["state"] in ("within band", "both diverged") for r in judged)
     tau, p = _kendall([r["reference"] for r in finite], [r["ours"] for r in finite])
-    if len(rows) < 2:
+    if len(judged) < 2:
         verdict = "not compared"
     elif mismatches or reversed_pairs:
         verdict = "not reproduced"
-    elif not compare_level or in_band == len(rows):
+    elif not compare_level or in_band == len(judged):
         verdict = "reproduced"
     else:
         verdict = "ordering reproduced, levels differ"
-    return {"verdict": verdict, "n_rows": len(rows), "n_within_band": in_band if compare_level else None,
+    return {"verdict": verdict, "n_rows": len(judged), "n_within_band": in_band if compare_level else None,
             "n_divergence_mismatches": mismatches, "n_ordered_pairs": pairs, "n_reversed_pairs": reversed_pairs,
             "kendall_tau": tau, "kendall_p": p, "rows": rows}
 

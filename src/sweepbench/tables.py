@@ -345,7 +345,7 @@ def build_tables(the_plan: dict, runs_dir: str, warn=print, bmin_threshold_pct: 
               "bmin_bmax": bmin_bmax_table(cells, bmin_threshold_pct), "optimizers": optimizers_table(cells)}
     from sweepbench.reproduction import reproduction_table
 
-    tables["reproduction"] = reproduction_table(the_plan, runs)
+    tables["reproduction"] = reproduction_table(the_plan, runs, runs_dir)
     return tables, skipped
 
 

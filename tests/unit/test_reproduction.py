@@ -50,3 +50,15 @@ def test_list_valued_axes_and_nan_spellings():
     assert list(t["ours"]) == [0.9, 0.8] and t["x"].isna().all()          # no numeric axis: no overlay x
     assert math.isnan(reference_value("nan")) and math.isnan(reference_value(None)) and reference_value(2) == 2.0
     assert reproduction_table({"studies": {"c": {}}}, runs).empty
+
+
+def test_final_epoch_loss_is_read_from_each_runs_metrics_csv(tmp_path):
+    runs = _runs().assign(run=lambda d: [f"{c}/seed~{s}" for c, s in zip(d["cell"], d["seed"])])
+    for run, loss in zip(runs["run"], [2.3, 0.30, 0.26, 0.5, float("nan"), float("nan")]):
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "metrics.csv").write_text(f"step,epoch_loss\n0,\n10,3.0\n20,{loss}\n")
+    ref = {"source": "s", "metrics": {"final_epoch_loss": {}},
+           "rows": [{"lr": 10.0, "final_epoch_loss": 2.306}, {"lr": 0.1, "final_epoch_loss": 0.263}]}
+    t = reproduction_table({"studies": {"s": {"reference": ref}}}, runs, str(tmp_path))
+    assert list(t["ours"]) == [2.3, 0.28] and set(t["verdict"]) == {"reproduced"}
+    assert reproduction_table({"studies": {"s": {"reference": ref}}}, runs)["ours"].isna().all()   # no runs_dir

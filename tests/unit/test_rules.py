@@ -78,3 +78,10 @@ def test_reproduction_verdict_for_seconds_compares_ordering_only():
     assert v["kendall_tau"] == pytest.approx(1.0)
     v = reproduction_verdict(ref, [900.0, 80.0, 8.0, 9.0], [False] * 4, 0.0, 0.0, compare_level=False)
     assert v["verdict"] == "not reproduced" and v["n_reversed_pairs"] == 1
+
+
+def test_reproduction_verdict_a_missing_value_is_not_divergence():
+    nan = float("nan")
+    v = _verdict([0.9, 0.5, 0.2], [nan, 0.5, 0.2], [False, False, False])
+    assert v["rows"][0]["state"] == "no value here" and v["n_rows"] == 2 and v["verdict"] == "reproduced"
+    assert _verdict([0.9, 0.5], [None, 0.5])["verdict"] == "not compared"
