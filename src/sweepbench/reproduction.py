@@ -87,7 +87,9 @@ def reproduction_table(the_plan: dict, runs, runs_dir: str | None = None):
     """Seed vs sweepbench: each reference row of a study beside our cell at the same point of
     the sweep (mean over its seeds that did not diverge), the difference and the band, and one
     verdict per study and metric (Reproduction verdict). Points the seed printed but this
-    study did not run are listed as 'not run here' and left out of the verdict.
+    study does not plan are listed as 'not run here' and left out of the verdict; points it
+    plans whose records are missing are 'no record yet', and the verdict then starts with
+    'incomplete'.
 
     Known, legitimate differences, so a 'levels differ' verdict is expected and not a bug:
     (1) initialisation and randomness: the Keras-born models here use Keras's scheme
@@ -114,12 +116,18 @@ def reproduction_table(the_plan: dict, runs, runs_dir: str | None = None):
         if not ref.get("rows"):
             continue
         study_runs = runs[runs["study"] == name] if not runs.empty else runs
+        planned = [the_plan["cells"][c]["axes"] for c in study.get("cells", []) if c in the_plan.get("cells", {})]
         for metric, meta in (ref.get("metrics") or {}).items():
-            rows += _metric_rows(name, ref, metric, meta or {}, study_runs)
+            rows += _metric_rows(name, ref, metric, meta or {}, study_runs, planned)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _metric_rows(name: str, ref: dict, metric: str, meta: dict, study_runs) -> list[dict]:
+def _planned(axes: dict, planned: list[dict]) -> bool:
+    """Whether the plan has a cell at this point (then a missing record is 'no record yet')."""
+    return any(all(_same(cell[k], v) for k, v in axes.items() if k in cell) for cell in planned)
+
+
+def _metric_rows(name: str, ref: dict, metric: str, meta: dict, study_runs, planned: list[dict]) -> list[dict]:
     abs_tol, rel_tol, level = rules.REFERENCE_TOLERANCES[rules.reference_kind(metric)]
     abs_tol, rel_tol = float(meta.get("abs_tol", abs_tol)), float(meta.get("rel_tol", rel_tol))
     metric_keys = set(ref["metrics"])
@@ -129,11 +137,14 @@ def _metric_rows(name: str, ref: dict, metric: str, meta: dict, study_runs) -> l
             continue
         axes = {k: v for k, v in row.items() if k not in metric_keys}
         value, diverged, n = _ours(study_runs, axes, metric) if not study_runs.empty else (None, False, 0)
-        entry = {"point": _point(axes), **_x(axes, ref["rows"], metric_keys),
+        entry = {"point": _point(axes), "point_axes": axes, **_x(axes, ref["rows"], metric_keys),
                  "reference": reference_value(row[metric]), "n_seeds": n}
         (compared if n else skipped).append((entry, value, diverged))
     verdict = rules.reproduction_verdict([e["reference"] for e, _, _ in compared], [v for _, v, _ in compared],
                                          [d for _, _, d in compared], abs_tol, rel_tol, level)
+    waiting = sum(_planned(e["point_axes"], planned) for e, _, _ in skipped)
+    if waiting:   # never a verdict on an unfinished study without saying so
+        verdict["verdict"] = f"incomplete ({waiting} planned points have no record yet); so far: {verdict['verdict']}"
     common = {"study": name, "metric": metric, "source": f"{ref.get('source', '')} {meta.get('cell', '')}".strip(),
               "abs_tol": abs_tol, "rel_tol": rel_tol,
               **{k: verdict[k] for k in ("verdict", "n_rows", "n_within_band", "n_divergence_mismatches",
@@ -141,7 +152,10 @@ def _metric_rows(name: str, ref: dict, metric: str, meta: dict, study_runs) -> l
     for (entry, _, _), judged in zip(compared, verdict["rows"]):
         points.append({**common, **entry, **{k: judged[k] for k in ("ours", "diff", "band", "state")}})
     for entry, _, _ in skipped:
-        points.append({**common, **entry, "ours": None, "diff": math.nan, "band": math.nan, "state": "not run here"})
+        state = "no record yet" if _planned(entry["point_axes"], planned) else "not run here"
+        points.append({**common, **entry, "ours": None, "diff": math.nan, "band": math.nan, "state": state})
+    for point in points:
+        del point["point_axes"]
     return points
 
 
@@ -157,7 +171,7 @@ def _x(axes: dict, all_rows: list, metric_keys: set) -> dict:
 def verdict_line(group) -> str:
     """One sentence per study and metric for the report, with how sure it is."""
     first = group.iloc[0]
-    parts = [f"{first['metric']}: {first['verdict']} ({int(first['n_rows'])} points compared"]
+    parts = [f"{first['metric']}: {first['verdict']} ({int(first['n_rows'])} of {len(group)} printed points compared"]
     if first["n_within_band"] == first["n_within_band"] and first["n_within_band"] is not None:
         band = f"±max({first['abs_tol']:g}, {first['rel_tol']:g} × seed)" if first["rel_tol"] else f"±{first['abs_tol']:g}"
         parts.append(f"{int(first['n_within_band'])} within the band {band}")

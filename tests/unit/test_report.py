@@ -123,7 +123,7 @@ def test_seed_vs_sweepbench_section_table_plot_verdict_and_methods(results, tmp_
                         str(tmp_path / "report"), pdf=False)
     page = open(out["html"]).read()
     section = page[page.index('id="study-gd_vs_sgd"'):page.index('id="study-grid"')]
-    assert "Seed vs sweepbench, final_train_loss: reproduced (2 points compared; 2 within the band" in section
+    assert "Seed vs sweepbench, final_train_loss: reproduced (2 of 3 printed points compared; 2 within the band" in section
     assert "Source: seed 001, Out[9]; Out[9]." in section and "not run here" in section   # B=64 was not run
     assert section.count("<img") >= 1 + section.count("Seed vs sweepbench: final_train_loss")  # the overlay plot
     assert "Reproduction verdict (seed vs sweepbench)" in page and "running mean over the last" in page

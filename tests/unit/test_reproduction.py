@@ -29,7 +29,7 @@ def test_rows_match_by_axis_value_average_seeds_and_list_points_not_run():
     assert set(t["verdict"]) == {"reproduced"} and t["n_rows"].iloc[0] == 3
     assert t["source"].iloc[0] == "seed 002, In [55]; Out[58]" and t["x_axis"].iloc[0] == "lr"
     line = verdict_line(t)
-    assert line.startswith("final_train_accuracy: reproduced (3 points compared; 3 within the band ±0.05")
+    assert line.startswith("final_train_accuracy: reproduced (3 of 4 printed points compared; 3 within the band ±0.05")
     assert "Source: seed 002, In [55]; Out[58]." in line
 
 
@@ -62,3 +62,15 @@ def test_final_epoch_loss_is_read_from_each_runs_metrics_csv(tmp_path):
     t = reproduction_table({"studies": {"s": {"reference": ref}}}, runs, str(tmp_path))
     assert list(t["ours"]) == [2.3, 0.28] and set(t["verdict"]) == {"reproduced"}
     assert reproduction_table({"studies": {"s": {"reference": ref}}}, runs)["ours"].isna().all()   # no runs_dir
+
+
+def test_planned_points_without_a_record_make_the_verdict_incomplete():
+    planned = {"s/lr~10.0": {"lr": 10.0}, "s/lr~0.1": {"lr": 0.1}, "s/lr~0.0001": {"lr": 1e-4}, "s/lr~1.0": {"lr": 1.0}}
+    ref = {**REFERENCE, "rows": REFERENCE["rows"] + [{"lr": 1.0, "final_train_accuracy": 0.098}]}
+    the_plan = {"studies": {"s": {"reference": ref, "cells": list(planned)}},
+                "cells": {c: {"axes": a} for c, a in planned.items()}}
+    t = reproduction_table(the_plan, _runs()).set_index("point")
+    assert t.loc["lr=1.0", "state"] == "no record yet" and t.loc["lr=1e-09", "state"] == "not run here"
+    assert t["verdict"].iloc[0] == "incomplete (1 planned points have no record yet); so far: reproduced"
+    assert verdict_line(t.reset_index()).startswith("final_train_accuracy: incomplete (1 planned points have no "
+                                                    "record yet); so far: reproduced (3 of 5 printed points compared")
