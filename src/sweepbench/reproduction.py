@@ -116,7 +116,8 @@ def reproduction_table(the_plan: dict, runs, runs_dir: str | None = None):
         if not ref.get("rows"):
             continue
         study_runs = runs[runs["study"] == name] if not runs.empty else runs
-        planned = [the_plan["cells"][c]["axes"] for c in study.get("cells", []) if c in the_plan.get("cells", {})]
+        cells = [the_plan["cells"][c] for c in study.get("cells", []) if c in the_plan.get("cells", {})]
+        planned = [{**c["axes"], **(c["runs"][0]["spec"] if c.get("runs") else {})} for c in cells]
         for metric, meta in (ref.get("metrics") or {}).items():
             rows += _metric_rows(name, ref, metric, meta or {}, study_runs, planned)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -124,7 +125,7 @@ def reproduction_table(the_plan: dict, runs, runs_dir: str | None = None):
 
 def _planned(axes: dict, planned: list[dict]) -> bool:
     """Whether the plan has a cell at this point (then a missing record is 'no record yet')."""
-    return any(all(_same(cell[k], v) for k, v in axes.items() if k in cell) for cell in planned)
+    return any(all(k in cell and _same(cell[k], v) for k, v in axes.items()) for cell in planned)
 
 
 def _metric_rows(name: str, ref: dict, metric: str, meta: dict, study_runs, planned: list[dict]) -> list[dict]:
