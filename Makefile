@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup test report check baseline bench clean
+.PHONY: setup test report check baseline bench clean reproduce
 
 setup: $(STAMP)
 
@@ -29,6 +29,15 @@ check: $(STAMP)
 baseline: $(STAMP)
 	$(VENV)/bin/snakemake
 	$(VENV)/bin/sweepbench baseline save default
+
+# Seed 002's core on real Fashion-MNIST: the LR sweep over decades and the batch sweep B = 16 ... 8192,
+# one seed, with the seed-vs-sweepbench tables and verdicts in report/reproduce/. Needs the data offline
+# (`apt-get install dataset-fashion-mnist`, or the four .gz files in data/FashionMNIST/raw/).
+REPRODUCE_STUDIES ?= [lenet_lr_sweep,lenet_batch_sweep]
+reproduce: $(STAMP)
+	$(VENV)/bin/snakemake --configfile config/studies/seed002_lenet5_fmnist.yaml \
+	  --config 'run=$(REPRODUCE_STUDIES)' results_dir=results/reproduce report_dir=report/reproduce
+	@echo "report: $(abspath report/reproduce/index.html) (section 'Seed vs sweepbench' in each study)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -6,18 +6,19 @@ import sys
 import pytest
 
 
-def make_tiny_mnist(raw_dir, folder="MNIST", n_train=64, n_test=32, seed=0) -> str:
+def make_tiny_mnist(raw_dir, name="mnist", n_train=64, n_test=32, seed=0, gz=False) -> str:
     from sweepbench.tinydata import write_tiny_dataset
 
-    return write_tiny_dataset(str(raw_dir), folder, n_train, n_test, seed)
+    return write_tiny_dataset(str(raw_dir), name, n_train, n_test, seed, gz=gz)
 
 
 @pytest.fixture
 def tiny_image_data(tmp_path):
-    """raw_dir and data_dir with tiny MNIST and Fashion-MNIST in torchvision's layout."""
+    """raw_dir and data_dir with tiny MNIST, Fashion-MNIST (IDX) and mnist5k (CSV) in their real layouts."""
     raw_dir = tmp_path / "data"
-    make_tiny_mnist(raw_dir, "MNIST", seed=0)
-    make_tiny_mnist(raw_dir, "FashionMNIST", seed=1)
+    make_tiny_mnist(raw_dir, "mnist", seed=0)
+    make_tiny_mnist(raw_dir, "fmnist", seed=1)
+    make_tiny_mnist(raw_dir, "mnist5k", seed=2)
     return {"raw_dir": str(raw_dir), "data_dir": str(tmp_path / "resources")}
 
 
@@ -36,7 +37,7 @@ def minimal_record(**sections) -> dict:
     rec = {"schema_version": record.SCHEMA_VERSION, "status": "completed", "stop_reason": "budget exhausted",
            "spec": {"workload": "linreg", "optimizer": "sgd", "lr": 0.1, "batch_size": 32, "accum_steps": 1,
                     "seed": 0, "synthetic": False},
-           "workload": {"name": "linreg", "n_train": 100}, "final": {"step": 10, **metrics}, "best": dict(metrics),
+           "workload": {"name": "linreg", "n_train": 100}, "final": {"step": 10, "epoch_loss": 0.5, **metrics}, "best": dict(metrics),
            "to_target": {"metric": None, "target": None, "reached": False, "step": None, "epoch": None,
                          "samples": None, "wall_s": None},
            "convergence": {"epoch": None}, "divergence": {"diverged": False},

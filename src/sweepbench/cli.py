@@ -78,7 +78,7 @@ def cmd_prepare(args) -> int:
 
     out = args.out or tensor_file(args.dataset, args.data_dir)
     prepare(args.dataset, args.raw_dir, out, download=args.download, tiny=args.tiny)
-    print(f"prepared {args.dataset} -> {out}")
+    print(f"prepared {args.dataset} -> {out} (sources and sha256 in {out}.sources.json)")
     return 0
 
 
@@ -120,7 +120,16 @@ def cmd_train_pack(args) -> int:
 
     opts = PackOptions(out=args.out, threads=args.threads, gpu_slots=args.gpu_slots, exclusive=args.exclusive,
                        batch_seeds=args.batch_seeds, quiet=args.quiet)
-    train_pack(read_runs(args.runs_file), opts, manifest=args.manifest)
+    runs = read_runs(args.runs_file)
+    if args.cycle_from_plan:  # batch_cycle_from: the cycle comes from another study's records
+        import os
+
+        from sweepbench import batch_range
+        from sweepbench.tables import read_plan
+
+        runs_root = os.path.join(os.path.dirname(args.cycle_from_plan), "runs")
+        runs = batch_range.apply(read_plan(args.cycle_from_plan), args.job, runs_root)
+    train_pack(runs, opts, manifest=args.manifest)
     return 0
 
 
@@ -177,9 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
-    p = sub.add_parser("prepare", help="turn torchvision's MNIST/Fashion-MNIST files into a tensor file")
-    p.add_argument("--dataset", required=True, choices=["mnist", "fmnist"])
-    p.add_argument("--raw-dir", default=OPTIONS["raw_dir"].default, help="torchvision root folder (default data)")
+    from sweepbench.dataset_registry import PREPARED
+
+    p = sub.add_parser("prepare", help="turn a dataset's raw files (found offline, see README) into a tensor file")
+    p.add_argument("--dataset", required=True, choices=PREPARED)
+    p.add_argument("--raw-dir", default=OPTIONS["raw_dir"].default,
+                   help="searched first: <raw-dir>/<folder>/raw/ (default data), then system folders")
     p.add_argument("--data-dir", default=OPTIONS["data_dir"].default, help="where <dataset>.pt goes (default resources)")
     p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
     p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")
@@ -223,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the workflow's results/specs/<job>.json)")
     p.add_argument("--out", required=True, help="job folder; each run goes to <out>/<dir>")
     p.add_argument("--manifest", help="file written (atomically) once every run of the job has a complete record")
+    p.add_argument("--cycle-from-plan", metavar="PLAN",
+                   help="batch_cycle_from: derive the runs' batch cycle from the records of the study the plan names")
+    p.add_argument("--job", help="the job's id in the plan (with --cycle-from-plan)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--gpu-slots", type=int, default=None, help="GPU slots the job holds (recorded in run.json)")
     p.add_argument("--batch-seeds", action="store_true",

@@ -1,24 +1,24 @@
 """Datasets as in-memory tensors: train/val/test splits, never a DataLoader.
 
-Generated problems (linreg, logreg2d) and scikit-learn's bundled digits need no files.
-MNIST and Fashion-MNIST are read from a compact tensor file `<data_dir>/<name>.pt` that
-`sweepbench prepare` (sweepbench.prepare, the only module that imports torchvision) writes.
+Which datasets exist, their sizes and shapes are declared once in sweepbench.dataset_registry;
+each entry names its loader here. Generated problems (linreg, logreg2d) and scikit-learn's
+bundled digits need no files. MNIST, the mnist5k subset and Fashion-MNIST are read from a
+compact tensor file `<data_dir>/<name>.pt` that `sweepbench prepare` (sweepbench.prepare) writes.
 Images stay uint8 on the device and become float in `Splits.inputs` batch by batch, unless
 the float copy is small (`as_float`), which saves a few tensor ops per step.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError
-
-IMAGE_DATASETS = {"mnist": "MNIST", "fmnist": "FashionMNIST"}
-IMAGE_COUNTS = {"mnist": (60000, 10000), "fmnist": (60000, 10000)}
+from sweepbench import SweepbenchError, dataset_registry
 
 
 FLOAT_COPY_LIMIT = 1 << 30  # bytes: images up to 1 GiB as float32 (MNIST's 70k: 220 MB) are converted once
@@ -78,19 +78,12 @@ class Splits:
 
 def load(name: str, spec: dict) -> Splits:
     """Load dataset `name` for a resolved run spec (CPU tensors)."""
+    entry = dataset_registry.get(name)
     rng = np.random.RandomState(spec["data_seed"])
     if spec["synthetic"]:
         splits = _synthetic(name, spec, rng)
-    elif name == "linreg":
-        splits = _linreg(rng, spec)
-    elif name == "logreg2d":
-        splits = _logreg2d(rng, spec)
-    elif name == "digits":
-        splits = _digits(rng, spec)
-    elif name in IMAGE_DATASETS:
-        splits = _images(name, spec)
     else:
-        raise SweepbenchError(f"unknown dataset {name!r}; allowed: linreg, logreg2d, digits, mnist, fmnist")
+        splits = globals()[entry.loader](rng, dict(spec, dataset=name))
     return _subset_train(splits, spec["train_size"])
 
 
@@ -137,12 +130,10 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     straight from the file scikit-learn ships: importing scikit-learn costs about a second
     per process, and a sweep has hundreds of processes."""
     import gzip
-    import importlib.util
 
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
+    path = dataset_registry.package_path(dataset_registry.get("digits"))
+    if path is None:
         raise SweepbenchError("the digits workloads need scikit-learn's bundled data; allowed: pip install scikit-learn")
-    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",")
     return table[:, :-1], table[:, -1].astype(np.int64)
@@ -166,10 +157,12 @@ def tensor_file(name: str, data_dir: str) -> str:
     return os.path.join(data_dir, f"{name}.pt")
 
 
-def _images(name: str, spec: dict) -> Splits:
+def _images(rng, spec: dict) -> Splits:
+    """A prepared dataset's tensor file (written by sweepbench.prepare when missing)."""
+    name = spec["dataset"]
     path = tensor_file(name, spec["data_dir"])
     if not os.path.exists(path):
-        from sweepbench.prepare import prepare  # imports torchvision: only when the file is missing
+        from sweepbench.prepare import prepare
 
         prepare(name, spec["raw_dir"], path, download=spec["download"])
     data = torch.load(path, map_location="cpu", weights_only=True)
@@ -191,14 +184,15 @@ def _split_val(x_train, y_train, x_test, y_test, n_val: int, scale: float) -> Sp
 def _synthetic(name: str, spec: dict, rng) -> Splits:
     """Random tensors with the real dataset's shapes, dtypes and counts (speed and smoke runs)."""
     g = torch.Generator().manual_seed(int(spec["data_seed"]))
-    if name in IMAGE_DATASETS:
-        n_train, n_test = IMAGE_COUNTS[name]
-        x_tr = torch.randint(0, 256, (n_train, 1, 28, 28), dtype=torch.uint8, generator=g)
-        x_te = torch.randint(0, 256, (n_test, 1, 28, 28), dtype=torch.uint8, generator=g)
+    entry = dataset_registry.get(name)
+    if entry.prepared:
+        n_train, n_test = entry.n_train, entry.n_test
+        x_tr = torch.randint(0, 256, (n_train, *entry.shape), dtype=torch.uint8, generator=g)
+        x_te = torch.randint(0, 256, (n_test, *entry.shape), dtype=torch.uint8, generator=g)
         y_tr = torch.randint(0, 10, (n_train,), generator=g)
         y_te = torch.randint(0, 10, (n_test,), generator=g)
         return _split_val(x_tr, y_tr, x_te, y_te, spec["val_size"] or 0, scale=1 / 255)
-    real = {"linreg": _linreg, "logreg2d": _logreg2d, "digits": _digits}[name](rng, spec)
+    real = globals()[entry.loader](rng, spec)
 
     def fake(x, y):
         x2 = torch.rand(x.shape, generator=g) * (x.max() - x.min()) + x.min()
@@ -221,3 +215,46 @@ def featurewise_normalise(splits: Splits) -> Splits:
     x = splits.inputs(splits.x_train)
     splits.mean, splits.std = float(x.mean()), float(x.std())
     return splits
+
+
+def data_source(name: str, spec: dict) -> dict:
+    """Where a run's data came from (run.json provenance `data_source`): for a prepared dataset
+    the tensor file with its sha256 and the raw files it was made from (path and sha256, from
+    the sidecar sweepbench.prepare wrote); for bundled data the package file and its sha256;
+    for generated and synthetic data the generator and data_seed. A sidecar that does not
+    describe this tensor file (its recorded sha256 differs) is reported as unknown sources."""
+    entry = dataset_registry.get(name)
+    out = {"dataset": name, "data_seed": spec["data_seed"]}
+    if spec["synthetic"]:
+        return {**out, "kind": "synthetic", "generator": "sweepbench.datasets._synthetic"}
+    if not entry.prepared:
+        path = dataset_registry.package_path(entry)
+        if path is None:
+            return {**out, "kind": "generated", "generator": f"sweepbench.datasets.{entry.loader}"}
+        return {**out, "kind": "bundled", "files": [{"path": path, "sha256": _sha256(path)}]}
+    path = os.path.abspath(tensor_file(name, spec["data_dir"]))
+    if not os.path.exists(path):
+        return {**out, "kind": "prepared", "tensor_file": path, "tensor_sha256": None, "sources": None}
+    digest = _sha256(path)
+    from sweepbench.prepare import sources_path
+
+    try:
+        with open(sources_path(path)) as f:
+            sidecar = json.load(f)
+    except (OSError, ValueError):
+        sidecar = {}
+    sources = sidecar.get("files") if sidecar.get("tensor_sha256") == digest else None
+    return {**out, "kind": "prepared", "tensor_file": path, "tensor_sha256": digest, "sources": sources,
+            "reader": sidecar.get("reader") if sources else None}
+
+
+def _sha256(path: str) -> str:
+    stat = os.stat(path)
+    return _sha256_cached(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    from sweepbench.prepare import sha256_file
+
+    return sha256_file(path)

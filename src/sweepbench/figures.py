@@ -224,3 +224,31 @@ def lr_schedule(steps, title: str) -> str:
 
 def finite(values) -> bool:
     return any(v is not None and not (isinstance(v, float) and math.isnan(v)) for v in values)
+
+
+def reference_overlay(rep, metric: str, x_axis: str, title: str) -> str:
+    """Seed vs sweepbench: our value at each point of the sweep (line) with the seed's printed
+    value over it (hollow markers); an x marks a diverged point (the seed printed nan, or our
+    cell diverged), drawn at the top of the plot; losses and seconds spanning more than 20x on
+    a log scale. rep: reproduction.csv rows of one metric."""
+    d = rep.sort_values("x")
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    ours, seed = d[d["ours"].notna()], d[d["reference"].notna()]
+    ax.plot(ours["x"], ours["ours"], marker="o", color="C0", label="sweepbench")
+    ax.plot(seed["x"], seed["reference"], linestyle="none", marker="s", markerfacecolor="none", markersize=8,
+            color="C3", label="seed (printed)")
+    top = np.nanmax(np.concatenate([d["ours"].astype(float).to_numpy(), d["reference"].astype(float).to_numpy(),
+                                    [0.0]]))
+    for kind, rows, color in (("seed diverged", d[d["reference"].isna()], "C3"),
+                              ("ours diverged", d[d["state"].isin(["ours diverged, seed did not", "both diverged"])],
+                               "C0")):
+        if len(rows):
+            ax.plot(rows["x"], [top * 1.05 if top > 0 else 1.0] * len(rows), linestyle="none", marker="x",
+                    markersize=9, color=color, label=kind)
+    positive = d["x"] > 0
+    if positive.all() and d["x"].max() / d["x"].min() >= 8:
+        ax.set_xscale("log", base=2 if x_axis in ("batch_size", "accum_steps") else 10)
+    values = np.concatenate([ours["ours"].astype(float).to_numpy(), seed["reference"].astype(float).to_numpy()])
+    log_y = not metric.endswith("accuracy") and len(values) and (values > 0).all() and values.max() / values.min() > 20
+    _finish(ax, x_axis, metric.replace("_", " "), title, log2_x=False, log_y=bool(log_y))
+    return to_svg(fig)

@@ -23,7 +23,7 @@ import itertools
 import json
 import os
 
-from sweepbench import SweepbenchError
+from sweepbench import SweepbenchError, atomic, batch_range
 from sweepbench.spec import OPTIONS, check_stackable, resolve
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
@@ -35,9 +35,6 @@ DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exc
 # (no default: unset means the profile's default-resources, else the cluster's default).
 SLURM_RESOURCES = {"slurm_partition": "slurm_partition", "slurm_account": "slurm_account", "slurm_qos": "qos"}
 SLURM_KEYS = tuple(SLURM_RESOURCES)
-# Training samples of each dataset before val_size / train_size (for the batch-size check).
-TRAIN_SAMPLES = {"linreg": 100, "logreg2d": 500, "digits": 1797 - 1797 // 5, "mnist": 60000, "fmnist": 60000}
-DIGITS_TEST = 1797 // 5  # sweepbench.datasets._digits: test 20%, validation 20% unless val_size says otherwise
 
 
 SMOKE_DATA_DIR = "resources/smoke"
@@ -52,7 +49,7 @@ def is_smoke(config: dict) -> bool:
 
 def apply_smoke(spec: dict) -> dict:
     """`smoke: true` shrinks a run to about a second while keeping its study's grid and ids:
-    image data come from tiny generated IDX files (sweepbench.tinydata) in resources/smoke/,
+    prepared datasets come from tiny generated raw files (sweepbench.tinydata) in resources/smoke/,
     at most 32 training samples (batch sizes are clipped to them), 2 epochs and 2 steps,
     evaluation on 16 samples per split; the planner also keeps only a cell's first 2 seeds."""
     spec = dict(spec, data_dir=SMOKE_DATA_DIR, raw_dir=SMOKE_RAW_DIR, clip_batch_size=True,
@@ -128,18 +125,16 @@ def _check_keys(name: str, where: str, options: dict) -> None:
 
 
 def _train_samples(spec: dict, dataset: str) -> int:
-    """Training samples a run of `spec` will have; a val_size that leaves none is bad input."""
-    n = TRAIN_SAMPLES[dataset]
-    held_out = 0
-    if dataset in ("mnist", "fmnist"):
-        held_out = spec["val_size"] or 0
-    elif dataset == "digits":
-        held_out = DIGITS_TEST if spec["val_size"] is None else spec["val_size"]
-    if held_out >= n:
-        raise SweepbenchError(f"bad val_size {spec['val_size']}; allowed: 0..{n - 1} (the training set of "
-                              f"{dataset} has {n} samples before validation is held out)")
-    n -= held_out
-    return min(n, spec["train_size"]) if spec["train_size"] else n
+    """Training samples a run of `spec` will have (sweepbench.dataset_registry), for the
+    batch-size check; a val_size that leaves none is bad input."""
+    from sweepbench.dataset_registry import get
+
+    entry = get(dataset)
+    held_out = (entry.val_default if spec["val_size"] is None else spec["val_size"]) if entry.val_from_train else 0
+    if held_out >= entry.n_train:
+        raise SweepbenchError(f"bad val_size {spec['val_size']}; allowed: 0..{entry.n_train - 1} (the training set "
+                              f"of {dataset} has {entry.n_train} samples before validation is held out)")
+    return entry.train_samples(spec)
 
 
 def plan(config: dict) -> dict:
@@ -168,6 +163,7 @@ def plan(config: dict) -> dict:
     studies, cells, jobs, seen = {}, {}, {}, {}
     for name in selected:
         study = config["studies"][name]
+        batch_range.check(name, study, selected, config)
         if study["workload"] not in WORKLOADS:
             raise SweepbenchError(f"config error in study {name!r}, key workload: unknown workload "
                                   f"{study['workload']!r}; allowed: {', '.join(WORKLOADS)}")
@@ -192,7 +188,8 @@ def plan(config: dict) -> dict:
         resources = {**DEFAULT_RESOURCES, **(config.get("resources") or {}), **(study.get("resources") or {})}
         workload = WORKLOADS[study["workload"]]
         entry = {"workload": workload.name, "description": study.get("description", workload.description),
-                 "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds}
+                 "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds,
+                 "reference": study.get("reference")}  # the seed's printed numbers (sweepbench.reproduction)
         points = _points(study)
         axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
         pack_by = study.get("pack_by", axes)
@@ -222,7 +219,8 @@ def plan(config: dict) -> dict:
             entry["axes"] = axes
             point = {k: spec[k] for k in axes}
             entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
-            key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(seeds)
+            key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(seeds) \
+                + json.dumps(study.get("batch_cycle_from"))  # a derived cycle is not the configured one
             if key in seen:
                 cell_id = seen[key]
             else:
@@ -246,7 +244,8 @@ def plan(config: dict) -> dict:
                         raise SweepbenchError(f"config error in study {name!r}, key batch_seeds: {err}") from None
                 job = jobs.setdefault(job_id, {"study": name, "dataset": workload.dataset,
                                                "resources": resources, "runs": [],
-                                               "batch_seeds": bool(study.get("batch_seeds"))})
+                                               "batch_seeds": bool(study.get("batch_seeds")),
+                                               "batch_cycle_from": study.get("batch_cycle_from")})
                 job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]}
                                 for r in runs]
             entry["cells"].append(cell_id)
@@ -327,8 +326,10 @@ def check_output_dirs(config: dict) -> None:
 
 def image_datasets(the_plan: dict) -> list[str]:
     """Datasets that need a prepared tensor file (one prepare_data job each)."""
+    from sweepbench.dataset_registry import needs_tensor_file
+
     return sorted({c["dataset"] for c in the_plan["jobs"].values()
-                   if c["dataset"] in ("mnist", "fmnist") and not c["runs"][0]["spec"]["synthetic"]})
+                   if needs_tensor_file(c["dataset"], c["runs"][0]["spec"])})
 
 
 def write_job_specs(the_plan: dict, specs_dir: str) -> int:
@@ -345,10 +346,6 @@ def write_job_specs(the_plan: dict, specs_dir: str) -> int:
                     continue
         except OSError:
             pass
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic.write_file(path, text)
         written += 1
     return written

@@ -18,16 +18,18 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # hash as a param of its rules, so editing the training code re-trains, editing the tables code
 # re-aggregates, and so on; editing only the CLI or the planner re-runs nothing.
 CODE_GROUPS = {
-    "training": ("__init__.py", "acceleration.py", "augment.py", "batched.py", "clock.py", "datasets.py",
-                 "engine.py", "models.py", "noise_scale.py", "objective.py", "optimizers.py", "prepare.py",
-                 "record.py", "rules.py", "run_state.py", "schedules.py", "spec.py", "workloads.py"),
-    "tables": ("analysis.py", "record.py", "rules.py", "tables.py"),
+    "training": ("__init__.py", "acceleration.py", "augment.py", "batched.py", "clock.py", "dataset_registry.py",
+                 "datasets.py", "engine.py", "models.py", "noise_scale.py", "objective.py", "optimizers.py",
+                 "prepare.py", "record.py", "rules.py", "run_state.py", "schedules.py", "spec.py", "workloads.py"),
+    "tables": ("analysis.py", "record.py", "reproduction.py", "rules.py", "tables.py"),
     "check": ("analysis.py", "check.py"),
-    "report": ("figures.py", "report.py", "rules.py", "templates/report.html.j2", "templates/table.html.j2"),
+    "report": ("figures.py", "report.py", "reproduction.py", "rules.py", "templates/report.html.j2",
+               "templates/table.html.j2"),
 }
 TRAINING_MODULES = CODE_GROUPS["training"]
 # modules no step's output depends on (a test checks every module is in a group or here)
-NO_OUTPUT_MODULES = ("atomic.py", "cli.py", "pack.py", "plan.py", "provenance.py", "status.py", "tinydata.py")
+NO_OUTPUT_MODULES = ("atomic.py", "batch_range.py", "cli.py", "pack.py", "plan.py", "provenance.py",
+                     "status.py", "tinydata.py")
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,6 +87,16 @@ def process_age_s() -> float | None:
         return None
 
 
+def data_source(spec: dict) -> dict:
+    """The run's data source (sweepbench.datasets.data_source), or why it is unknown."""
+    from sweepbench import datasets, workloads
+
+    try:
+        return datasets.data_source(workloads.get(spec["workload"]).dataset, spec)
+    except Exception as err:  # provenance must never stop a finished run from being recorded
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
 def collect(device, spec: dict) -> dict:
     import torch
 
@@ -105,6 +117,7 @@ def collect(device, spec: dict) -> dict:
         "platform": platform.platform(),
         "seed": spec["seed"],
         "data_seed": spec["data_seed"],
+        "data_source": data_source(spec),
         "deterministic": spec["deterministic"],
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,

@@ -24,7 +24,8 @@ steps.csv, one row per logged update (every k-th, evenly thinned to about steps_
     and for two-parameter models the parameters after the update (w, b or w1, w2).
 
 run.json top-level keys: schema_version, status (completed | converged | target_reached |
-diverged), stop_reason, spec (resolved), workload, final, best, to_target, convergence,
+diverged), stop_reason, spec (resolved), workload, final (the last metrics.csv row's step, epoch,
+samples, epoch_loss and metrics), best, to_target, convergence,
 divergence, throughput, timing, memory, speed, placement, grad_noise_scale, best_model (with
 save_best=true: the step and validation value of the best evaluation and the scores of those
 weights re-loaded from model.pt, which then sits beside the three files), provenance.
@@ -54,7 +55,7 @@ import numpy as np
 from sweepbench import SweepbenchError, rules
 from sweepbench.atomic import TempFolder, cannot_write
 
-SCHEMA_VERSION = 2  # 2: speed.stack (the stack a run trained in)
+SCHEMA_VERSION = 2  # 2: speed.stack (the stack a run trained in), final.epoch_loss
 SPLITS = ("train", "val", "test")
 METRICS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("loss", "accuracy"))  # the evaluated metrics
 METRIC_COLUMNS = ["step", "epoch", "samples", "wall_s", "eval_s", "lr", "batch_size", "epoch_loss", *METRICS]
@@ -160,7 +161,7 @@ def build_record(state, ctx: RunContext) -> dict:
         "stop_reason": state.stop_reason,
         "spec": spec,
         "workload": ctx.workload,
-        "final": {k: rows[-1].get(k) for k in ["step", "epoch", "samples", *METRICS]},
+        "final": {k: rows[-1].get(k) for k in ["step", "epoch", "samples", "epoch_loss", *METRICS]},
         "best": _best(rows),
         "to_target": _to_target(spec, rows),
         "convergence": {"tol": spec["converge_tol"], "converged": state.convergence_epoch is not None,
@@ -246,7 +247,7 @@ def check_replaceable(out_dir: str) -> None:
 REQUIRED = {  # run.json section -> keys every reader may rely on
     "spec": ("workload", "optimizer", "lr", "batch_size", "accum_steps", "seed", "synthetic"),
     "workload": ("name", "n_train"),
-    "final": ("step", *METRICS),
+    "final": ("step", "epoch_loss", *METRICS),
     "best": METRICS,
     "to_target": ("metric", "target", "reached", "step", "epoch", "samples", "wall_s"),
     "convergence": ("epoch",),

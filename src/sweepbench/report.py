@@ -17,7 +17,7 @@ import os
 import pandas as pd
 import yaml
 
-from sweepbench import SweepbenchError, __version__, analysis, rules
+from sweepbench import SweepbenchError, __version__, analysis, reproduction, rules
 from sweepbench.atomic import write_file
 
 TEMPLATE = "report.html.j2"
@@ -398,6 +398,27 @@ def headlines(the_plan: dict, t: dict) -> list[str]:
     return out
 
 
+def reproduction_part(section: dict, name: str, t: dict) -> None:
+    """Seed vs sweepbench for one study: a verdict line, a table and an overlay plot per metric
+    the study's `reference` block names (reproduction.csv)."""
+    from sweepbench import figures
+
+    rep = t.get("reproduction", pd.DataFrame())
+    rep = rep[rep["study"] == name] if not rep.empty else rep
+    for metric, g in (rep.groupby("metric", sort=False) if not rep.empty else []):
+        line = reproduction.verdict_line(g)
+        section["notes"].append(f"Seed vs sweepbench, {line}")
+        x_axis = g["x_axis"].dropna()
+        if len(x_axis) and g["x"].notna().sum() >= 2:
+            section["figures"].append(figure(
+                figures.reference_overlay(g[g["x"].notna()], metric, x_axis.iloc[0], f"Seed vs sweepbench: {metric}"),
+                f"Seed vs sweepbench: {metric}", "Our value at each point of the sweep (line) and the value the "
+                "seed document printed (squares); x marks divergence. " + line))
+        section["tables"].append(html_table(g, {
+            "point": "point", "reference": "seed", "ours": "sweepbench", "diff": "diff", "band": "band (±)",
+            "state": "row", "n_seeds": "seeds", "verdict": "verdict"}, f"Seed vs sweepbench, {line}"))
+
+
 METHOD_RULES = [
     ("Target crossing", rules.first_crossing),
     ("Convergence", rules.is_converged),
@@ -409,6 +430,8 @@ METHOD_RULES = [
     ("Scaling regimes", analysis.scaling_regime),
     ("bmin / bmax detection", analysis.detect_bmin_bmax),
     ("Learning-rate picks", analysis.lr_range_picks),
+    ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
+    ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),
 ]
 
 
@@ -440,6 +463,8 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
     config = the_plan.get("config", {})
     studies = [study_section(name, {**s, "_cells": [the_plan["cells"][c] for c in s["cells"]]}, t, runs_dir, tables_dir)
                for name, s in the_plan["studies"].items()]
+    for section in studies:
+        reproduction_part(section, section["name"], t)
     provenance = {}
     if not runs.empty:
         for col, label in (("device_name", "device"), ("torch", "torch"), ("git_commit", "git commit")):

@@ -66,3 +66,87 @@ def is_diverged(loss: float, initial_loss: float, factor: float) -> bool:
     if loss is None or not math.isfinite(loss):
         return True
     return math.isfinite(initial_loss) and loss > factor * abs(initial_loss)
+
+
+# Reference tolerance per kind of metric: (abs_tol, rel_tol, compare_level). The band of a row
+# is max(abs_tol, rel_tol x |reference|). Seconds are compared by ordering only: the seed's
+# hardware is not ours.
+REFERENCE_TOLERANCES = {"accuracy": (0.05, 0.0, True), "loss": (0.05, 0.25, True), "seconds": (0.0, 0.0, False)}
+VERDICTS = ("reproduced", "ordering reproduced, levels differ", "not reproduced", "not compared")
+
+
+def reference_kind(metric: str) -> str:
+    """accuracy, loss or seconds, from the name of our metric column (e.g. final_train_accuracy, train_s)."""
+    if metric.endswith("accuracy"):
+        return "accuracy"
+    if "loss" in metric:
+        return "loss"
+    return "seconds"
+
+
+def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol: float,
+                         compare_level: bool = True) -> dict:
+    """Reproduction of a seed's printed numbers (one verdict per study and metric).
+
+    Rows are the sweep's points present on both sides. A reference value that is NaN (the
+    seed printed nan: it diverged) agrees only with a cell of ours that diverged, and a
+    diverged cell of ours agrees only with a NaN reference (a cell counts as diverged when
+    more than half of its seeds diverged); a point with no value of ours that did not diverge
+    (a metric the run did not record) is listed as 'no value here' and not judged. Level: a finite row is within the band when
+    |ours - reference| <= max(abs_tol, rel_tol x |reference|). Shape: every pair of finite rows
+    whose reference values differ by more than the larger of their two bands (for seconds:
+    by anything) must be ordered the same way by our values; one pair ordered the other
+    way is a reversal. Verdict: 'not compared' with fewer than 2 rows; 'not reproduced' on
+    any divergence mismatch or reversal; else 'reproduced' when every finite row is within
+    its band (or levels are not compared, as for seconds measured on other hardware), else
+    'ordering reproduced, levels differ'. Kendall's tau between the two columns (and its
+    two-sided p, scipy) is reported beside it; with one run per row and side the band is a
+    fixed tolerance, not a confidence interval.
+    """
+    rows = []
+    for ref, val, div in zip(reference, ours, ours_diverged):
+        if not div and (val is None or not math.isfinite(val)):   # missing here, not diverged: not compared
+            rows.append({"reference": ref, "ours": val, "diff": math.nan, "band": math.nan, "state": "no value here"})
+            continue
+        ref_nan, val_div = ref is None or not math.isfinite(ref), bool(div)
+        band = math.inf if not compare_level else max(abs_tol, rel_tol * abs(ref)) if not ref_nan else math.nan
+        if ref_nan or val_div:
+            state = "both diverged" if ref_nan and val_div else "seed diverged, ours did not" if ref_nan \
+                else "ours diverged, seed did not"
+        else:
+            state = "within band" if abs(val - ref) <= band else "outside band"
+        rows.append({"reference": ref, "ours": val, "diff": (val - ref) if state in ("within band", "outside band")
+                     else math.nan, "band": band, "state": state})
+    finite = [r for r in rows if r["state"] in ("within band", "outside band")]
+    order_tol = [abs_tol if not compare_level else r["band"] for r in finite]
+    pairs = reversed_pairs = 0
+    for i in range(len(finite)):
+        for j in range(i + 1, len(finite)):
+            d_ref = finite[i]["reference"] - finite[j]["reference"]
+            if abs(d_ref) > max(order_tol[i], order_tol[j]):
+                pairs += 1
+                reversed_pairs += (finite[i]["ours"] - finite[j]["ours"]) * d_ref < 0
+    judged = [r for r in rows if r["state"] != "no value here"]
+    mismatches = sum(r["state"] in ("seed diverged, ours did not", "ours diverged, seed did not") for r in judged)
+    in_band = sum(r["state"] in ("within band", "both diverged") for r in judged)
+    tau, p = _kendall([r["reference"] for r in finite], [r["ours"] for r in finite])
+    if len(judged) < 2:
+        verdict = "not compared"
+    elif mismatches or reversed_pairs:
+        verdict = "not reproduced"
+    elif not compare_level or in_band == len(judged):
+        verdict = "reproduced"
+    else:
+        verdict = "ordering reproduced, levels differ"
+    return {"verdict": verdict, "n_rows": len(judged), "n_within_band": in_band if compare_level else None,
+            "n_divergence_mismatches": mismatches, "n_ordered_pairs": pairs, "n_reversed_pairs": reversed_pairs,
+            "kendall_tau": tau, "kendall_p": p, "rows": rows}
+
+
+def _kendall(x, y) -> tuple[float, float]:
+    if len(x) < 3:
+        return math.nan, math.nan
+    from scipy.stats import kendalltau
+
+    tau, p = kendalltau(x, y)
+    return float(tau), float(p)

@@ -5,7 +5,9 @@ runs.csv, one row per (study, run); a run reused by two studies appears in both:
     study, cell, run (run id), workload, the study's axes (axis_<name>), optimizer, lr,
     batch_size (as configured: a number or 'full'), effective_batch_size (samples per update),
     seed, status, diverged, synthetic, final_<metric> and best_<metric> for train/val/test loss and
-    accuracy, target_metric, target, target_reached, steps_to_target, epochs_to_target,
+    accuracy, final_epoch_loss (mean mini-batch loss of the last evaluation window: a training
+    epoch's running mean, as Keras prints it), target_metric, target, target_reached,
+    steps_to_target, epochs_to_target,
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
     convergence_epoch, steps, epochs, train_s, samples_per_s (of this run; with batched_runs > 1
     the batch's steps trained that many runs at once, so the batch's rate is that many times
@@ -42,6 +44,8 @@ optimizers.csv, per (study, workload, optimizer, lr, effective_batch_size) of st
     optimizer axis: cell means of final/best validation metrics, frac_diverged, and best
     (the best configuration per study: highest best_val_accuracy, or lowest best_val_loss
     for regression).
+reproduction.csv, per (study, metric, reference point) of studies with a `reference` block: the
+    seed's printed value, ours, diff, band, state and the study's verdict (sweepbench.reproduction).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_record
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
                 "seed", "status", "diverged", "synthetic"]
 RECORD_COLUMNS = (
-    [f"final_{m}" for m in METRICS] + [f"best_{m}" for m in METRICS]
+    [f"final_{m}" for m in METRICS] + ["final_epoch_loss"] + [f"best_{m}" for m in METRICS]
     + ["target_metric", "target", "target_reached", "steps_to_target", "epochs_to_target",
        "samples_to_target", "seconds_to_target", "convergence_epoch", "steps", "epochs", "train_s",
        "samples_per_s", "batched_runs", "stack", "step_time_median_s", "step_time_p10_s", "step_time_p90_s",
@@ -74,6 +78,7 @@ def run_row(rec: RunRecord) -> dict:
            "seed": spec["seed"], "status": rec.status, "diverged": rec.status == "diverged",
            "synthetic": bool(spec["synthetic"])}
     row.update({f"final_{m}": rec.final[m] for m in METRICS})
+    row["final_epoch_loss"] = rec.final["epoch_loss"]
     row.update({f"best_{m}": rec.best[m] for m in METRICS})
     best_model = rec.best_model or {}  # present only with save_best
     row.update({"target_metric": tt["metric"], "target": tt["target"], "target_reached": bool(tt["reached"]),
@@ -335,7 +340,8 @@ def optimizers_table(cells):
     return pd.concat(parts)[cols] if parts else pd.DataFrame(columns=cols)
 
 
-TABLE_NAMES = ["runs", "cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers"]
+TABLE_NAMES = ["runs", "cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers",
+               "reproduction"]
 
 
 def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
@@ -349,6 +355,9 @@ def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
     tables = {"runs": runs, "cells": cells, "lr_sensitivity": lr_sensitivity_table(cells), "best_lr": best,
               "scaling": scaling, "throughput": throughput_table(runs, scaling),
               "bmin_bmax": bmin_bmax_table(cells, bmin_threshold_pct), "optimizers": optimizers_table(cells)}
+    from sweepbench.reproduction import reproduction_table
+
+    tables["reproduction"] = reproduction_table(the_plan, runs)
     return tables, missing
 
 

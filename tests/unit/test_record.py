@@ -25,6 +25,9 @@ def test_load_record_gives_a_typed_record(a_record):
     assert rec.status in record.STATUSES and rec.spec["workload"] == "digits_softmax"
     assert rec.final["step"] > 0 and set(record.METRICS) <= set(rec.best)
     assert rec.speed["batched_runs"] == 1 and rec.path == str(a_record)
+    import pandas as pd
+
+    assert rec.final["epoch_loss"] == pd.read_csv(rec.metrics_path())["epoch_loss"].iloc[-1]   # the last epoch's mean
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -142,3 +142,25 @@ def test_table_numbers_keep_one_notation_per_column_and_ids_may_wrap():
     assert report.fmt(0.12345) == "0.1235" and report.fmt(1.5e-5) == "1.5e-05" and report.fmt(181.33) == "181.3"
     assert report.fmt("digits/all/lr~0.1") == "digits/<wbr>all/<wbr>lr~0.1"
     assert report.fmt("<b>") == "&lt;b&gt;"
+
+
+def test_seed_vs_sweepbench_section_table_plot_verdict_and_methods(results, tmp_path):
+    import json
+
+    the_plan = json.loads((results / "plan.json").read_text())
+    runs = tables.runs_table(the_plan, str(results / "runs"))[0]
+    ours = runs[runs["study"] == "gd_vs_sgd"].set_index("batch_size")["final_train_loss"]
+    the_plan["studies"]["gd_vs_sgd"]["reference"] = {
+        "source": "seed 001, Out[9];", "metrics": {"final_train_loss": {"cell": "Out[9]"}},
+        "rows": [{"batch_size": b, "final_train_loss": float(ours[b]) * 1.1} for b in (1, 16)]
+        + [{"batch_size": 64, "final_train_loss": 1.0}]}
+    (tmp_path / "plan.json").write_text(json.dumps(the_plan))
+    tables.aggregate(str(tmp_path / "plan.json"), str(results / "runs"), str(tmp_path / "tables"))
+    out = report.render(str(tmp_path / "plan.json"), str(tmp_path / "tables"), str(results / "runs"),
+                        str(tmp_path / "report"), pdf=False)
+    page = open(out["html"]).read()
+    section = page[page.index('id="study-gd_vs_sgd"'):page.index('id="study-grid"')]
+    assert "Seed vs sweepbench, final_train_loss: reproduced (2 of 3 printed points compared; 2 within the band" in section
+    assert "Source: seed 001, Out[9]; Out[9]." in section and "not run here" in section   # B=64 was not run
+    assert section.count("<img") >= 1 + section.count("Seed vs sweepbench: final_train_loss")  # the overlay plot
+    assert "Reproduction verdict (seed vs sweepbench)" in page and "running mean over the last" in page

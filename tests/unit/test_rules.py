@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from sweepbench import rules
 
 
@@ -30,3 +32,56 @@ def test_divergence_non_finite_or_above_factor_times_initial():
     assert rules.is_diverged(math.inf, 2.3, 10)
     assert rules.is_diverged(23.1, 2.3, 10)
     assert not rules.is_diverged(22.9, 2.3, 10)
+
+
+def _verdict(ref, ours, div=None, **kw):
+    from sweepbench.rules import reproduction_verdict
+
+    tol = {"abs_tol": 0.05, "rel_tol": 0.0, **kw}
+    return reproduction_verdict(ref, ours, div or [False] * len(ref), **tol)
+
+
+def test_reproduction_verdict_reproduced_shape_only_and_reversed():
+    nan = float("nan")
+    ref = [nan, 0.098, 0.903, 0.904, 0.867, 0.814]                 # seed 002 Out[58], lr 10 ... 1e-4
+    v = _verdict(ref, [nan, 0.10, 0.88, 0.89, 0.85, 0.80], [True, False, False, False, False, False])
+    assert v["verdict"] == "reproduced" and v["n_within_band"] == 6 and v["n_reversed_pairs"] == 0
+    assert v["rows"][0]["state"] == "both diverged" and v["rows"][2]["diff"] == pytest.approx(-0.023)
+    v = _verdict(ref, [nan, 0.10, 0.80, 0.80, 0.75, 0.70], [True] + [False] * 5)
+    assert v["verdict"] == "ordering reproduced, levels differ" and v["n_within_band"] == 2
+    v = _verdict(ref, [nan, 0.10, 0.70, 0.89, 0.85, 0.80], [True] + [False] * 5)   # lr 0.1 vs 1e-4 reversed
+    assert v["verdict"] == "not reproduced" and v["n_reversed_pairs"] == 1
+
+
+def test_reproduction_verdict_divergence_must_match_both_ways():
+    nan = float("nan")
+    assert _verdict([nan, 0.9, 0.5], [0.1, 0.9, 0.5])["verdict"] == "not reproduced"     # seed nan, ours not
+    v = _verdict([0.2, 0.9, 0.5], [nan, 0.9, 0.5], [True, False, False])
+    assert v["verdict"] == "not reproduced" and v["n_divergence_mismatches"] == 1
+    assert v["rows"][0]["state"] == "ours diverged, seed did not"
+
+
+def test_reproduction_verdict_pairs_within_the_band_are_not_ordered_and_few_rows_are_not_compared():
+    v = _verdict([0.80, 0.82, 0.5], [0.82, 0.80, 0.5])      # 0.80 vs 0.82 is inside the band: not a reversal
+    assert v["verdict"] == "reproduced" and v["n_ordered_pairs"] == 2
+    assert _verdict([0.8], [0.8])["verdict"] == "not compared"
+    loss = _verdict([2.0, 0.5], [2.4, 0.6], abs_tol=0.05, rel_tol=0.25)   # bands 0.5 and 0.125
+    assert loss["verdict"] == "reproduced" and [r["band"] for r in loss["rows"]] == [0.5, 0.125]
+
+
+def test_reproduction_verdict_for_seconds_compares_ordering_only():
+    from sweepbench.rules import reproduction_verdict
+
+    ref = [246.2, 37.8, 24.1, 20.6]                             # seed 004's wall times, B = 1 ... 1000
+    v = reproduction_verdict(ref, [900.0, 80.0, 11.0, 9.0], [False] * 4, 0.0, 0.0, compare_level=False)
+    assert v["verdict"] == "reproduced" and v["n_within_band"] is None and v["n_ordered_pairs"] == 6
+    assert v["kendall_tau"] == pytest.approx(1.0)
+    v = reproduction_verdict(ref, [900.0, 80.0, 8.0, 9.0], [False] * 4, 0.0, 0.0, compare_level=False)
+    assert v["verdict"] == "not reproduced" and v["n_reversed_pairs"] == 1
+
+
+def test_reproduction_verdict_a_missing_value_is_not_divergence():
+    nan = float("nan")
+    v = _verdict([0.9, 0.5, 0.2], [nan, 0.5, 0.2], [False, False, False])
+    assert v["rows"][0]["state"] == "no value here" and v["n_rows"] == 2 and v["verdict"] == "reproduced"
+    assert _verdict([0.9, 0.5], [None, 0.5])["verdict"] == "not compared"

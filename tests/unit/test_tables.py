@@ -38,7 +38,7 @@ def write_record(run_dir, rec):
     """A complete run record on disk from the fake run.json (the sections every record has added)."""
     full = minimal_record(**rec)
     full["timing"] = {"eval_s": 0.1, "startup_s": 1.0, **rec["timing"]}
-    full["final"] = {"step": rec["timing"]["steps"], **rec["final"]}
+    full["final"] = {"step": rec["timing"]["steps"], "epoch_loss": None, **rec["final"]}
     full["workload"] = {"name": rec["spec"]["workload"], **rec["workload"]}
     full["divergence"] = {"diverged": rec["status"] == "diverged"}
     write_record_files(run_dir, full)

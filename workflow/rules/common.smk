@@ -6,6 +6,7 @@ import sys
 
 from sweepbench import SweepbenchError
 from sweepbench.plan import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, load_config, plan
+from sweepbench.dataset_registry import needs_tensor_file, wildcard_pattern
 from sweepbench.provenance import code_version
 
 try:
@@ -31,7 +32,7 @@ CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") else []  # t
 
 wildcard_constraints:
     job=r"[A-Za-z0-9_-]+/.+",
-    dataset=r"mnist|fmnist",
+    dataset=wildcard_pattern(),  # the prepared datasets of sweepbench.dataset_registry
 
 
 def digest(obj):
@@ -48,7 +49,7 @@ def job_digest(wildcards):
 
 def job_data(wildcards):
     job = JOBS[wildcards.job]
-    needs_file = job["dataset"] in ("mnist", "fmnist") and not job["runs"][0]["spec"]["synthetic"]
+    needs_file = needs_tensor_file(job["dataset"], job["runs"][0]["spec"])
     return [f"{DATA_DIR}/{job['dataset']}.pt"] if needs_file else []
 
 
@@ -56,6 +57,21 @@ def job_runs_dir(wildcards, output):
     """The job's folder of run records, beside its manifest: <results>/runs/<job>."""
     root = output[0][: -len(f"manifests/{wildcards.job}.json")]
     return f"{root}runs/{wildcards.job}"
+
+
+def job_cycle_source(wildcards):
+    """What a job with batch_cycle_from waits for: the plan and the manifests of the study its
+    cycle is derived from (sweepbench.batch_range); nothing for every other job."""
+    source = (JOBS[wildcards.job].get("batch_cycle_from") or {}).get("study")
+    if not source:
+        return []
+    jobs = {PLAN["cells"][c]["job"] for c in PLAN["studies"][source]["cells"]}
+    return [f"{RESULTS}/plan.json"] + [f"{RESULTS}/manifests/{j}.json" for j in sorted(jobs)]
+
+
+def job_cycle_flags(wildcards, input):
+    """train-pack's flags that derive the job's batch cycle from the plan (batch_cycle_from)."""
+    return f"--cycle-from-plan {input.cycle[0]} --job {wildcards.job}" if input.cycle else ""
 
 
 def job_resource(key):

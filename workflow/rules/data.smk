@@ -1,10 +1,13 @@
-# One job per dataset: torchvision's files -> <data dir>/<dataset>.pt (training never imports
-# torchvision). With smoke=true the raw files are tiny generated IDX files.
+# One job per prepared dataset (sweepbench.dataset_registry): its raw files, found offline along
+# the registry's search path (data/<folder>/raw/, then system folders such as Debian's
+# /usr/share/datasets/fashion-mnist/), -> <data dir>/<dataset>.pt plus a sidecar naming the raw
+# files and their sha256. With smoke=true the raw files are tiny generated ones.
 
 
 rule prepare_data:
     output:
-        f"{DATA_DIR}/{{dataset}}.pt",
+        tensors=f"{DATA_DIR}/{{dataset}}.pt",
+        sources=f"{DATA_DIR}/{{dataset}}.pt.sources.json",
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     params:
@@ -17,5 +20,5 @@ rule prepare_data:
     conda:
         "../envs/sweepbench.yaml"
     shell:
-        "sweepbench prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q} {params.tiny} --out {output:q} "
-        "> {log:q} 2>&1"
+        "sweepbench prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q} {params.tiny} "
+        "--out {output.tensors:q} > {log:q} 2>&1"

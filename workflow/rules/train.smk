@@ -16,6 +16,7 @@ onstart:
 rule train:
     input:
         data=job_data,
+        cycle=job_cycle_source,  # batch_cycle_from only: the cycle comes from another study's records
     output:
         f"{RESULTS}/manifests/{{job}}.json",
     log:
@@ -35,11 +36,12 @@ rule train:
         code=CODE_VERSION,  # ... or the training code does: then the job re-runs
         threads=job_torch_threads,
         spec=lambda w: f"{RESULTS}/specs/{w.job}.json",
+        cycle=job_cycle_flags,
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     conda:
         "../envs/sweepbench.yaml"
     shell:
         "sweepbench train-pack --runs-file {params.spec:q} --out {params.runs_dir:q} --manifest {output:q}"
-        " --threads {params.threads}"
+        " --threads {params.threads} {params.cycle}"
         " --gpu-slots {resources.gpu_slots} {params.flags} > {log:q} 2>&1"
