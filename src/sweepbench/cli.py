@@ -97,9 +97,12 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps(the_plan, indent=1))
         return 0
+    job_runs = [r for job in the_plan["jobs"].values() for r in job["runs"]]
     for name, study in the_plan["studies"].items():
+        stacks = {r["stack"] for r in job_runs if (r["stack"] or "").startswith(name + "/")}
         print(f"{name}: {study['workload']}, {len(study['cells'])} cells x {len(study['seeds'])} seeds "
-              f"= {len(study['runs'])} runs; axes: {', '.join(study['axes']) or '-'}")
+              f"= {len(study['runs'])} runs; axes: {', '.join(study['axes']) or '-'}; "
+              f"{len(stacks) or 'no'} stack{'s' * (len(stacks) != 1)}")
     print(f"total: {len(the_plan['jobs'])} jobs, {len(the_plan['cells'])} cells, "
           f"{sum(len(c['runs']) for c in the_plan['cells'].values())} runs")
     return 0
@@ -119,7 +122,7 @@ def cmd_train_pack(args) -> int:
     from sweepbench.pack import PackOptions, read_runs, train_pack
 
     opts = PackOptions(out=args.out, threads=args.threads, gpu_slots=args.gpu_slots, exclusive=args.exclusive,
-                       batch_seeds=args.batch_seeds, quiet=args.quiet)
+                       quiet=args.quiet)
     runs = read_runs(args.runs_file)
     if args.cycle_from_plan:  # batch_cycle_from: the cycle comes from another study's records
         import os
@@ -240,8 +243,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", help="the job's id in the plan (with --cycle-from-plan)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--gpu-slots", type=int, default=None, help="GPU slots the job holds (recorded in run.json)")
-    p.add_argument("--batch-seeds", action="store_true",
-                   help="train each cell's seeds (the runs in one folder) as one batched model (sweepbench.batched)")
     side = p.add_mutually_exclusive_group()
     side.add_argument("--exclusive", dest="exclusive", action="store_true", default=None,
                       help="the scheduler runs this job alone on its cores and GPU (recorded in run.json)")

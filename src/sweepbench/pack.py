@@ -11,7 +11,6 @@ job counts as done exactly when all its runs are.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
@@ -30,12 +29,12 @@ class PackOptions:
     threads: int = 0
     gpu_slots: int | None = None
     exclusive: bool | None = None
-    batch_seeds: bool = False      # each cell's seeds as one stacked model (sweepbench.batched)
     quiet: bool = False
 
 
 def read_runs(path: str) -> list[dict]:
-    """The job's runs (the workflow's results/specs/<job>.json): [{"dir", "seed", "spec"}]."""
+    """The job's runs (the workflow's results/specs/<job>.json): [{"dir", "seed", "spec", "stack"}];
+    runs with the same stack id (sweepbench.stacking) train as one stacked model."""
     try:
         with open(path) as f:
             runs = json.load(f)
@@ -64,8 +63,8 @@ def is_done(run_dir: str, spec: dict) -> bool:
 
 
 def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None) -> dict:
-    """Train the runs that are not done yet (one group per cell with batch_seeds), print a progress
-    line per run, then write the manifest. Returns the manifest's content."""
+    """Train the runs that are not done yet (a stack's runs at once), print a progress line per
+    run, then write the manifest. Returns the manifest's content."""
     from sweepbench.spec import check_stackable, validate
 
     for run in runs:
@@ -74,10 +73,10 @@ def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None)
             run["spec"] = dict(run["spec"], threads=opts.threads)
         run["out"] = os.path.join(opts.out, run.get("dir", f"seed~{run['seed']}"))
     todo = [r for r in runs if not is_done(r["out"], r["spec"])]
-    groups = [list(g) for _, g in itertools.groupby(todo, key=lambda r: os.path.dirname(r["out"]))] \
-        if opts.batch_seeds else [[r] for r in todo]
-    for group in groups if opts.batch_seeds else []:
-        check_stackable([r["spec"] for r in group])  # every group before any training
+    groups = stack_groups(todo)
+    for group in groups:
+        if len(group) > 1:
+            check_stackable([r["spec"] for r in group])  # every stack before any training
     done = len(runs) - len(todo)
     if done:
         print(f"{done} of {len(runs)} runs already have a complete record of the same spec and code; kept",
@@ -97,14 +96,23 @@ def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None)
     return content
 
 
+def stack_groups(runs: list[dict]) -> list[list[dict]]:
+    """The runs grouped by their stack id, in the order each stack first appears; a run without
+    one (or the only run of its stack still to train) is a group of its own."""
+    groups: dict = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.get("stack") or i, []).append(run)
+    return list(groups.values())
+
+
 def _train_group(group: list[dict], opts: PackOptions, ready: float | None) -> list[dict]:
     placement = {"scheduler": "train-pack", "exclusive": opts.exclusive, "gpu_slots": opts.gpu_slots,
                  "threads": opts.threads or None}
-    if opts.batch_seeds:
+    if len(group) > 1:
         from sweepbench import batched
 
-        return batched.train_seeds([r["spec"] for r in group], [r["out"] for r in group], quiet=opts.quiet,
-                                   ready_since=ready, placement=placement)
+        return batched.train_stack([r["spec"] for r in group], [r["out"] for r in group], quiet=opts.quiet,
+                                   ready_since=ready, placement=placement, stack=group[0]["stack"])
     from sweepbench import engine
 
     run = group[0]

@@ -23,8 +23,8 @@ import itertools
 import json
 import os
 
-from sweepbench import SweepbenchError, atomic, batch_range
-from sweepbench.spec import OPTIONS, check_stackable, resolve
+from sweepbench import SweepbenchError, atomic, batch_range, dataset_registry, stacking
+from sweepbench.spec import OPTIONS, resolve
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -61,7 +61,8 @@ def apply_smoke(spec: dict) -> dict:
 
 
 def load_schema() -> dict:
-    """The config schema, with the target metrics filled in from sweepbench.record.METRICS."""
+    """The config schema, with the target metrics filled in from sweepbench.record.METRICS and
+    the stack modes from sweepbench.stacking.MODES."""
     import yaml
 
     from sweepbench.record import METRICS
@@ -69,6 +70,8 @@ def load_schema() -> dict:
     with open(SCHEMA_PATH) as f:
         schema = yaml.safe_load(f)
     schema["$defs"]["study"]["properties"]["target"]["properties"]["metric"]["enum"] = list(METRICS)
+    stack = schema["$defs"]["study"]["properties"]["stack"]["oneOf"]
+    stack[0]["enum"] = stack[1]["properties"]["mode"]["enum"] = [*stacking.MODES, False]  # YAML reads off as false
     return schema
 
 
@@ -127,9 +130,7 @@ def _check_keys(name: str, where: str, options: dict) -> None:
 def _train_samples(spec: dict, dataset: str) -> int:
     """Training samples a run of `spec` will have (sweepbench.dataset_registry), for the
     batch-size check; a val_size that leaves none is bad input."""
-    from sweepbench.dataset_registry import get
-
-    entry = get(dataset)
+    entry = dataset_registry.get(dataset)
     held_out = (entry.val_default if spec["val_size"] is None else spec["val_size"]) if entry.val_from_train else 0
     if held_out >= entry.n_train:
         raise SweepbenchError(f"bad val_size {spec['val_size']}; allowed: 0..{entry.n_train - 1} (the training set "
@@ -237,19 +238,19 @@ def plan(config: dict) -> dict:
                     runs.append({"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": run_spec})
                 cells[cell_id] = {"study": name, "job": job_id, "dataset": workload.dataset,
                                   "resources": resources, "axes": point, "runs": runs}
-                if study.get("batch_seeds"):
-                    try:
-                        check_stackable([r["spec"] for r in runs])
-                    except SweepbenchError as err:
-                        raise SweepbenchError(f"config error in study {name!r}, key batch_seeds: {err}") from None
                 job = jobs.setdefault(job_id, {"study": name, "dataset": workload.dataset,
                                                "resources": resources, "runs": [],
-                                               "batch_seeds": bool(study.get("batch_seeds")),
                                                "batch_cycle_from": study.get("batch_cycle_from")})
                 job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]}
                                 for r in runs]
             entry["cells"].append(cell_id)
             entry["runs"] += [r["id"] for r in cells[cell_id]["runs"]]
+        study_jobs = dict.fromkeys(cells[c]["job"] for c in entry["cells"])
+        try:
+            stacking.plan_stacks(study, [(j, jobs[j]) for j in study_jobs], workload.model,
+                                 dataset_registry.get(workload.dataset))
+        except SweepbenchError as err:
+            raise SweepbenchError(f"config error in study {name!r}, key stack: {err}") from None
         studies[name] = entry
     check_slurm_keys({job["study"]: job["resources"] for job in jobs.values()})
     return {"studies": studies, "cells": cells, "jobs": jobs, "config": config}

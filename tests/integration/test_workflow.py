@@ -57,7 +57,7 @@ def test_tiny_config_end_to_end_then_rerun_does_nothing(tmp_path):
                                                          "gpu_slots": 0, "threads": 2}   # all cores: alone
     assert placement("digits_opt_lr/opt~sgd/lr~0.1/seed~0")["exclusive"] is False
     speed = json.load(open(wd / "results" / "runs" / "digits_opt_lr/opt~sgd/lr~0.1/seed~1" / "run.json"))["speed"]
-    assert speed["batched_runs"] == 2                                # batch_seeds: true
+    assert (speed["batched_runs"], speed["stack"]) == (4, "digits_opt_lr/opt~sgd#0")   # stack: auto (grid)
     bench = pd.read_csv(wd / "results" / "benchmarks" / "train" / "digits_opt_lr" / "opt~sgd.tsv", sep="\t")
     assert bench["s"].iloc[0] > 0                                   # each job's wall time, for bench_pipeline
     for name in ("cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers"):

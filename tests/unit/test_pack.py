@@ -49,11 +49,31 @@ def test_a_changed_spec_or_training_code_is_trained_again(tmp_path, monkeypatch)
     assert pack.train_pack(changed, opts)["trained"] == 1
 
 
-def test_stacked_seeds_resume_with_the_missing_seeds_only(tmp_path):
-    opts = pack.PackOptions(out=str(tmp_path / "job"), quiet=True, batch_seeds=True)
-    pack.train_pack(runs([0.1], seeds=(0, 1, 2)), opts)
+def stacked(lrs, seeds, stack="job#0"):
+    return [dict(r, stack=stack) for r in runs(lrs, seeds=seeds)]
+
+
+def test_a_stack_trains_as_one_and_resumes_with_the_missing_runs_only(tmp_path):
+    opts = pack.PackOptions(out=str(tmp_path / "job"), quiet=True)
+    pack.train_pack(stacked([0.1, 0.3], seeds=(0, 1)), opts)
+    first = json.load(open(tmp_path / "job" / "lr~0.3" / "seed~0" / "run.json"))
+    assert first["speed"]["batched_runs"] == 4 and first["speed"]["stack"] == "job#0"
     os.remove(tmp_path / "job" / "lr~0.1" / "seed~1" / "metrics.csv")     # a broken record
-    result = pack.train_pack(runs([0.1], seeds=(0, 1, 2)), opts)
-    assert (result["kept"], result["trained"]) == (2, 1)
-    rec = json.load(open(tmp_path / "job" / "lr~0.1" / "seed~1" / "run.json"))
-    assert rec["speed"]["batched_runs"] == 1 and rec["spec"]["seed"] == 1
+    os.remove(tmp_path / "job" / "lr~0.3" / "seed~0" / "run.json")        # and another
+    result = pack.train_pack(stacked([0.1, 0.3], seeds=(0, 1)), opts)
+    assert (result["kept"], result["trained"]) == (2, 2)
+    for lr, seed in ((0.1, 1), (0.3, 0)):                                 # the two missing ones, as a stack
+        rec = json.load(open(tmp_path / "job" / f"lr~{lr}" / f"seed~{seed}" / "run.json"))
+        assert rec["speed"]["batched_runs"] == 2 and rec["spec"]["seed"] == seed and rec["spec"]["lr"] == lr
+
+
+def test_stack_groups_keep_first_appearance_order_and_unstacked_runs_alone():
+    a, b, c, d, e = ({"stack": s} for s in ("x", None, "y", "x", None))
+    assert pack.stack_groups([a, b, c, d, e]) == [[a, d], [b], [c], [e]]
+
+
+def test_a_stack_that_cannot_train_together_fails_before_any_training(tmp_path):
+    bad = stacked([0.1], seeds=(0,)) + [dict(r, stack="job#0") for r in runs([0.1], batch_size=16, seeds=(1,))]
+    with pytest.raises(SweepbenchError, match="cannot stack runs that differ in batch_size"):
+        pack.train_pack(bad, pack.PackOptions(out=str(tmp_path / "job"), quiet=True))
+    assert not (tmp_path / "job").exists()

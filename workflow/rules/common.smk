@@ -98,11 +98,9 @@ def job_gpu_slots(wildcards):
 
 
 def job_flags(wildcards):
-    """train-pack's flags: whether the job runs alone (run.json placement.exclusive) and whether
-    it trains each cell's seeds as one batched model."""
-    job = JOBS[wildcards.job]
-    flags = ["--exclusive" if job["resources"]["exclusive"] else "--shared"]
-    return " ".join(flags + (["--batch-seeds"] if job.get("batch_seeds") else []))
+    """train-pack's flags: whether the job runs alone (run.json placement.exclusive). Which runs
+    train as one stack is in the job's runs file (sweepbench.stacking)."""
+    return "--exclusive" if JOBS[wildcards.job]["resources"]["exclusive"] else "--shared"
 
 
 import functools

@@ -1,0 +1,103 @@
+"""Which runs the planner stacks (sweepbench.stacking): grids by default where it pays, seeds or
+nothing on request, bounded in runs and memory, refused where a stack cannot train."""
+
+import collections
+
+import pytest
+
+from sweepbench import SweepbenchError, stacking
+from sweepbench.plan import load_config, plan
+
+
+def study(**kw):
+    return {"studies": {"s": {"workload": "digits_mlp", "fixed": {"epochs": 1}, **kw}}}
+
+
+def stacks(the_plan):
+    """{stack id: number of runs} over every job, and the runs trained alone."""
+    runs = [r for job in the_plan["jobs"].values() for r in job["runs"]]
+    return dict(collections.Counter(r["stack"] for r in runs if r["stack"])), sum(not r["stack"] for r in runs)
+
+
+GRID = {"optimizer": ["sgd", "adam"], "lr": [0.01, 0.1, 1.0], "batch_size": [16, 64]}
+
+
+def test_auto_stacks_a_grid_by_everything_but_its_hyper_parameters():
+    p = plan(study(grid=GRID, seeds=[0, 1], pack_by=[]))
+    sizes, alone = stacks(p)
+    assert alone == 0 and sorted(sizes.values()) == [6, 6, 6, 6]         # optimizer x batch size; lr x seed inside
+    for job in p["jobs"].values():
+        for stack in {r["stack"] for r in job["runs"]}:
+            members = [r["spec"] for r in job["runs"] if r["stack"] == stack]
+            assert len({(m["optimizer"], m["batch_size"]) for m in members}) == 1
+            assert len({(m["lr"], m["seed"]) for m in members}) == 6
+
+
+def test_stacks_stay_inside_a_job():
+    p = plan(study(grid=GRID, pack_by=["optimizer", "batch_size"]))
+    assert all(r["stack"].startswith(job_id + "#") for job_id, job in p["jobs"].items() for r in job["runs"])
+
+
+def test_seeds_stacks_each_cell_and_off_stacks_nothing():
+    sizes, alone = stacks(plan(study(grid=GRID, seeds=[0, 1, 2], stack="seeds")))
+    assert alone == 0 and list(sizes.values()) == [3] * 12
+    one_job = study(grid={"lr": [0.1]}, seeds=[0, 1], stack="seeds")   # the job is the cell: dirs are seed~N
+    assert stacks(plan(one_job)) == ({"s/lr~0.1#0": 2}, 0)
+    assert stacks(plan(study(grid=GRID, seeds=[0, 1], stack="off"))) == ({}, 24)
+
+
+def test_unquoted_off_in_yaml_means_off(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("studies:\n  s:\n    workload: digits_mlp\n    stack: off\n    grid: {lr: [0.1, 1.0]}\n"
+                    "    pack_by: []\n")
+    assert stacks(plan(load_config(str(path)))) == ({}, 2)
+    path.write_text(path.read_text().replace("stack: off", "stack: {mode: off, max_runs: 4}"))
+    assert stacks(plan(load_config(str(path)))) == ({}, 2)
+
+
+def test_a_stack_holds_at_most_max_runs_and_max_mb():
+    sizes, _ = stacks(plan(study(grid={"lr": [0.01, 0.1, 1.0]}, seeds=[0, 1, 2, 3], pack_by=[],
+                                 stack={"mode": "grid", "max_runs": 5})))
+    assert sorted(sizes.values()) == [2, 5, 5]
+    spec = plan(study(grid={"lr": [0.1]}))["jobs"]["s/lr~0.1"]["runs"][0]["spec"]
+    per_run = stacking.run_mb("mlp", spec, 64, 32)
+    assert stacks(plan(study(grid={"lr": [0.01, 0.1, 1.0]}, pack_by=[],
+                             stack={"mode": "grid", "max_mb": 2.5 * per_run}))) == ({"s/all#0": 2}, 1)
+
+
+def test_run_mb_counts_weights_states_and_activations():
+    spec = {"hidden": [100]}
+    params = (64 + 1) * 100 + (100 + 1) * 10
+    assert stacking.run_mb("mlp", spec, 64, 32) == pytest.approx(4 * (4 * params + 3 * 32 * 2 * 110) / 2**20)
+    assert stacking.run_mb("softmax", spec, 64, 1) == pytest.approx(4 * (4 * 650 + 3 * 2 * 10) / 2**20)
+    assert stacking.largest_batch({"batch_size": "full", "batch_schedule": "constant", "batch_cycle": []}, 1000) == 1000
+    assert stacking.largest_batch({"batch_size": 8, "batch_schedule": "cyclic", "batch_cycle": [8, 64]}, 1000) == 64
+
+
+def test_auto_leaves_alone_what_cannot_stack_or_should_not():
+    assert stacks(plan({"studies": {"s": {"workload": "linreg", "grid": {"lr": [0.1, 0.01]}, "pack_by": []}}})) \
+        == ({}, 2)                                                           # no stackable model
+    assert stacks(plan(study(grid={"lr": [0.1, 0.01]}, pack_by=[], fixed={"save_best": True}))) == ({}, 2)
+    exclusive = study(grid={"lr": [0.1, 0.01]}, pack_by=[], resources={"exclusive": True})
+    assert stacks(plan(exclusive)) == ({}, 2)                               # throughput: each run timed alone
+    lenet = {"workload": "fmnist_lenet5", "fixed": {"synthetic": True, "epochs": 1}, "grid": {"lr": [0.1, 0.01]},
+             "pack_by": []}
+    assert stacks(plan({"studies": {"s": lenet}})) == ({}, 2)               # LeNet-5 on a CPU gains nothing
+    assert stacks(plan({"studies": {"s": {**lenet, "resources": {"gpu": 1}}}}))[1] == 0
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"studies": {"s": {"workload": "linreg", "grid": {"lr": [0.1, 0.01]}, "stack": "grid"}}},
+     "config error in study 's', key stack: cannot stack workload linreg (model linear_neuron); allowed: workloads whose "
+     "model is softmax, mlp, lenet5"),
+    (study(grid={"lr": [0.1, 0.01]}, stack="grid", pack_by=[], fixed={"save_best": True}),
+     "key stack: cannot stack runs with save_best=True; allowed: save_best=False"),
+    (study(grid={"lr": [0.1, 0.01]}, stack="seeds", resources={"exclusive": True}),
+     "key stack: stack 'seeds' with resources.exclusive: a throughput study times each run alone; allowed: stack: off"),
+    (study(stack="sideways"), "key stack: 'sideways' is not valid under any of the given schemas"),
+    (study(stack={"mode": "grid", "max_runs": 0}), "key stack"),
+])
+def test_bad_stack_settings_are_refused_with_the_reason(config, message):
+    with pytest.raises(SweepbenchError) as err:
+        plan(config)
+    assert message in str(err.value)
