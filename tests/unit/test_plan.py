@@ -47,3 +47,15 @@ def test_device_auto_means_cpu_for_jobs_that_ask_for_no_gpu():
     assert spec(plan(study())).get("device") == "cpu"
     assert spec(plan(study(resources={"gpu": 1})))["device"] == "auto"
     assert spec(plan(study(fixed={"device": "cuda"})))["device"] == "cuda"   # an explicit choice is kept
+
+
+def test_top_level_seeds_replace_every_studys_seeds():
+    config = {"studies": {"a": {"workload": "linreg", "seeds": [0, 1, 2]}, "b": {"workload": "logreg2d"}}}
+    for value in ("10-12", [10, 11, 12], "10,11,12"):
+        p = plan({**config, "seeds": value})
+        assert [r["seed"] for c in p["cells"].values() for r in c["runs"]] == [10, 11, 12] * 2
+        assert p["cells"]["a/all"]["runs"][0]["id"] == "a/all/seed~10"
+    assert [r["seed"] for r in plan({**config, "seeds": "4-9", "smoke": True})["cells"]["a/all"]["runs"]] == [4, 5]
+    for bad in ("x", "3-1", [1, 1], "1,,2"):
+        with pytest.raises(SweepbenchError, match="config error in key seeds: bad value"):
+            plan({**config, "seeds": bad})
