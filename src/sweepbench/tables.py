@@ -4,7 +4,8 @@ empty (headers only), atomically.
 runs.csv, one row per (study, run); a run reused by two studies appears in both:
     study, cell, run (run id), workload, the study's axes (axis_<name>), optimizer, lr,
     batch_size (as configured: a number or 'full'), effective_batch_size (samples per update),
-    seed, status, diverged, synthetic, final_<metric> and best_<metric> for train/val/test loss and
+    seed, status, diverged, synthetic, smoke (the plan ran with `smoke: true`: tiny data, a few steps; the
+    regression check never compares smoke with real results), final_<metric> and best_<metric> for train/val/test loss and
     accuracy, target_metric, target, target_reached, steps_to_target, epochs_to_target,
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
     convergence_epoch, steps, epochs, train_s, samples_per_s (of this run; with batched_runs > 1
@@ -53,7 +54,7 @@ from sweepbench import analysis, rules
 
 METRICS = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
-                "seed", "status", "diverged", "synthetic"]
+                "seed", "status", "diverged", "synthetic", "smoke"]
 RECORD_COLUMNS = (
     [f"final_{m}" for m in METRICS] + [f"best_{m}" for m in METRICS]
     + ["target_metric", "target", "target_reached", "steps_to_target", "epochs_to_target",
@@ -95,7 +96,10 @@ def runs_table(the_plan: dict, runs_dir: str, warn=print):
     and skipped. Returns (DataFrame, number skipped)."""
     import pandas as pd
 
+    from sweepbench.plan import is_smoke
+
     rows, skipped, axes_all = [], 0, []
+    smoke = is_smoke(the_plan.get("config", {}))
     for study_name, study in the_plan["studies"].items():
         axes_all += [a for a in study["axes"] if a not in axes_all]
         for cell_id in study["cells"]:
@@ -110,7 +114,7 @@ def runs_table(the_plan: dict, runs_dir: str, warn=print):
                     warn(f"warning: skipped run record {path}: {type(err).__name__}: {err}")
                     skipped += 1
                     continue
-                row.update({"study": study_name, "cell": cell_id, "run": run["id"]})
+                row.update({"study": study_name, "cell": cell_id, "run": run["id"], "smoke": smoke})
                 for axis in study["axes"]:
                     row[f"axis_{axis}"] = run["spec"].get(axis)
                 rows.append(row)
