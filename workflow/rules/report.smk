@@ -13,7 +13,7 @@ rule report:
         code=REPORT_CODE,  # editing that code re-runs this step
         tables=lambda w, input: os.path.dirname(input[0]),
         runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),
-        check_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "check"),
+        check_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "check") if CHECK else "",
         out=lambda w, output: os.path.dirname(output.html),
     log:
         f"{RESULTS}/logs/report.log",
