@@ -167,6 +167,25 @@ def test_cell_whose_baseline_seeds_disagree_is_unstable_with_the_evidence_needed
     assert results[0]["seeds_needed"] == 7 and "7 current seeds all bad would be significant" in results[0]["reason"]
 
 
+def test_continuous_metrics_of_an_unstable_cell_never_fail_the_check():
+    comps = [binary("edge", [1] * 6 + [0] * 4, [1, 1, 1], "target_reached"),
+             continuous("edge", np.linspace(0.94, 0.96, 10), [0.80, 0.81, 0.80])]
+    row = regression_test(comps, 0.05, 1.0)[1]
+    assert row["verdict"] == "unstable" and row["p_adjusted"] < 0.01 and "not tested" in row["reason"]
+
+
+def test_steps_to_target_are_tested_on_a_log_scale():
+    base = [100, 110, 120, 130, 150, 170, 200, 240, 300, 400]            # right-skewed, as steps are
+    comp = Comparison("s", "steps_to_target", np.array(base, float), np.array([400.0, 420, 390]), False,
+                      tolerance=0.1 * np.mean(base), log_scale=True)
+    row = regression_test([comp], 0.05, 1.0)[0]
+    want = stats.ttest_ind(np.log([400, 420, 390]), np.log(base), alternative="greater").pvalue
+    assert row["test"] == "t (pooled, log)" and row["p_value"] == pytest.approx(want)
+    assert row["delta"] == pytest.approx(np.mean([400, 420, 390]) - np.mean(base))    # reported in steps
+    floor_log = max(math.log1p(0.1), np.std(np.log(base), ddof=1))      # tolerance 10% or one sd of log steps
+    assert row["threshold"] == pytest.approx(np.mean(base) * math.expm1(floor_log))
+
+
 def test_unstable_cell_still_fails_on_a_significant_change():
     comps = [binary("edge", [1] * 9 + [0], [0] * 3, "target_reached")]  # 1 of 10 missed -> 3 of 3 now (p 1/78)
     assert regression_test(comps, 0.05, 1.0)[0]["verdict"] == "regression"
@@ -372,3 +391,19 @@ def test_foreign_baseline_is_a_clear_error(tmp_path, saved):
     other = current().assign(study="t", cell=lambda d: "t/" + d["cell"])
     with pytest.raises(SweepbenchError, match="shares no cell"):
         check.run_check("ref", os.path.dirname(write_tables(tmp_path, other, "other")), str(tmp_path / "c"), None, saved)
+
+
+def test_report_check_section_lists_non_passing_rows_and_how_sure(tmp_path, saved):
+    from sweepbench import report
+
+    cur = pd.concat([current(cells=("s/a",)), current(cells=("s/b",), acc=(0.85, 0.86, 0.84))])
+    check.run_check("ref", os.path.dirname(write_tables(tmp_path, cur, "now")), str(tmp_path / "c"), None, saved)
+    section = report.check_section(str(tmp_path / "c"))
+    assert section["passed"] is False and section["summary"].startswith("REGRESSION")
+    verdict_col = section["table"]["headers"].index("verdict")
+    assert section["table"]["rows"][0][verdict_col] == "regression"            # regressions first
+    assert all(row[verdict_col] != "pass" for row in section["table"]["rows"])
+    mde = {row[0]: row for row in section["mde"]["rows"]}
+    assert set(mde) >= {"final_val_accuracy", "diverged", "target_reached"} and mde["final_val_accuracy"][2] == "10 vs 3"
+    assert "seeds s 0-9" in section["made"] and "torch 2.x" in section["made"]
+    assert ("Regression test (sweepbench check)", analysis.regression_test) in report.METHOD_RULES
