@@ -21,4 +21,4 @@ rule report:
         "../envs/sweepbench.yaml"
     shell:
         "sweepbench report --plan {input.plan:q} --tables {params.tables:q} --runs-dir {params.runs_dir:q} "
-        "--check-dir {params.check_dir:q} --out {params.out:q} > {log:q} 2>&1"
+        "--check-dir={params.check_dir:q} --out {params.out:q} > {log:q} 2>&1"
