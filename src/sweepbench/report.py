@@ -364,7 +364,8 @@ def check_mde_table(df: pd.DataFrame) -> dict:
     """Per metric: how many comparisons, the median and largest minimum detectable effect, and how
     many would need more seeds to detect twice their tolerance."""
     rows = []
-    for metric, g in df[df["test"].isin(["t (pooled)", "Fisher exact"])].groupby("metric", sort=False):
+    tested = df["test"].fillna("").str.startswith(("t (pooled", "Fisher exact"))
+    for metric, g in df[tested].groupby("metric", sort=False):
         mde = pd.to_numeric(g["mde"], errors="coerce")
         rows.append({"metric": metric, "n": len(g), "seeds": f"{int(g['n_baseline'].median())} vs "
                                                             f"{int(g['n_current'].median())}",

@@ -404,6 +404,7 @@ def test_report_check_section_lists_non_passing_rows_and_how_sure(tmp_path, save
     assert section["table"]["rows"][0][verdict_col] == "regression"            # regressions first
     assert all(row[verdict_col] != "pass" for row in section["table"]["rows"])
     mde = {row[0]: row for row in section["mde"]["rows"]}
-    assert set(mde) >= {"final_val_accuracy", "diverged", "target_reached"} and mde["final_val_accuracy"][2] == "10 vs 3"
+    assert set(mde) == {"final_val_accuracy", "best_val_accuracy", "final_val_loss", "best_val_loss", "steps_to_target",
+                        "samples_to_target", "diverged", "target_reached"} and mde["final_val_accuracy"][2] == "10 vs 3"
     assert "seeds s 0-9" in section["made"] and "torch 2.x" in section["made"]
     assert ("Regression test (sweepbench check)", analysis.regression_test) in report.METHOD_RULES
