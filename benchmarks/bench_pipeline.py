@@ -4,7 +4,7 @@ Runs `snakemake` on a config into a scratch results folder (nothing of yours is 
 then reads every run.json and every train job's Snakemake benchmark file (its wall time):
 
   whole pipeline, as shares of core time (wall seconds x cores):
-    training           = sum of the runs' training seconds (a batch_seeds batch's shared
+    training           = sum of the runs' training seconds (a stack's shared
                          training time counted once)
     evaluation         = sum of the runs' evaluation seconds
     everything else    = process start-up, imports, data loading, scheduling, aggregation,

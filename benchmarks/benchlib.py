@@ -31,7 +31,7 @@ def run_records(results_dir: str) -> list:
 
 
 def training_seconds(records: list) -> float:
-    """Summed training time; runs trained together (batch_seeds) share one clock, counted once."""
+    """Summed training time; runs trained together (a stack) share one clock, counted once."""
     return sum(r.timing["train_s"] / r.speed["batched_runs"] for r in records)
 
 

@@ -45,8 +45,6 @@ def train_stack(specs: list[dict], out_dirs: list[str], quiet: bool = False, rea
     return train_runs(specs, Job(out_dirs, ready_since, placement, quiet, stack), StackedModel)
 
 
-train_seeds = train_stack  # a cell's seeds are the simplest stack
-
 
 class StackedModel:
     """K runs of one architecture as stacked parameters. A stacked parameter's dim 0 holds the

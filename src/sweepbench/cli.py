@@ -163,22 +163,30 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_check(args) -> int:
+    """Exit 0 pass, 1 regression, 2 usage error or corrupt input; never 1 for anything but a
+    regression (an unexpected error is reported in one line and exits 2)."""
     import os
 
-    from sweepbench.check import run_check
+    from sweepbench.check import run_check, write_not_run
 
     config_check = None
-    if args.plan and os.path.exists(args.plan):
-        with open(args.plan) as f:
-            config_check = json.load(f).get("config", {}).get("check")
     try:
+        if args.plan and os.path.exists(args.plan):
+            try:
+                with open(args.plan) as f:
+                    config_check = json.load(f).get("config", {}).get("check")
+            except (OSError, ValueError, AttributeError) as err:
+                raise SweepbenchError(f"cannot read the plan {args.plan} (for the check's settings): {err}") from None
         summary = run_check(args.baseline, args.tables, args.out, config_check, args.root)
     except SweepbenchError as err:
         if not args.no_fail:
             raise
-        from sweepbench.check import write_not_run
-
         summary = write_not_run(args.out, args.baseline, str(err))
+    except Exception as err:  # a bug or an input no validation foresaw: never exit 1 (= a regression)
+        import traceback
+
+        traceback.print_exc()
+        raise SweepbenchError(f"could not run the check ({type(err).__name__}: {err}); exit 2, not a verdict") from None
     print(summary["line"])
     print(f"details: {os.path.join(args.out, 'check.csv')}")
     return 0 if summary["passed"] or args.no_fail else 1

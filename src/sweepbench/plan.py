@@ -22,6 +22,7 @@ import copy
 import itertools
 import json
 import os
+import re
 
 from sweepbench import SweepbenchError, atomic, batch_range, dataset_registry, stacking
 from sweepbench.spec import OPTIONS, resolve
@@ -45,6 +46,30 @@ SMOKE_TRAIN = 32
 def is_smoke(config: dict) -> bool:
     """`smoke: true` in the config, or `--config smoke=true` on the command line (a string there)."""
     return str(config.get("smoke", False)).lower() == "true"
+
+
+def seeds_override(config: dict) -> list[int] | None:
+    """The top-level `seeds` key: every study runs these seeds instead of its own (a baseline is
+    made this way with more seeds than a normal run: `make baseline`). A list of integers, or on
+    the command line `--config seeds=10-19` (a range, both ends included) or `seeds=3,5,8`."""
+    value = config.get("seeds")
+    if value is None:
+        return None
+    text = str(value).strip("[] ")
+    if isinstance(value, list):
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        seeds = list(value) if ok else []
+    elif re.fullmatch(r"\d+\s*-\s*\d+", text):
+        lo, hi = (int(t) for t in text.split("-"))
+        seeds = list(range(lo, hi + 1))
+    elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+        seeds = [int(t) for t in text.split(",")]
+    else:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise SweepbenchError(f"config error in key seeds: bad value {value!r}; allowed: a list of distinct "
+                              f"integers >= 0, or on the command line a range such as 10-19 or a list such as 3,5,8")
+    return seeds
 
 
 def apply_smoke(spec: dict) -> dict:
@@ -179,7 +204,7 @@ def plan(config: dict) -> dict:
             fixed.setdefault("target", float(target["value"]))
             if target.get("stop"):
                 fixed.setdefault("stop_at_target", True)
-        seeds = study.get("seeds") or [0]
+        seeds = seeds_override(config) or study.get("seeds") or [0]
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:
             raise SweepbenchError(f"config error in study {name!r}, key seeds: seed {repeated[0]} appears more than "

@@ -432,7 +432,31 @@ METHOD_RULES = [
     ("Learning-rate picks", analysis.lr_range_picks),
     ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
     ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),
+    ("Regression test (sweepbench check)", analysis.regression_test),
 ]
+
+
+CHECK_ORDER = {"regression": 0, "missing": 1, "unstable": 2, "improvement": 3, "not comparable": 4, "pass": 5}
+
+
+def check_mde_table(df: pd.DataFrame) -> dict:
+    """Per metric: how many comparisons, the median and largest minimum detectable effect, and how
+    many would need more seeds to detect twice their tolerance."""
+    rows = []
+    tested = df["test"].fillna("").str.startswith(("t (pooled", "Fisher exact"))
+    for metric, g in df[tested].groupby("metric", sort=False):
+        mde = pd.to_numeric(g["mde"], errors="coerce")
+        rows.append({"metric": metric, "n": len(g), "seeds": f"{int(g['n_baseline'].median())} vs "
+                                                            f"{int(g['n_current'].median())}",
+                     "mde_median": mde.median(), "mde_max": mde.max(), "undetectable": int(mde.isna().sum()),
+                     "need_seeds": int(g["seeds_needed"].notna().sum())})
+    columns = {"metric": "metric", "n": "comparisons", "seeds": "seeds (median, baseline vs current)",
+               "mde_median": "median mde", "mde_max": "largest mde", "undetectable": "no mde (undetectable)",
+               "need_seeds": "need more seeds"}
+    caption = ("How sure the check is: the minimum detectable effect (mde) is the change each comparison "
+               "catches with 80% power at these seeds (accuracy and loss in their units, steps and samples "
+               "in steps and samples, target_reached and diverged in share of seeds)")
+    return html_table(pd.DataFrame(rows), columns, caption)
 
 
 def check_section(check_dir: str) -> dict | None:
@@ -442,12 +466,24 @@ def check_section(check_dir: str) -> dict | None:
     df = read_table(check_dir, "check")
     summary_path = os.path.join(check_dir, "summary.json")
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
-    bad = df[df["verdict"].isin(["regression", "missing"])] if "verdict" in df else df
-    shown = bad if len(bad) else df[df["verdict"] != "pass"] if "verdict" in df else df
-    caption = ("Regressions and missing cells (every comparison: results/check/check.csv)" if len(bad)
-               else "Improvements and comparisons that could not be made (every comparison: results/check/check.csv)")
+    if "verdict" not in df or df.empty:
+        return {"summary": summary.get("line", ""), "passed": summary.get("passed"), "table": {"rows": []},
+                "mde": {"rows": []}, "made": ""}
+    shown = df[df["verdict"] != "pass"].sort_values("verdict", key=lambda v: v.map(CHECK_ORDER), kind="stable")
+    caption = (f"Every comparison that did not simply pass ({len(shown)} of {len(df)}; all of them: "
+               f"results/check/check.csv). p: one-sided, current worse; p adj.: after the multiple-comparison "
+               f"step; threshold: the effect floor; mde: minimum detectable effect")
+    made = summary.get("baseline_made") or {}
+    made_text = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in made.items()
+                          if k != "seeds" and v not in (None, []))
+    seeds = made.get("seeds") or {}
+    if seeds:
+        made_text = "seeds " + ", ".join(f"{s} {min(v)}-{max(v)}" for s, v in seeds.items()) + "; " + made_text
+    columns = {c: c.replace("_", " ") for c in df.columns}
+    columns.update(p_value="p", p_adjusted="p adj.", n_baseline="n base", n_current="n now")
     return {"summary": summary.get("line", ""), "passed": summary.get("passed"),
-            "table": html_table(shown.head(60), {c: c.replace("_", " ") for c in df.columns}, caption)}
+            "table": html_table(shown.head(80), columns, caption), "mde": check_mde_table(df),
+            "made": made_text}
 
 
 def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str | None = None) -> dict:

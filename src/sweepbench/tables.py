@@ -4,10 +4,11 @@ empty (headers only), atomically.
 runs.csv, one row per (study, run); a run reused by two studies appears in both:
     study, cell, run (run id), workload, the study's axes (axis_<name>), optimizer, lr,
     batch_size (as configured: a number or 'full'), effective_batch_size (samples per update),
-    seed, status, diverged, synthetic, final_<metric> and best_<metric> for train/val/test loss and
-    accuracy, final_epoch_loss (mean mini-batch loss of the last evaluation window: a training
-    epoch's running mean, as Keras prints it), target_metric, target, target_reached,
-    steps_to_target, epochs_to_target,
+    seed, status, diverged, synthetic, smoke (the plan ran with `smoke: true`: tiny data, a few steps;
+    the regression check never compares smoke with real results), final_<metric> and best_<metric>
+    for train/val/test loss and accuracy, final_epoch_loss (mean mini-batch loss of the last
+    evaluation window: a training epoch's running mean, as Keras prints it), target_metric,
+    target, target_reached, steps_to_target, epochs_to_target,
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
     convergence_epoch, steps, epochs, train_s, samples_per_s (of this run; with batched_runs > 1
     the batch's steps trained that many runs at once, so the batch's rate is that many times
@@ -58,7 +59,7 @@ from sweepbench.atomic import save_with
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_record
 
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
-                "seed", "status", "diverged", "synthetic"]
+                "seed", "status", "diverged", "synthetic", "smoke"]
 RECORD_COLUMNS = (
     [f"final_{m}" for m in METRICS] + ["final_epoch_loss"] + [f"best_{m}" for m in METRICS]
     + ["target_metric", "target", "target_reached", "steps_to_target", "epochs_to_target",
@@ -105,7 +106,10 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
     Returns (DataFrame, number of planned runs without a record)."""
     import pandas as pd
 
+    from sweepbench.plan import is_smoke
+
     rows, broken, missing, axes_all = [], [], 0, []
+    smoke = is_smoke(the_plan.get("config", {}))
     for study_name, study in the_plan["studies"].items():
         axes_all += [a for a in study["axes"] if a not in axes_all]
         for cell_id in study["cells"]:
@@ -119,7 +123,7 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
                 except BrokenRecord as err:
                     broken.append(str(err).removeprefix("broken run record "))
                     continue
-                row.update({"study": study_name, "cell": cell_id, "run": run["id"]})
+                row.update({"study": study_name, "cell": cell_id, "run": run["id"], "smoke": smoke})
                 row.update({f"axis_{axis}": run["spec"].get(axis) for axis in study["axes"]})
                 rows.append(row)
     if broken:

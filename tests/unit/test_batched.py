@@ -15,7 +15,7 @@ METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_los
 
 def both(tmp_path, seeds, **user):
     specs = [resolve({"device": "cpu", **user, "seed": s}) for s in seeds]
-    together = batched.train_seeds(specs, [str(tmp_path / f"b{s}") for s in seeds], quiet=True)
+    together = batched.train_stack(specs, [str(tmp_path / f"b{s}") for s in seeds], quiet=True)
     alone = [engine.train(spec, str(tmp_path / f"e{s}"), quiet=True) for s, spec in zip(seeds, specs)]
     return together, alone
 
@@ -79,23 +79,24 @@ def test_runs_that_differ_beyond_hyper_parameters_are_not_stacked():
                          resolve({"workload": "digits_mlp", "batch_size": 32})])
 
 
-def test_train_pack_batches_each_cell(tmp_path):
-    runs = [{"dir": f"lr~{lr}/seed~{s}", "seed": s,
+def test_train_pack_trains_each_stack_as_one(tmp_path):
+    runs = [{"dir": f"lr~{lr}/seed~{s}", "seed": s, "stack": f"job#{lr}",
              "spec": resolve({"workload": "digits_softmax", "epochs": 1, "lr": lr, "seed": s, "device": "cpu"})}
             for lr in (0.1, 0.2) for s in (0, 1, 2)]
     (tmp_path / "runs.json").write_text(json.dumps(runs))
     proc = run_cli("train-pack", "--runs-file", str(tmp_path / "runs.json"), "--out", str(tmp_path / "job"),
-                   "--batch-seeds", "--quiet")
+                   "--quiet")
     assert proc.returncode == 0, proc.stderr
     for run in runs:
         rec = json.load(open(tmp_path / "job" / run["dir"] / "run.json"))
         assert rec["speed"]["batched_runs"] == 3 and rec["spec"]["seed"] == run["seed"]
+        assert rec["speed"]["stack"] == run["stack"]
 
 
 def test_batch_larger_than_the_training_set_is_bad_input_and_writes_nothing(tmp_path):
     specs = [resolve({"workload": "digits_softmax", "batch_size": 5000, "seed": s, "device": "cpu"}) for s in (0, 1)]
     with pytest.raises(SweepbenchError, match="bad batch_size 5000; allowed: 1..1079"):
-        batched.train_seeds(specs, [str(tmp_path / "a"), str(tmp_path / "b")], quiet=True)
+        batched.train_stack(specs, [str(tmp_path / "a"), str(tmp_path / "b")], quiet=True)
     assert list(tmp_path.iterdir()) == []
 
 

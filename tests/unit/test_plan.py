@@ -91,3 +91,15 @@ def test_job_specs_are_written_once_and_rewritten_only_when_changed(tmp_path):
     assert write_job_specs(changed, str(tmp_path)) == 2
     assert json.loads(path.read_text())[0]["spec"]["epochs"] == 3 and path.stat().st_mtime_ns >= before
     assert not [p for p in tmp_path.rglob("*.tmp-*")]                         # written atomically
+
+
+def test_top_level_seeds_replace_every_studys_seeds():
+    config = {"studies": {"a": {"workload": "linreg", "seeds": [0, 1, 2]}, "b": {"workload": "logreg2d"}}}
+    for value in ("10-12", [10, 11, 12], "10,11,12"):
+        p = plan({**config, "seeds": value})
+        assert [r["seed"] for c in p["cells"].values() for r in c["runs"]] == [10, 11, 12] * 2
+        assert p["cells"]["a/all"]["runs"][0]["id"] == "a/all/seed~10"
+    assert [r["seed"] for r in plan({**config, "seeds": "4-9", "smoke": True})["cells"]["a/all"]["runs"]] == [4, 5]
+    for bad in ("x", "3-1", [1, 1], "1,,2"):
+        with pytest.raises(SweepbenchError, match="config error in key seeds: bad value"):
+            plan({**config, "seeds": bad})

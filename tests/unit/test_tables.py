@@ -148,3 +148,10 @@ def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path)
     tp = t["throughput"].set_index("effective_batch_size")
     assert tp.loc[32, "batched_runs"] == 2 and tp.loc[32, "samples_per_s"] == 500.0
     assert tp.loc[64, "batched_runs"] == 1
+
+
+def test_runs_of_a_smoke_plan_are_marked_smoke(tmp_path):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100)]})
+    assert not tables.build_tables(plan, str(tmp_path))[0]["runs"]["smoke"].any()   # a plan without a config: real
+    smoke, _ = tables.build_tables({**plan, "config": {"smoke": "true"}}, str(tmp_path))
+    assert smoke["runs"]["smoke"].tolist() == [True]

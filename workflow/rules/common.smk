@@ -27,7 +27,8 @@ TABLES_CODE, CHECK_CODE, REPORT_CODE = (code_version(g) for g in ("tables", "che
 from sweepbench.tables import TABLE_NAMES
 
 TABLES = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
-CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") else []  # the report shows the verdict
+# the report shows the verdict; smoke results are never compared with a baseline
+CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") and not SMOKE else []
 
 
 wildcard_constraints:

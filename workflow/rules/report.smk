@@ -22,7 +22,7 @@ rule report:
         code=REPORT_CODE,  # editing that code re-runs this step
         tables=lambda w, input: os.path.dirname(input[0]),
         runs_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "runs"),
-        check_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "check"),
+        check_dir=lambda w, input: os.path.join(os.path.dirname(input.plan), "check") if CHECK else "",
         out=lambda w, output: os.path.dirname(output.html),
     log:
         f"{RESULTS}/logs/report.log",
@@ -30,4 +30,4 @@ rule report:
         "../envs/sweepbench.yaml"
     shell:
         "sweepbench report --plan {input.plan:q} --tables {params.tables:q} --runs-dir {params.runs_dir:q} "
-        "--check-dir {params.check_dir:q} --out {params.out:q} --figures-dir {output.figures:q} > {log:q} 2>&1"
+        "--check-dir={params.check_dir:q} --out {params.out:q} --figures-dir {output.figures:q} > {log:q} 2>&1"
