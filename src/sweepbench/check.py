@@ -71,7 +71,7 @@ def settings(config_check: dict | None) -> dict:
 def speed_verdict(baseline, current, higher_is_better: bool, threshold: float) -> tuple[str, str]:
     """The speed test: a regression when the current mean is worse than the baseline mean by
     more than `threshold` relative to it (TorchBench's 7% by default). Only applied when the
-    device name, torch version and number of seeds trained together match and the runs
+    device name, torch version and number of runs trained together in a stack match and the runs
     trained for at least min_timed_s seconds (default 1 s): shorter runs cannot be timed to a
     few percent."""
     b, c = float(np.mean(baseline)), float(np.mean(current))
@@ -107,7 +107,7 @@ def speed_rows(row0: dict, b, c, s: dict) -> list[dict]:
     rows = []
     values = lambda d, col: sorted({int(v) if isinstance(v, float) and v.is_integer() else v for v in d[col]})
     why = next((f"{what} {values(b, col)} vs {values(c, col)}"
-                for col, what in (("device_name", "device"), ("torch", "torch"), ("batched_runs", "seeds trained together"))
+                for col, what in (("device_name", "device"), ("torch", "torch"), ("batched_runs", "runs trained together in a stack"))
                 if set(b[col]) != set(c[col])), "")
     timed = min(b["train_s"].mean(), c["train_s"].mean())
     for metric, higher in SPEED_METRICS.items():

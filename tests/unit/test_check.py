@@ -261,7 +261,7 @@ def test_throughput_down_20_percent_same_device_caught_other_device_or_batch_not
     assert row["verdict"] == "not comparable" and "cpu-x" in row["reason"]
     table = check.compare(seeds(batched=10), current(sps=800.0, batched=3), check.settings(None))
     row = table[table["metric"] == "samples_per_s"].iloc[0]
-    assert row["verdict"] == "not comparable" and "seeds trained together [10] vs [3]" in row["reason"]
+    assert row["verdict"] == "not comparable" and "runs trained together in a stack [10] vs [3]" in row["reason"]
 
 
 def test_runs_too_short_to_time_are_not_compared_for_speed():
