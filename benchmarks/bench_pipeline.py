@@ -6,7 +6,7 @@ then reads every run.json and every train job's Snakemake benchmark file (its wa
   whole pipeline, as shares of core time (wall seconds x cores):
     training           = sum of the runs' training seconds (a stack's shared
                          training time counted once)
-    evaluation         = sum of the runs' evaluation seconds
+    evaluation         = sum of the runs' evaluation seconds (a stack's counted once)
     everything else    = process start-up, imports, data loading, scheduling, aggregation,
                          report, and idle cores
   training jobs only, as shares of the jobs' summed wall time:
@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 
-from benchlib import run_records, run_snakemake, training_seconds
+from benchlib import run_records, run_snakemake, shared_seconds, training_seconds
 
 
 def main() -> int:
@@ -41,8 +41,8 @@ def main() -> int:
         jobs = len(json.load(open(f"{tmp}/results/plan.json"))["jobs"])
         job_wall = sum(float(open(f).read().splitlines()[1].split("\t")[0])
                        for f in glob.glob(f"{tmp}/results/benchmarks/train/**/*.tsv", recursive=True))
-    total = {k: sum(r.timing[k] or 0 for r in records) for k in ("eval_s", "startup_s")}
-    train, evaluation = training_seconds(records), total["eval_s"]
+    total = {"startup_s": sum(r.timing["startup_s"] or 0 for r in records)}
+    train, evaluation = training_seconds(records), shared_seconds(records, "eval_s")
     core_s = wall * args.cores
     print(f"config {args.config}: {len(records)} runs in {jobs} jobs, wall {wall:.1f} s on {args.cores} cores")
     print(f"whole pipeline: training {train:.1f} s ({train / core_s:.0%} of core time), evaluation "

@@ -30,9 +30,21 @@ def run_records(results_dir: str) -> list:
     return [load_record(os.path.dirname(f)) for f in glob.glob(f"{results_dir}/runs/**/run.json", recursive=True)]
 
 
+def shared_seconds(records: list, key: str) -> float:
+    """Summed timing[key] (train_s, eval_s) over the runs, each stack counted once: its runs share
+    one clock, and each run's value is the stack's time until it stopped, so a stack costs the
+    largest of them."""
+    alone = sum(r.timing[key] or 0 for r in records if not r.speed["stack"])
+    stacks: dict = {}
+    for r in records:
+        if r.speed["stack"]:
+            stacks[r.speed["stack"]] = max(stacks.get(r.speed["stack"], 0.0), r.timing[key] or 0)
+    return alone + sum(stacks.values())
+
+
 def training_seconds(records: list) -> float:
-    """Summed training time; runs trained together (a stack) share one clock, counted once."""
-    return sum(r.timing["train_s"] / r.speed["batched_runs"] for r in records)
+    """Summed training time, each stack counted once (shared_seconds)."""
+    return shared_seconds(records, "train_s")
 
 
 def write_csv(path: str, header: list[str], rows: list) -> None:

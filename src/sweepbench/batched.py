@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweepbench import SweepbenchError, datasets, models
+from sweepbench import SweepbenchError, datasets, models, schedules
 from sweepbench.engine import Job, seed_everything, train_runs
-from sweepbench.objective import Objective
+from sweepbench.objective import Objective, gns_sample, noise_scale_batch, noise_scale_update
 from sweepbench.optimizers import ForeachOptimizer
 from sweepbench.spec import check_stackable
 
@@ -184,6 +184,32 @@ class StackedModel:
             if splits.val_is_test:
                 scores[r]["val_loss"], scores[r]["val_accuracy"] = scores[r]["test_loss"], scores[r]["test_accuracy"]
         return [scores[r] for r in ks]
+
+    def noise_scales(self, ks: list[int], run) -> list[float]:
+        """Runs ks' gradient noise scales, each updated by one estimate as
+        sweepbench.objective.measure_noise_scale makes it for a run alone (the same small batches
+        from each run's generator), with every run of the stack in one forward and backward pass
+        per small batch; batch-norm statistics are restored afterwards."""
+        spec = self.specs[ks[0]]
+        st = run.states[ks[0]]
+        n = len(run.splits.y_train)
+        b = noise_scale_batch(spec, st.batch or schedules.batch_size_at(spec, 0, n), n)
+        params = list(self.params.values())
+        buffers = {name: t.clone() for name, t in self.buffers.items()}
+        k_all, grads = len(self.rows), []
+        for _ in range(spec["gns_batches"]):
+            drawn = {k: gns_sample(run.splits, b, self.specs[k], run.gns_gens[k]) for k in ks}
+            filler = drawn[ks[0]]  # runs not measured now get any batch; their gradients are dropped
+            x = torch.stack([drawn.get(r, filler)[0] for r in self.rows])
+            y = torch.stack([drawn.get(r, filler)[1] for r in self.rows])
+            losses = self.per_sample_losses(self.forward(x, training=True), y).mean(1)
+            g = torch.autograd.grad(losses.sum(), params)  # runs are independent: each its own gradient
+            grads.append(torch.cat([gi.reshape(k_all, -1) for gi in g], dim=1))
+        with torch.no_grad():
+            for name, t in self.buffers.items():
+                t.copy_(buffers[name])
+        per_run = torch.stack(grads, dim=1)  # (K, gns_batches, P)
+        return [noise_scale_update(per_run[self.rows.index(k)], b, run.gns[k]) for k in ks]
 
     @torch.no_grad()
     def module_for(self, k: int) -> nn.Module:

@@ -318,14 +318,13 @@ def evaluate_runs(run: Training, ks) -> list[dict]:
     t = time.perf_counter()
     ks = list(ks)
     rows = []
-    for k, scores in zip(ks, run.model.evaluate(ks, run.splits)):
+    noise = run.model.noise_scales(ks, run) if run.gns is not None else None
+    for i, (k, scores) in enumerate(zip(ks, run.model.evaluate(ks, run.splits))):
         st = run.states[k]
         row = row_head(st, run.clock.total)
         row.update(scores)
-        if run.gns is not None:
-            batch = st.batch or schedules.batch_size_at(st.spec, 0, len(run.splits.y_train))
-            row["grad_noise_scale"] = measure_noise_scale(run.model.module_for(k), run.model.objective_for(k),
-                                                          run.splits, batch, st.spec, run.gns_gens[k], run.gns[k])
+        if noise is not None:
+            row["grad_noise_scale"] = noise[i]
         if run.best is not None:
             keep_if_best(run.best, row, run.model.module_for(k), run.workload.has_accuracy)
         rows.append(row)
@@ -430,6 +429,13 @@ class SingleModel:
 
     def keep(self, runs: list[int]) -> None:
         """A single run is never compacted."""
+
+    def noise_scales(self, ks: list[int], run: Training) -> list[float]:
+        """The run's gradient noise scale, updated by one estimate (sweepbench.objective)."""
+        st = run.states[0]
+        batch = st.batch or schedules.batch_size_at(st.spec, 0, len(run.splits.y_train))
+        return [measure_noise_scale(self.module, self.objective, run.splits, batch, st.spec, run.gns_gens[0],
+                                    run.gns[0])]
 
     def warm_up(self, run: Training) -> float:
         """Compile every batch size before the training clock starts (compile only)."""

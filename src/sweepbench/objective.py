@@ -79,29 +79,42 @@ def evaluate(model, objective: Objective, splits: datasets.Splits, spec: dict) -
     return result
 
 
+def noise_scale_batch(spec: dict, batch_size: int, n: int) -> int:
+    """The small batch of a noise-scale estimate: the run's batch size, at most n / gns_batches."""
+    return max(1, min(batch_size, n // spec["gns_batches"]))
+
+
+def gns_sample(splits, b: int, spec: dict, gen):
+    """One small batch of a noise-scale estimate: b samples drawn with replacement (and
+    augmented as in training) from the run's generator."""
+    idx = torch.randint(0, len(splits.y_train), (b,), device=splits.y_train.device, generator=gen)
+    xb = splits.inputs(splits.x_train[idx])
+    return (random_shift_flip(xb, gen) if spec["augment"] else xb), splits.y_train[idx]
+
+
+def noise_scale_update(grads: torch.Tensor, b: int, ema: noise_scale.NoiseScaleEMA) -> float:
+    """One B_simple update from the gradients (gns_batches, P) of gns_batches small batches of
+    size b: mean squared norm of the small-batch gradients, squared norm of their mean."""
+    small = float((grads * grads).sum(dim=1).mean())
+    mean = grads.mean(dim=0)
+    return ema.update(small, b, float((mean * mean).sum()), b * len(grads))
+
+
 def measure_noise_scale(model, objective: Objective, splits, batch_size: int, spec: dict, gen,
                         ema: noise_scale.NoiseScaleEMA) -> float:
     """One B_simple update from gns_batches independent batches of size b (small) and their mean
     (size gns_batches x b); batch-norm buffers are restored afterwards."""
-    k, n = spec["gns_batches"], len(splits.y_train)
-    b = max(1, min(batch_size, n // k))
+    b = noise_scale_batch(spec, batch_size, len(splits.y_train))
     params = [p for p in model.parameters() if p.requires_grad]
     buffers = {name: t.clone() for name, t in model.named_buffers()}
     grads = []
-    for _ in range(k):
-        idx = torch.randint(0, n, (b,), device=splits.y_train.device, generator=gen)
-        xb = splits.inputs(splits.x_train[idx])
-        if spec["augment"]:
-            xb = random_shift_flip(xb, gen)
-        loss = objective.data_loss(model(xb), splits.y_train[idx])
+    for _ in range(spec["gns_batches"]):
+        xb, yb = gns_sample(splits, b, spec, gen)
+        loss = objective.data_loss(model(xb), yb)
         g = torch.autograd.grad(loss, params, allow_unused=True)
         grads.append(torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1)
                                 for gi, p in zip(g, params)]))
     with torch.no_grad():
         for name, t in model.named_buffers():
             t.copy_(buffers[name])
-    stacked = torch.stack(grads)
-    small = float((stacked * stacked).sum(dim=1).mean())
-    mean = stacked.mean(dim=0)
-    big = float((mean * mean).sum())
-    return ema.update(small, b, big, b * k)
+    return noise_scale_update(torch.stack(grads), b, ema)

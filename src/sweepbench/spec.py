@@ -316,6 +316,7 @@ STACK_VARIES = ("seed", "lr", "momentum", "weight_decay", "entropy_alpha", "reg_
                 "step_milestones", "step_gamma", "cosine_min_factor", "clr_max_lr", "clr_step_size", "clr_gamma")
 STACK_REQUIRES = {  # spec key: the value a stacked run must have
     "accum_steps": 1, "save_best": False, "compile": "off", "precision": "fp32", "channels_last": False,
+    "augment": False,  # a stack's step draws no per-run augmentation
 }
 
 
@@ -340,7 +341,7 @@ def check_stackable(specs: list[dict]) -> None:
         raise SweepbenchError(f"cannot stack workload {first['workload']} (model {model}); allowed: workloads "
                               f"whose model is {', '.join(STACKABLE_MODELS)}")
     for key, needed in STACK_REQUIRES.items():
-        if first[key] != needed:
+        if first[key] != needed and not (needed is False and first[key] is None):  # None: off unless set
             raise SweepbenchError(f"cannot stack runs with {key}={first[key]!r}; allowed: {key}={needed!r}")
     if first["optimizer_impl"] not in ("auto", "foreach"):
         raise SweepbenchError(f"cannot stack runs with optimizer_impl={first['optimizer_impl']!r}; "

@@ -67,6 +67,7 @@ def test_divergence_is_per_run_and_clean(tmp_path):
     ({"workload": "fmnist_wrn16_10"}, "cannot stack workload fmnist_wrn16_10 (model wrn16_10); allowed"),
     ({"workload": "digits_mlp", "accum_steps": 2}, "cannot stack runs with accum_steps=2; allowed: accum_steps=1"),
     ({"workload": "digits_mlp", "save_best": True}, "cannot stack runs with save_best=True; allowed: save_best=False"),
+    ({"workload": "fmnist_lenet5", "augment": True}, "cannot stack runs with augment=True; allowed: augment=False"),
 ])
 def test_unbatchable_runs_are_named(user, message):
     with pytest.raises(SweepbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -154,8 +155,18 @@ def test_lenet5_stacks_as_grouped_convolutions(tmp_path):
     assert_same_runs(tmp_path, together, alone)
 
 
-def test_a_stack_measures_each_runs_gradient_noise_scale(tmp_path):
-    users = [{"workload": "digits_softmax", "lr": lr, "epochs": 2, "gns": True} for lr in (0.05, 0.2)]
+@pytest.mark.parametrize("users", [
+    [{"workload": "digits_softmax", "lr": lr, "epochs": 2, "gns": True} for lr in (0.05, 0.2)],
+    [{"workload": "digits_mlp", "lr": lr, "epochs": 6, "gns": True, "gns_batches": 4, "target_metric": "val_accuracy",
+      "target": 0.9, "stop_at_target": True} for lr in (1e3, 0.3, 0.02)],    # diverges, stops early, trains on
+    [{"workload": "fmnist_lenet5", "synthetic": True, "train_size": 96, "batch_size": 16, "epochs": 2,
+      "eval_max_samples": 64, "gns": True, "lr": lr} for lr in (0.01, 0.05)],  # batch norm
+])
+def test_a_stack_measures_each_runs_gradient_noise_scale(tmp_path, users):
+    """One stacked estimate per small batch gives each run the noise scale it has alone."""
     together, alone = stack_vs_alone(tmp_path, users)
-    for a, b in zip(together, alone):
-        assert a["grad_noise_scale"] == pytest.approx(b["grad_noise_scale"], rel=1e-3)
+    assert_same_runs(tmp_path, together, alone)
+    for i, (a, b) in enumerate(zip(together, alone)):
+        assert a["grad_noise_scale"] == pytest.approx(b["grad_noise_scale"], rel=1e-3, nan_ok=True)
+        gns_a, gns_b = (read(tmp_path, f"{side}{i}")[0]["grad_noise_scale"].to_numpy(float) for side in "sa")
+        np.testing.assert_allclose(gns_a, gns_b, rtol=1e-3)
