@@ -15,6 +15,15 @@ import tempfile
 from sweepbench import SweepbenchError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # tempfile makes private files (0600) and folders (0700); results get the usual modes
+
+
 def cannot_write(path: str, err: OSError) -> SweepbenchError:
     return SweepbenchError(f"cannot write {path}: {err.strerror or err}; allowed: a path in a writable folder "
                            "with free space")
@@ -27,6 +36,7 @@ def write_file(path: str, data: str | bytes) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=folder)
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
@@ -63,6 +73,7 @@ class TempFolder:
         try:
             os.makedirs(parent, exist_ok=True)
             self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(self.dest)}.tmp-", dir=parent)
+            os.chmod(self.path, 0o777 & ~UMASK)
         except OSError as err:
             raise SweepbenchError(f"cannot write output folder {dest!r}: {err.strerror}; "
                                   "allowed: a path in a writable folder") from None

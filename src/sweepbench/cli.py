@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from sweepbench import SweepbenchError, __version__
@@ -148,8 +149,10 @@ def cmd_aggregate(args) -> int:
 def cmd_report(args) -> int:
     from sweepbench.report import render
 
+    if args.workers < 1:
+        raise SweepbenchError(f"bad --workers {args.workers}; allowed: an integer >= 1")
     out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf,
-                 figures_dir=args.figures_dir)
+                 figures_dir=args.figures_dir, workers=args.workers)
     print("wrote " + " and ".join(out.values()))
     return 0
 
@@ -226,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
     p.add_argument("--figures-dir", help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
+    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1,
+                   help="processes drawing the studies' figures at once (default: this process's CPUs)")
     p = sub.add_parser("baseline", help="freeze the current tables as a baseline: baseline save NAME")
     p.add_argument("action", choices=["save"])
     p.add_argument("name", help="baseline folder name under --root, e.g. default")

@@ -66,20 +66,11 @@ RECORD_FILES = ("metrics.csv", "steps.csv", "run.json")
 OPTIONAL_FILES = ("model.pt",)  # beside the record with save_best=true
 
 
-def fmt(value) -> str:
-    """One CSV cell: empty for None, Python's shortest round-trip repr for floats."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return repr(value)
-    return str(value)
-
-
 def csv_text(columns: list[str], rows: list[dict]) -> str:
+    """A CSV file's text: a cell is empty for None, else str(), which for a float is Python's
+    shortest round-trip repr ("nan" and "inf" for the non-finite ones)."""
     lines = [",".join(columns)]
-    lines += [",".join(fmt(row.get(c)) for c in columns) for row in rows]
+    lines += [",".join("" if (v := row.get(c)) is None else str(v) for c in columns) for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -85,3 +85,20 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(SweepbenchError):
         engine.train(resolve({"workload": "linreg", "epochs": 1}), str(tmp_path / "r"), quiet=True)
     assert os.listdir(tmp_path) == []
+
+
+def test_written_files_and_folders_get_the_usual_modes_not_private_ones(tmp_path, monkeypatch):
+    """tempfile makes 0600 files and 0700 folders; a report or record must be readable as any
+    file the user writes (umask), e.g. by a web server showing report/index.html."""
+    from sweepbench import atomic
+
+    old = os.umask(0o022)
+    try:
+        monkeypatch.setattr(atomic, "UMASK", 0o022)
+        atomic.write_file(str(tmp_path / "index.html"), "x")
+        folder = atomic.TempFolder(str(tmp_path / "run"))
+        folder.commit()
+    finally:
+        os.umask(old)
+    assert oct(os.stat(tmp_path / "index.html").st_mode & 0o777) == "0o644"
+    assert oct(os.stat(tmp_path / "run").st_mode & 0o777) == "0o755"

@@ -18,6 +18,7 @@ rule report:
                        caption="../report/figure.rst", category="Figures", subcategory="{study}",
                        labels={"study": "{study}", "figure": "{figure}"}),
     localrule: True
+    threads: min(workflow.cores, 4)  # processes drawing the studies' figures (the report runs last, alone)
     params:
         code=REPORT_CODE,  # editing that code re-runs this step
         tables=lambda w, input: os.path.dirname(input[0]),
@@ -30,4 +31,4 @@ rule report:
         "../envs/sweepbench.yaml"
     shell:
         "sweepbench report --plan {input.plan:q} --tables {params.tables:q} --runs-dir {params.runs_dir:q} "
-        "--check-dir={params.check_dir:q} --out {params.out:q} --figures-dir {output.figures:q} > {log:q} 2>&1"
+        "--check-dir={params.check_dir:q} --out {params.out:q} --figures-dir {output.figures:q} --workers {threads} > {log:q} 2>&1"
