@@ -5,7 +5,8 @@ The study comes from a config (default: the embedded default config); its runs a
 sweepbench.plan and trained here, one way after another, each on a fresh temporary folder, so
 the times are whole-run wall times (data load, every evaluation, the records) without process
 start-up. Grid stacks are the runs of a study that differ only in hyper-parameters
-(sweepbench.spec.STACK_VARIES), at most --max-runs per stack.
+(sweepbench.spec.STACK_VARIES), at most --max-runs per stack, as the planner forms them
+(sweepbench.stacking) within each of the study's jobs.
 
     python benchmarks/bench_stack.py --study digits_optimizers
     python benchmarks/bench_stack.py --study digits_batch_scaling --ways grid
@@ -22,24 +23,26 @@ import time
 import torch
 import yaml
 
-from sweepbench import batched, engine
+from sweepbench import batched, engine, stacking
+from sweepbench.pack import stack_groups
 from sweepbench.plan import plan
-from sweepbench.spec import stack_key
 
 from benchlib import write_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def groups_of(runs: list[dict], way: str, max_runs: int) -> list[list[dict]]:
-    """The runs as trained one way: alone, per cell (seeds), or per grid stack."""
-    if way == "alone":
-        return [[r] for r in runs]
-    key = (lambda r: r["cell"]) if way == "seeds" else (lambda r: stack_key(r["spec"]))
-    groups: dict = {}
-    for r in runs:
-        groups.setdefault(key(r), []).append(r)
-    return [g[i:i + max_runs] for g in groups.values() for i in range(0, len(g), max_runs)]
+def groups_of(the_plan: dict, way: str, max_runs: int) -> list[list[dict]]:
+    """The study's runs as the planner stacks them with `stack: {mode: way, max_runs: ...}`
+    (sweepbench.stacking), grouped as train-pack trains them (sweepbench.pack.stack_groups)."""
+    mode = {"alone": "off"}.get(way, way)
+    groups = []
+    for job_id, job in the_plan["jobs"].items():
+        runs = [dict(r) for r in job["runs"]]
+        stacking.form_stacks(job_id, runs, mode, {**stacking.DEFAULTS, "max_runs": max_runs, "max_mb": 1e9},
+                             size=lambda spec: 1.0, strict=True)
+        groups += stack_groups(runs)
+    return groups
 
 
 def train_all(groups: list[list[dict]], tmp: str) -> float:
@@ -59,22 +62,23 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=os.path.join(ROOT, "config", "config.yaml"))
     p.add_argument("--study", required=True)
     p.add_argument("--ways", default="alone,seeds,grid")
-    p.add_argument("--max-runs", type=int, default=64)
+    p.add_argument("--max-runs", type=int, default=stacking.DEFAULTS["max_runs"])
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default="results/benchmarks/bench_stack.csv")
     args = p.parse_args(argv)
     config = yaml.safe_load(open(args.config))
     config["run"] = [args.study]
     the_plan = plan(config)
-    runs = [dict(r, cell=cell_id) for cell_id, cell in the_plan["cells"].items() for r in cell["runs"]]
     if args.threads:
-        runs = [dict(r, spec=dict(r["spec"], threads=args.threads)) for r in runs]
+        for job in the_plan["jobs"].values():
+            job["runs"] = [dict(r, spec=dict(r["spec"], threads=args.threads)) for r in job["runs"]]
+    runs = [r for job in the_plan["jobs"].values() for r in job["runs"]]
     print(f"{args.study}: {len(runs)} runs; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         engine.train(runs[0]["spec"], os.path.join(tmp, "warm"), quiet=True)  # first-call costs out of the way
         rows = []
         for way in args.ways.split(","):
-            groups = groups_of(runs, way, args.max_runs)
+            groups = groups_of(the_plan, way, args.max_runs)
             wall = train_all(groups, os.path.join(tmp, way))
             rows.append([args.study, way, len(runs), len(groups), round(wall, 2), round(60 * len(runs) / wall, 1)])
             print(f"{way:6s}: {len(groups):4d} groups, {wall:7.2f} s, {60 * len(runs) / wall:8.1f} runs/min", flush=True)

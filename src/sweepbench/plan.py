@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import re
+from dataclasses import dataclass, field
 
 from sweepbench import SweepbenchError, atomic, batch_range, dataset_registry, stacking
 from sweepbench.spec import OPTIONS, resolve
@@ -163,122 +164,153 @@ def _train_samples(spec: dict, dataset: str) -> int:
     return entry.train_samples(spec)
 
 
+@dataclass
+class StudyPlan:
+    """One study while it is planned: its settings, and what the plan holds of it so far."""
+
+    name: str
+    study: dict                    # the study's config
+    fixed: dict                    # run options of every run (fixed, the target, the defaults)
+    seeds: list
+    resources: dict
+    workload: object               # sweepbench.workloads.Workload
+    axes: list                     # the pack_by axes first
+    pack_by: list
+    entry: dict = field(default_factory=dict)   # what plan()["studies"][name] will be
+
+    def error(self, where: str, message) -> SweepbenchError:
+        return SweepbenchError(f"config error in study {self.name!r}, {where}: {message}")
+
+
 def plan(config: dict) -> dict:
     """Validate `config` and expand it. Returns {"studies": {...}, "cells": {...}}.
 
     studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids)}
     cells[id] = {study, job, dataset, resources, axes, runs: [{id, seed, spec}]}
-    jobs[id] = {study, dataset, resources, runs: [{dir (relative to the job folder), seed, spec}]}
+    jobs[id] = {study, dataset, resources, runs: [{dir (relative to the job folder), seed, spec, stack}]}
     """
     if "run" in config and config["run"] in (None, "", []):  # --config run= arrives as None
         raise SweepbenchError("config error in key run: empty; allowed: study names separated by commas, "
                               f"from {', '.join(config.get('studies') or {}) or '(no studies)'}")
     validate_config(config)
     check_output_dirs(config)
-    from sweepbench.workloads import WORKLOADS
+    selected = selected_studies(config)
+    _check_keys("(defaults)", "defaults", config.get("defaults") or {})
+    the_plan = {"studies": {}, "cells": {}, "jobs": {}, "config": config}
+    seen: dict = {}  # a cell's resolved spec and seeds -> its id (an equal cell is trained once)
+    for name in selected:
+        sp = _study_plan(name, config, selected)
+        for point in _points(sp.study):
+            spec = _cell_spec(sp, point, config)
+            _add_cell(the_plan, sp, spec, seen)
+        study_jobs = dict.fromkeys(the_plan["cells"][c]["job"] for c in sp.entry["cells"])
+        try:
+            stacking.plan_stacks(sp.study, [(j, the_plan["jobs"][j]) for j in study_jobs], sp.workload.model,
+                                 dataset_registry.get(sp.workload.dataset))
+        except SweepbenchError as err:
+            raise sp.error("key stack", err) from None
+        the_plan["studies"][name] = sp.entry
+    check_slurm_keys({job["study"]: job["resources"] for job in the_plan["jobs"].values()})
+    return the_plan
 
-    selected = config.get("run") or list(config["studies"])
-    if isinstance(selected, str):  # --config run=a,b (or run=[a,b]) arrives as a string
+
+def selected_studies(config: dict) -> list[str]:
+    """The studies `run` names (--config run=a,b arrives as a string), or every study."""
+    studies = config["studies"]
+    selected = config.get("run") or list(studies)
+    if isinstance(selected, str):
         selected = [name.strip() for name in selected.strip("[]").split(",") if name.strip()]
     for name in selected:
-        if name not in config["studies"]:
-            raise SweepbenchError(f"config error in key run: unknown study {name!r}; "
-                                  f"allowed: {', '.join(config['studies'])}")
-    base = config.get("defaults") or {}
-    _check_keys("(defaults)", "defaults", base)
-    studies, cells, jobs, seen = {}, {}, {}, {}
-    for name in selected:
-        study = config["studies"][name]
-        batch_range.check(name, study, selected, config)
-        if study["workload"] not in WORKLOADS:
-            raise SweepbenchError(f"config error in study {name!r}, key workload: unknown workload "
-                                  f"{study['workload']!r}; allowed: {', '.join(WORKLOADS)}")
-        fixed = dict(study.get("fixed") or {})
-        _check_keys(name, "fixed", fixed)
-        _check_keys(name, "grid", study.get("grid") or {})
-        for i, row in enumerate(study.get("rows") or []):
-            _check_keys(name, f"rows[{i}]", row)
-        target = study.get("target")
-        if target:
-            fixed.setdefault("target_metric", target["metric"])
-            fixed.setdefault("target", float(target["value"]))
-            if target.get("stop"):
-                fixed.setdefault("stop_at_target", True)
-        seeds = seeds_override(config) or study.get("seeds") or [0]
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-        if repeated:
-            raise SweepbenchError(f"config error in study {name!r}, key seeds: seed {repeated[0]} appears more than "
-                                  "once; allowed: distinct seeds (each is one run of every cell)")
-        if is_smoke(config):
-            seeds = seeds[:2]
-        resources = {**DEFAULT_RESOURCES, **(config.get("resources") or {}), **(study.get("resources") or {})}
-        workload = WORKLOADS[study["workload"]]
-        entry = {"workload": workload.name, "description": study.get("description", workload.description),
-                 "target": None, "axes": [], "cells": [], "runs": [], "seeds": seeds,
-                 "reference": study.get("reference")}  # the seed's printed numbers (sweepbench.reproduction)
-        points = _points(study)
-        axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
-        pack_by = study.get("pack_by", axes)
-        for axis in pack_by:
-            if axis not in axes:
-                raise SweepbenchError(f"config error in study {name!r}, key pack_by: {axis!r} is not an axis "
-                                      f"of the study; allowed: {', '.join(axes) or '(none)'}")
-        axes = [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by]
-        for point in points:
-            options = {**base, **fixed, **point, "workload": workload.name}
-            if not resources["gpu"] and options.get("device", "auto") == "auto":
-                options["device"] = "cpu"  # a job that asks for no GPU must not take one (resource accounting)
-            try:
-                spec = resolve({**options, "seed": seeds[0], "threads": resources["threads"]})
-            except SweepbenchError as err:
-                raise SweepbenchError(f"config error in study {name!r}, cell {cell_slug(point)}: {err}") from None
-            if is_smoke(config):
-                spec = apply_smoke(spec)
-            bs = spec["batch_size"]
-            try:
-                n = _train_samples(spec, workload.dataset)
-            except SweepbenchError as err:
-                raise SweepbenchError(f"config error in study {name!r}, cell {cell_slug(point)}: {err}") from None
-            if bs != "full" and bs > n and not spec["clip_batch_size"]:
-                raise SweepbenchError(f"config error in study {name!r}, key batch_size: {bs} is larger than the "
-                                      f"training set of {workload.name} ({n} samples); allowed: 1..{n} or full")
-            entry["axes"] = axes
-            point = {k: spec[k] for k in axes}
-            entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
-            key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(seeds) \
-                + json.dumps(study.get("batch_cycle_from"))  # a derived cycle is not the configured one
-            if key in seen:
-                cell_id = seen[key]
-            else:
-                packed = {k: v for k, v in point.items() if k in pack_by}
-                rest = {k: v for k, v in point.items() if k not in pack_by}
-                job_id = f"{name}/{cell_slug(packed) if packed else 'all'}"
-                cell_id = f"{job_id}/{cell_slug(rest)}" if rest else job_id
-                if cell_id in cells:
-                    raise SweepbenchError(f"config error in study {name!r}: two cells share the id {cell_id}")
-                seen[key] = cell_id
-                runs = []
-                for seed in seeds:
-                    run_spec = dict(spec, seed=seed)
-                    runs.append({"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": run_spec})
-                cells[cell_id] = {"study": name, "job": job_id, "dataset": workload.dataset,
-                                  "resources": resources, "axes": point, "runs": runs}
-                job = jobs.setdefault(job_id, {"study": name, "dataset": workload.dataset,
-                                               "resources": resources, "runs": [],
-                                               "batch_cycle_from": study.get("batch_cycle_from")})
-                job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]}
-                                for r in runs]
-            entry["cells"].append(cell_id)
-            entry["runs"] += [r["id"] for r in cells[cell_id]["runs"]]
-        study_jobs = dict.fromkeys(cells[c]["job"] for c in entry["cells"])
-        try:
-            stacking.plan_stacks(study, [(j, jobs[j]) for j in study_jobs], workload.model,
-                                 dataset_registry.get(workload.dataset))
-        except SweepbenchError as err:
-            raise SweepbenchError(f"config error in study {name!r}, key stack: {err}") from None
-        studies[name] = entry
-    check_slurm_keys({job["study"]: job["resources"] for job in jobs.values()})
-    return {"studies": studies, "cells": cells, "jobs": jobs, "config": config}
+        if name not in studies:
+            raise SweepbenchError(f"config error in key run: unknown study {name!r}; allowed: {', '.join(studies)}")
+    return selected
+
+
+def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
+    """A study's checked settings: workload, option keys, target, seeds, resources, axes."""
+    from sweepbench.workloads import WORKLOADS
+
+    study = config["studies"][name]
+    batch_range.check(name, study, selected, config)
+    if study["workload"] not in WORKLOADS:
+        raise SweepbenchError(f"config error in study {name!r}, key workload: unknown workload "
+                              f"{study['workload']!r}; allowed: {', '.join(WORKLOADS)}")
+    fixed = dict(study.get("fixed") or {})
+    _check_keys(name, "fixed", fixed)
+    _check_keys(name, "grid", study.get("grid") or {})
+    for i, row in enumerate(study.get("rows") or []):
+        _check_keys(name, f"rows[{i}]", row)
+    target = study.get("target")
+    if target:
+        fixed.setdefault("target_metric", target["metric"])
+        fixed.setdefault("target", float(target["value"]))
+        if target.get("stop"):
+            fixed.setdefault("stop_at_target", True)
+    seeds = seeds_override(config) or study.get("seeds") or [0]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise SweepbenchError(f"config error in study {name!r}, key seeds: seed {repeated[0]} appears more than "
+                              "once; allowed: distinct seeds (each is one run of every cell)")
+    seeds = seeds[:2] if is_smoke(config) else seeds
+    points = _points(study)
+    axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
+    pack_by = study.get("pack_by", axes)
+    for axis in pack_by:
+        if axis not in axes:
+            raise SweepbenchError(f"config error in study {name!r}, key pack_by: {axis!r} is not an axis "
+                                  f"of the study; allowed: {', '.join(axes) or '(none)'}")
+    workload = WORKLOADS[study["workload"]]
+    sp = StudyPlan(name, study, {**(config.get("defaults") or {}), **fixed}, seeds,
+                   {**DEFAULT_RESOURCES, **(config.get("resources") or {}), **(study.get("resources") or {})},
+                   workload, [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by], pack_by)
+    sp.entry = {"workload": workload.name, "description": study.get("description", workload.description),
+                "target": None, "axes": sp.axes, "cells": [], "runs": [], "seeds": seeds,
+                "reference": study.get("reference")}  # the seed's printed numbers (sweepbench.reproduction)
+    return sp
+
+
+def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
+    """One cell's resolved run spec (its first seed), checked against the workload's data."""
+    options = {**sp.fixed, **point, "workload": sp.workload.name}
+    if not sp.resources["gpu"] and options.get("device", "auto") == "auto":
+        options["device"] = "cpu"  # a job that asks for no GPU must not take one (resource accounting)
+    try:
+        spec = resolve({**options, "seed": sp.seeds[0], "threads": sp.resources["threads"]})
+        spec = apply_smoke(spec) if is_smoke(config) else spec
+        n = _train_samples(spec, sp.workload.dataset)
+    except SweepbenchError as err:
+        raise sp.error(f"cell {cell_slug(point)}", err) from None
+    bs = spec["batch_size"]
+    if bs != "full" and bs > n and not spec["clip_batch_size"]:
+        raise sp.error("key batch_size", f"{bs} is larger than the training set of {sp.workload.name} ({n} "
+                                         f"samples); allowed: 1..{n} or full")
+    sp.entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
+    return spec
+
+
+def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
+    """Put a cell and its runs in the plan (in its job), or point the study at an equal cell
+    that an earlier study already planned."""
+    key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(sp.seeds) \
+        + json.dumps(sp.study.get("batch_cycle_from"))  # a derived cycle is not the configured one
+    cells, point = the_plan["cells"], {k: spec[k] for k in sp.axes}
+    if key not in seen:
+        packed = {k: v for k, v in point.items() if k in sp.pack_by}
+        rest = {k: v for k, v in point.items() if k not in sp.pack_by}
+        job_id = f"{sp.name}/{cell_slug(packed) if packed else 'all'}"
+        cell_id = f"{job_id}/{cell_slug(rest)}" if rest else job_id
+        if cell_id in cells:
+            raise SweepbenchError(f"config error in study {sp.name!r}: two cells share the id {cell_id}")
+        seen[key] = cell_id
+        runs = [{"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": dict(spec, seed=seed)} for seed in sp.seeds]
+        cells[cell_id] = {"study": sp.name, "job": job_id, "dataset": sp.workload.dataset,
+                          "resources": sp.resources, "axes": point, "runs": runs}
+        job = the_plan["jobs"].setdefault(job_id, {"study": sp.name, "dataset": sp.workload.dataset,
+                                                   "resources": sp.resources, "runs": [],
+                                                   "batch_cycle_from": sp.study.get("batch_cycle_from")})
+        job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]} for r in runs]
+    sp.entry["cells"].append(seen[key])
+    sp.entry["runs"] += [r["id"] for r in cells[seen[key]]["runs"]]
 
 
 def _strict_loader():
