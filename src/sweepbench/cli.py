@@ -200,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _data_parsers(sub)
+    _table_parsers(sub)
+    _workflow_parsers(sub)
+    return parser
+
+
+def _data_parsers(sub) -> None:
+    """prepare, workloads, plan: what a run needs before it trains."""
     from sweepbench.dataset_registry import PREPARED
 
     p = sub.add_parser("prepare", help="turn a dataset's raw files (found offline, see README) into a tensor file")
@@ -215,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="validate a config and list its studies, cells and runs")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+
+
+def _table_parsers(sub) -> None:
+    """aggregate, report, baseline, check: records -> tables -> report and verdicts."""
     p = sub.add_parser("aggregate", help="run records -> tables under results/tables/")
     p.add_argument("--plan", default="results/plan.json")
     p.add_argument("--runs-dir", default="results/runs")
@@ -246,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fail", action="store_true",
                    help="exit 0 even on a regression or an unusable baseline (the verdict is in the files; "
                         "the workflow's check rule uses this so the report can show it)")
+
+
+def _workflow_parsers(sub) -> None:
+    """train-pack and status: what the workflow's jobs run, and where a sweep stands."""
     p = sub.add_parser("train-pack", help="train several resolved run specs in one process (workflow jobs)")
     p.add_argument("--runs-file", required=True,
                    help='JSON list of {"dir": "lr~0.1/seed~0", "seed": N, "spec": {...}} '
@@ -268,7 +284,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="the workflow's results folder (with plan.json)")
     p.add_argument("--workdir", default=".", help="where Snakemake runs (its .snakemake/locks/ says whether it runs)")
     p.add_argument("--json", action="store_true", help="print the counts, in-progress jobs and broken runs as JSON")
-    return parser
 
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "plan": cmd_plan,
