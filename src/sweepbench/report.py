@@ -13,6 +13,7 @@ import inspect
 import json
 import math
 import os
+from dataclasses import dataclass
 
 import pandas as pd
 import yaml
@@ -188,9 +189,40 @@ def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
                        "surface smoothly; small batches zig-zag because each step sees another loss surface."))
 
 
-def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: str = "results/tables") -> dict:
-    from sweepbench import figures
+@dataclass
+class StudyView:
+    """What the parts of a study's section read: the study, its rows of the tables, and the
+    section being filled (figures, tables, notes)."""
 
+    name: str
+    study: dict
+    t: dict
+    runs: pd.DataFrame
+    cells: pd.DataFrame
+    runs_dir: str
+    tables_dir: str
+    section: dict
+
+    @property
+    def axes(self) -> list:
+        return self.study["axes"]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.runs["synthetic"].any())
+
+    @property
+    def has_acc(self) -> bool:
+        return bool(self.runs["final_val_accuracy"].notna().any()) and not self.synthetic
+
+    @property
+    def target(self) -> dict:
+        return self.study.get("target") or {}
+
+
+def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: str = "results/tables") -> dict:
+    """A study's part of the report: notes, figures and tables, each part drawn where the
+    study's tables have what it needs."""
     runs = t["runs"][t["runs"]["study"] == name] if not t["runs"].empty else pd.DataFrame()
     cells = t["cells"][t["cells"]["study"] == name] if not t["cells"].empty else pd.DataFrame()
     section = {"id": f"study-{name}", "name": name, "description": study["description"], "workload": study["workload"],
@@ -202,18 +234,30 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
     missing = len(study["runs"]) - len(runs)
     if missing > 0:
         section["notes"].append(f"{missing} of {len(study['runs'])} runs have no record yet; the figures show the rest.")
-    axes = study["axes"]
     diverged = int(runs["diverged"].sum())
     if diverged == len(runs):
         section["notes"].append("Every run of this study diverged; only the divergence points can be shown.")
     elif diverged:
         section["notes"].append(f"{diverged} of {len(runs)} runs diverged; they are counted in the tables and "
                                 "left out of means.")
-    figs, synthetic = section["figures"], bool(runs["synthetic"].any())
-    has_acc = runs["final_val_accuracy"].notna().any() and not synthetic
-    target = study.get("target") or {}
+    v = StudyView(name, study, t, runs, cells, runs_dir, tables_dir, section)
+    chosen = _curve_figures(v)
+    if study["workload"] in ("linreg", "logreg2d"):
+        _trajectory_section(study, cells, runs, study["axes"], runs_dir, section["figures"])
+    _lr_figures(v)
+    _batch_figures(v)
+    _throughput_part(v)
+    _schedule_figure(v, chosen)
+    _cell_table(v)
+    return section
 
-    # learning curves
+
+def _curve_figures(v: StudyView) -> pd.DataFrame:
+    """Learning curves of a few cells (against epoch, step and training time); returns the cells shown."""
+    from sweepbench import figures
+
+    runs, cells, axes = v.runs, v.cells, v.axes
+    runs_dir, figs, synthetic, has_acc = v.runs_dir, v.section["figures"], v.synthetic, v.has_acc
     chosen, how = _select_cells(cells, axes)
     curves = _curves(chosen, runs, axes, runs_dir)
     if not curves.empty and not synthetic and len(curves.dropna(subset=["train_loss"])):
@@ -231,10 +275,15 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
                                f"{metric} vs training time",
                                "Against measured training seconds on this machine (evaluation excluded): what a "
                                "user waits for." + how))
-    # trajectories
-    if study["workload"] in ("linreg", "logreg2d"):
-        _trajectory_section(study, cells, runs, axes, runs_dir, figs)
-    # learning-rate sensitivity and the optimizer grid
+    return chosen
+
+
+def _lr_figures(v: StudyView) -> None:
+    """Learning-rate sensitivity, the optimizer x learning-rate heatmap and the learning-rate picks."""
+    from sweepbench import figures
+
+    name, t, cells, axes, tables_dir = v.name, v.t, v.cells, v.axes, v.tables_dir
+    figs, section, synthetic, has_acc = v.section["figures"], v.section, v.synthetic, v.has_acc
     ls = t["lr_sensitivity"]
     ls_cells = cells[cells["lr"].isin(ls[ls["study"] == name]["lr"])] if not ls.empty else pd.DataFrame()
     if not ls_cells.empty and "lr" in axes and not synthetic:
@@ -261,7 +310,14 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
                                                     "lr_min": "lr_min", "lr_max": "lr_max",
                                                     "largest_stable_lr": "largest stable lr"},
                                             "Learning-rate picks from the sweep (Methods: lr_range_picks)." + some))
-    # batch size
+
+
+def _batch_figures(v: StudyView) -> None:
+    """Steps to target, best lr, noise scale and time to target vs batch size; the metric at a fixed budget."""
+    from sweepbench import figures
+
+    name, t, cells, axes, tables_dir = v.name, v.t, v.cells, v.axes, v.tables_dir
+    figs, section, synthetic, has_acc, target = v.section["figures"], v.section, v.synthetic, v.has_acc, v.target
     sc = t["scaling"][t["scaling"]["study"] == name] if not t["scaling"].empty else pd.DataFrame()
     if not sc.empty and sc["steps_to_target_mean"].notna().any():
         tname = f"{target.get('metric')} >= {target.get('value')}" if target else "target"
@@ -299,7 +355,13 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
         figs.append(figure(figures.metric_vs_batch(shown, metric, f"{metric.replace('_', ' ')} vs log2 batch size"),
                            "Metric vs batch size", "After the same budget (seed 002's plot): at a fixed epoch budget "
                            "large batches take fewer steps and end lower." + some))
-    # throughput
+
+
+def _throughput_part(v: StudyView) -> None:
+    """Throughput vs batch size, for a study that measures speed (its jobs run alone)."""
+    from sweepbench import figures
+
+    name, study, t, figs, section = v.name, v.study, v.t, v.section["figures"], v.section
     th = t["throughput"][t["throughput"]["study"] == name] if not t["throughput"].empty else pd.DataFrame()
     measures_speed = any(c["resources"].get("exclusive") for c in (study.get("_cells") or []))
     if not th.empty and th["effective_batch_size"].nunique() > 1 and measures_speed:
@@ -310,7 +372,13 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
             "effective_batch_size": "batch size", "samples_per_s": "samples/s", "step_time_median_s": "median step (s)",
             "step_time_p10_s": "p10 step (s)", "step_time_p90_s": "p90 step (s)", "n_runs": "runs"},
             f"Throughput on {device} (medians over runs)."))
-    # schedules
+
+
+def _schedule_figure(v: StudyView, chosen: pd.DataFrame) -> None:
+    """The learning rate each update used, where it changes."""
+    from sweepbench import figures
+
+    runs, axes, runs_dir, figs = v.runs, v.axes, v.runs_dir, v.section["figures"]
     lr_paths = []
     for _, c in chosen.iterrows():
         r = runs[runs["cell"] == c["cell"]].iloc[0]
@@ -323,7 +391,11 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
     if lr_paths:
         figs.append(figure(figures.lr_schedule(pd.concat(lr_paths), "Learning rate over iterations"), "Learning-rate schedule",
                            "The learning rate each update used (seed 002's CLR plots)."))
-    # the cell table
+
+
+def _cell_table(v: StudyView) -> None:
+    """The cell table (the best cells where there are many)."""
+    cells, axes, tables_dir, has_acc, section = v.cells, v.axes, v.tables_dir, v.has_acc, v.section
     key_cols = {f"axis_{a}": a for a in axes}
     key_cols.update({"n_seeds": "seeds", "n_diverged": "diverged", "final_train_loss_mean": "final train loss",
                      "final_val_accuracy_mean": "final val acc", "best_val_accuracy_mean": "best val acc",
@@ -339,7 +411,6 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
     section["tables"].append(html_table(shown, key_cols, ("Every cell" if shown is cells else "Cells") + " (means over "
                                         "seeds that did not diverge; steps to target only where every seed reached "
                                         "it)." + some))
-    return section
 
 
 # ---------------------------------------------------------------- summary and methods

@@ -9,7 +9,6 @@ printed nan). sweepbench.rules.reproduction_verdict decides one verdict per stud
 from __future__ import annotations
 
 import math
-import os
 
 from sweepbench import rules
 
