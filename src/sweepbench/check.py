@@ -30,6 +30,7 @@ import os
 import numpy as np
 
 from sweepbench import SweepbenchError, __version__, analysis
+from sweepbench.atomic import TempFolder, write_file
 
 # metric -> (higher is better)
 QUALITY_METRICS = {"final_val_accuracy": True, "best_val_accuracy": True, "final_val_loss": False,
@@ -245,8 +246,7 @@ def baseline_meta(name: str, runs, seeds) -> dict:
 
 
 def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
-    import shutil
-
+    """baselines/<name>/ (seeds.csv, meta.json) from the tables, replaced as a whole or not at all."""
     runs_path = os.path.join(tables_dir, "runs.csv")
     if not os.path.exists(runs_path):
         raise SweepbenchError(f"no tables at {tables_dir}/ (runs.csv missing); run the workflow first")
@@ -256,15 +256,14 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
 
     runs = pd.read_csv(runs_path, usecols=lambda c: c in ("device_name", "torch", "git_commit"))
     out = baseline_dir(name, root)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    os.makedirs(tmp, exist_ok=True)
-    seeds.assign(seed=seeds["seed"].astype(int)).to_csv(os.path.join(tmp, "seeds.csv"), index=False)
-    with open(os.path.join(tmp, "meta.json"), "w") as f:
-        json.dump(baseline_meta(name, runs, seeds), f, indent=1)
-        f.write("\n")
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    folder = TempFolder(out)
+    try:
+        write_file(os.path.join(folder.path, "seeds.csv"), seeds.assign(seed=seeds["seed"].astype(int)).to_csv(index=False))
+        write_file(os.path.join(folder.path, "meta.json"), json.dumps(baseline_meta(name, runs, seeds), indent=1) + "\n")
+    except BaseException:
+        folder.discard()
+        raise
+    folder.commit()
     return out
 
 
@@ -323,13 +322,6 @@ def summary_line(name: str, meta: dict, table, n_cells: int) -> str:
             + (f". Regressed: {'; '.join(names.head(5))}" + (" ..." if len(names) > 5 else "") if regressed else ""))
 
 
-def write_atomic(path: str, write) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
 def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | None = None,
               root: str = "baselines") -> dict:
     """Compare, write check.csv and summary.json atomically, return the summary."""
@@ -340,8 +332,8 @@ def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | Non
                "line": summary_line(name, meta, table, len(common)),
                "baseline_made": {k: meta.get(k) for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "smoke")}}
     os.makedirs(out_dir, exist_ok=True)
-    write_atomic(os.path.join(out_dir, "check.csv"), lambda f: table.to_csv(f, index=False))
-    write_atomic(os.path.join(out_dir, "summary.json"), lambda f: json.dump(summary, f, indent=1))
+    write_file(os.path.join(out_dir, "check.csv"), table.to_csv(index=False))
+    write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
     return summary
 
 
@@ -351,6 +343,6 @@ def write_not_run(out_dir: str, name: str, reason: str) -> dict:
 
     summary = {"baseline": name, "passed": None, "counts": {}, "line": f"not run against baseline {name!r}: {reason}"}
     os.makedirs(out_dir, exist_ok=True)
-    write_atomic(os.path.join(out_dir, "check.csv"), lambda f: pd.DataFrame(columns=CHECK_COLUMNS).to_csv(f, index=False))
-    write_atomic(os.path.join(out_dir, "summary.json"), lambda f: json.dump(summary, f, indent=1))
+    write_file(os.path.join(out_dir, "check.csv"), pd.DataFrame(columns=CHECK_COLUMNS).to_csv(index=False))
+    write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
     return summary
