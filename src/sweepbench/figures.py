@@ -7,7 +7,6 @@ tables give the same bytes.
 from __future__ import annotations
 
 import io
-import math
 
 import matplotlib
 
@@ -35,9 +34,9 @@ def _label(metric: str) -> str:
     return f"{split} {kind}" + (" (fraction)" if kind == "accuracy" else "")
 
 
-def _finish(ax, xlabel: str, ylabel: str, title: str, log2_x: bool = True, log_y: bool = True,
+def _style_axes(ax, xlabel: str, ylabel: str, title: str, log2_x: bool = True, log_y: bool = True,
             legend: bool = True) -> None:
-    """The axis styling shared by the batch-size figures."""
+    """Scales (log2 x, log y by default), labels, title and legend: the styling the figures share."""
     if log2_x:
         ax.set_xscale("log", base=2)
     if log_y:
@@ -149,7 +148,7 @@ def scaling(sc, title: str) -> str:
     y = sc["steps_to_target_mean"]
     ax.errorbar(b, y, yerr=[y - sc["steps_to_target_ci_lo"], sc["steps_to_target_ci_hi"] - y], fmt="o",
                 color="tab:blue", capsize=2, label="measured (mean, 95% CI)")
-    _finish(ax, "batch size (samples per update)", "steps to target", title)
+    _style_axes(ax, "batch size (samples per update)", "steps to target", title)
     return to_svg(fig)
 
 
@@ -160,7 +159,7 @@ def best_lr_vs_batch(best, title: str) -> str:
         ax.plot(g["effective_batch_size"], g["best_lr"], "o-", label=f"best lr ({opt})")
         ax.plot(g["effective_batch_size"], g["linear_rule_lr"], ":", color="grey", label="linear scaling rule")
         ax.plot(g["effective_batch_size"], g["sqrt_rule_lr"], "--", color="grey", label="square-root rule")
-    _finish(ax, "batch size (samples per update)", "learning rate", title)
+    _style_axes(ax, "batch size (samples per update)", "learning rate", title)
     return to_svg(fig)
 
 
@@ -171,7 +170,7 @@ def noise_scale(sc, title: str) -> str:
     if np.isfinite(b_crit):
         ax.axhline(b_crit, color="black", lw=1, label=f"fitted critical batch size B_crit = {b_crit:.0f}")
         ax.axhspan(sc["b_crit_ci_lo"].iloc[0], sc["b_crit_ci_hi"].iloc[0], color="black", alpha=0.08, label="B_crit 95% CI")
-    _finish(ax, "batch size of the run (samples per update)", "samples", title)
+    _style_axes(ax, "batch size of the run (samples per update)", "samples", title)
     return to_svg(fig)
 
 
@@ -197,7 +196,7 @@ def throughput_bars(th, title: str) -> str:
     labels = [str(int(b)) for b in th["effective_batch_size"]]
     bars = ax.bar(labels, th["samples_per_s"], color=sns.color_palette(PALETTE)[0])
     ax.bar_label(bars, labels=[f"{v:,.0f}" for v in th["samples_per_s"]], fontsize=7)
-    _finish(ax, "batch size", "throughput (samples / s)", title, log2_x=False, log_y=False, legend=False)
+    _style_axes(ax, "batch size", "throughput (samples / s)", title, log2_x=False, log_y=False, legend=False)
     return to_svg(fig)
 
 
@@ -209,7 +208,7 @@ def time_to_target(sc, title: str) -> str:
     if len(fast):
         ax.plot(fast["effective_batch_size"], fast["time_to_target_s"], "*", ms=12, color="tab:red",
                 label=f"fastest: B = {int(fast['effective_batch_size'].iloc[0])}")
-    _finish(ax, "batch size (samples per update)", "time to target on this machine (s)", title)
+    _style_axes(ax, "batch size (samples per update)", "time to target on this machine (s)", title)
     return to_svg(fig)
 
 
@@ -218,12 +217,8 @@ def lr_schedule(steps, title: str) -> str:
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     for label, g in steps.groupby("label", sort=False):
         ax.plot(g["step"], g["lr"], lw=1, label=label)
-    _finish(ax, "optimizer step", "learning rate", title, log2_x=False, log_y=False)
+    _style_axes(ax, "optimizer step", "learning rate", title, log2_x=False, log_y=False)
     return to_svg(fig)
-
-
-def finite(values) -> bool:
-    return any(v is not None and not (isinstance(v, float) and math.isnan(v)) for v in values)
 
 
 def reference_overlay(rep, metric: str, x_axis: str, title: str) -> str:
@@ -250,5 +245,5 @@ def reference_overlay(rep, metric: str, x_axis: str, title: str) -> str:
         ax.set_xscale("log", base=2 if x_axis in ("batch_size", "accum_steps") else 10)
     values = np.concatenate([ours["ours"].astype(float).to_numpy(), seed["reference"].astype(float).to_numpy()])
     log_y = not metric.endswith("accuracy") and len(values) and (values > 0).all() and values.max() / values.min() > 20
-    _finish(ax, x_axis, metric.replace("_", " "), title, log2_x=False, log_y=bool(log_y))
+    _style_axes(ax, x_axis, metric.replace("_", " "), title, log2_x=False, log_y=bool(log_y))
     return to_svg(fig)

@@ -115,20 +115,26 @@ def test_config_errors_stop_before_any_job(tmp_path, study, message):
     assert not (wd / "results").exists()
 
 
+def kill_when_logged(wd, log, text: str, timeout: float, after: float = 0.0) -> None:
+    """Start the workflow on one core, wait until `log` shows `text` (or `timeout` seconds pass),
+    wait `after` seconds more, then kill Snakemake and its jobs with SIGKILL."""
+    proc = subprocess.Popen(SNAKEMAKE + ["--cores", "1"], cwd=wd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (log.exists() and text in log.read_text()):
+        time.sleep(0.2)
+    time.sleep(after)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_killed_run_leaves_no_complete_looking_record_and_is_redone(tmp_path):
     config = {"studies": {"slow": {"workload": "linreg", "fixed": {"epochs": 400, "lr": 0.001},
                                    "grid": {"batch_size": [1]}}}}
     wd = workdir(tmp_path, config)
-    proc = subprocess.Popen(SNAKEMAKE + ["--cores", "1"], cwd=wd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
     log = wd / "results" / "logs" / "train" / "slow" / "bs~1.log"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log.exists() and "step 0" in log.read_text()):
-        time.sleep(0.2)
+    kill_when_logged(wd, log, "step 0", timeout=120, after=1.0)   # no chance to clean up
     assert log.exists(), "the training job never started"
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)                 # no chance to clean up
-    proc.wait()
     run_dir = wd / "results" / "runs" / "slow" / "bs~1" / "seed~0"
     assert not (run_dir / "run.json").exists()
 
@@ -179,14 +185,8 @@ def test_resume_after_a_kill_trains_only_the_missing_runs(tmp_path):
     config = {"studies": {"many": {"workload": "linreg", "fixed": {"epochs": 100, "lr": 0.001}, "pack_by": [],
                                    "grid": {"batch_size": [1, 2, 3, 4, 5, 6]}}}}
     wd = workdir(tmp_path, config)
-    proc = subprocess.Popen(SNAKEMAKE + ["--cores", "1"], cwd=wd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
     log = wd / "results" / "logs" / "train" / "many" / "all.log"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (log.exists() and "run 3/6 started" in log.read_text()):
-        time.sleep(0.2)                                   # runs 1 and 2 have their records
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when_logged(wd, log, "run 3/6 started", timeout=300)   # runs 1 and 2 have their records
     assert "run 3/6 started" in log.read_text(), "the job never finished two runs"
     runs = wd / "results" / "runs" / "many" / "all"
     finished = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
