@@ -35,7 +35,7 @@ def _label(metric: str) -> str:
 
 
 def _style_axes(ax, xlabel: str, ylabel: str, title: str, log2_x: bool = True, log_y: bool = True,
-            legend: bool = True) -> None:
+                legend: bool = True) -> None:
     """Scales (log2 x, log y by default), labels, title and legend: the styling the figures share."""
     if log2_x:
         ax.set_xscale("log", base=2)
