@@ -382,14 +382,6 @@ def check_output_dirs(config: dict) -> None:
                                   f"folder; allowed: a relative folder such as {default!r}, or an absolute path")
 
 
-def image_datasets(the_plan: dict) -> list[str]:
-    """Datasets that need a prepared tensor file (one prepare_data job each)."""
-    from sweepbench.dataset_registry import needs_tensor_file
-
-    return sorted({c["dataset"] for c in the_plan["jobs"].values()
-                   if needs_tensor_file(c["dataset"], c["runs"][0]["spec"])})
-
-
 def write_job_specs(the_plan: dict, specs_dir: str) -> int:
     """<specs_dir>/<job>.json for every job: its runs, what `sweepbench train-pack --runs-file`
     reads. Only files whose content changed are rewritten (atomically), so one call at the
