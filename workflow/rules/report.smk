@@ -18,7 +18,7 @@ rule report:
                        caption="../report/figure.rst", category="Figures", subcategory="{study}",
                        labels={"study": "{study}", "figure": "{figure}"}),
     localrule: True
-    threads: min(workflow.cores, 4)  # processes drawing the studies' figures (the report runs last, alone)
+    threads: 4  # processes drawing the studies' figures; Snakemake gives it at most the cores it has
     params:
         code=REPORT_CODE,  # editing that code re-runs this step
         tables=lambda w, input: os.path.dirname(input[0]),
