@@ -41,7 +41,7 @@ SLURM_KEYS = tuple(SLURM_RESOURCES)
 
 SMOKE_DATA_DIR = "resources/smoke"
 SMOKE_RAW_DIR = "resources/smoke/raw"
-SMOKE_TRAIN = 32
+SMOKE_TRAIN = 16
 
 
 def is_smoke(config: dict) -> bool:
@@ -76,11 +76,12 @@ def seeds_override(config: dict) -> list[int] | None:
 def apply_smoke(spec: dict) -> dict:
     """`smoke: true` shrinks a run to about a second while keeping its study's grid and ids:
     prepared datasets come from tiny generated raw files (sweepbench.tinydata) in resources/smoke/,
-    at most 32 training samples (batch sizes are clipped to them), 2 epochs and 2 steps,
-    evaluation on 16 samples per split; the planner also keeps only a cell's first 2 seeds."""
+    at most 16 training samples (batch sizes are clipped to them), 2 epochs and 2 steps,
+    evaluation on 8 samples per split, noise-scale estimates from 2 small batches; the planner
+    also keeps only a cell's first 2 seeds."""
     spec = dict(spec, data_dir=SMOKE_DATA_DIR, raw_dir=SMOKE_RAW_DIR, clip_batch_size=True,
                 train_size=min(spec["train_size"] or SMOKE_TRAIN, SMOKE_TRAIN), epochs=min(spec["epochs"], 2),
-                max_steps=min(spec["max_steps"] or 2, 2), eval_max_samples=16)
+                max_steps=min(spec["max_steps"] or 2, 2), eval_max_samples=8, gns_batches=2)
     if spec["val_size"]:
         spec["val_size"] = min(spec["val_size"], 16)
     return spec

@@ -31,7 +31,8 @@ def test_smoke_keeps_ids_and_shrinks_runs():
     p = plan({**study(grid={"batch_size": [8, 4096]}, seeds=[0, 1, 2]), "smoke": "true"})
     assert sorted(p["cells"]) == ["s/bs~4096", "s/bs~8"]
     spec = p["cells"]["s/bs~4096"]["runs"][0]["spec"]
-    assert spec["clip_batch_size"] and spec["train_size"] == 32 and spec["max_steps"] == 2
+    assert spec["clip_batch_size"] and spec["train_size"] == 16 and spec["max_steps"] == 2
+    assert spec["eval_max_samples"] == 8 and spec["gns_batches"] == 2
     assert [r["seed"] for r in p["cells"]["s/bs~8"]["runs"]] == [0, 1]
 
 
