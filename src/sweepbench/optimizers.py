@@ -103,13 +103,23 @@ def _nesterov(opt, params, grads, lr):
     _momentum(opt, params, grads, lr, nesterov=True)
 
 
+def _per_param(value, n: int) -> list:
+    """A hyper-parameter as one value per parameter tensor: a stack's per-run values already are
+    (sweepbench.batched gives per-parameter broadcast tensors), a scalar is repeated."""
+    return value if isinstance(value, list) else [value] * n
+
+
 def _adam(opt, params, grads, lr):
     if not opt.state:
         opt.state = [torch.zeros_like(p) for p in params]
         opt.state2 = [torch.zeros_like(p) for p in params]
     if opt.decoupled_decay and opt.weight_decay:
         wd = opt.weight_decay
-        torch._foreach_mul_(params, [1 - l * w for l, w in zip(lr, wd)] if isinstance(lr, list) else 1 - lr * wd)
+        if isinstance(lr, list) or isinstance(wd, list):  # a stack: either may be per run
+            torch._foreach_mul_(params, [1 - l * w for l, w in zip(_per_param(lr, len(params)),
+                                                                  _per_param(wd, len(params)))])
+        else:
+            torch._foreach_mul_(params, 1 - lr * wd)
     b1, b2 = opt.betas
     torch._foreach_lerp_(opt.state, grads, 1 - b1)
     torch._foreach_mul_(opt.state2, b2)

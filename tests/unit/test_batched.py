@@ -125,6 +125,8 @@ def assert_same_runs(tmp_path, together, alone):
     ("adam", [{"lr": 0.001}, {"lr": 0.01, "weight_decay": 0.01}, {"lr": 0.003, "schedule": "triangular",
                                                                    "clr_max_lr": 0.03, "clr_step_size": 15}]),
     ("adamw", [{"lr": 0.001, "weight_decay": 0.1}, {"lr": 0.004, "weight_decay": 0.0}]),
+    ("adamw", [{"lr": 0.001, "weight_decay": 0.1}, {"lr": 0.004, "weight_decay": 0.1}]),  # one wd, per-run lr
+    ("adamw", [{"lr": 0.003, "weight_decay": 0.1}, {"lr": 0.003, "weight_decay": 0.01}]),  # one lr, per-run wd
     ("rmsprop", [{"lr": 0.001, "entropy_alpha": 0.5}, {"lr": 0.003, "reg_lambda": 0.01}, {"lr": 0.002}]),
 ])
 def test_a_grid_stack_trains_each_run_as_it_would_alone(tmp_path, optimizer, grid):
