@@ -204,7 +204,9 @@ def plan(config: dict) -> dict:
         for point in _points(sp.study):
             spec = _cell_spec(sp, point, config)
             _add_cell(the_plan, sp, spec, seen)
-        study_jobs = dict.fromkeys(the_plan["cells"][c]["job"] for c in sp.entry["cells"])
+        # the study's own jobs: a cell it shares with an earlier study trains as that study planned it
+        study_jobs = [j for j in dict.fromkeys(the_plan["cells"][c]["job"] for c in sp.entry["cells"])
+                      if the_plan["jobs"][j]["study"] == name]
         try:
             stacking.plan_stacks(sp.study, [(j, the_plan["jobs"][j]) for j in study_jobs], sp.workload.model,
                                  dataset_registry.get(sp.workload.dataset))
@@ -293,7 +295,8 @@ def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
     """Put a cell and its runs in the plan (in its job), or point the study at an equal cell
     that an earlier study already planned."""
     key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(sp.seeds) \
-        + json.dumps(sp.study.get("batch_cycle_from"))  # a derived cycle is not the configured one
+        + json.dumps(sp.study.get("batch_cycle_from")) \
+        + json.dumps(sp.resources["exclusive"])  # a derived cycle, or a run timed alone, is not the same cell
     cells, point = the_plan["cells"], {k: spec[k] for k in sp.axes}
     if key not in seen:
         packed = {k: v for k, v in point.items() if k in sp.pack_by}

@@ -101,3 +101,17 @@ def test_bad_stack_settings_are_refused_with_the_reason(config, message):
     with pytest.raises(SweepbenchError) as err:
         plan(config)
     assert message in str(err.value)
+
+
+def test_a_cell_shared_with_an_earlier_study_trains_as_that_study_planned_it():
+    a = {"workload": "digits_mlp", "fixed": {"epochs": 1}, "grid": {"lr": [0.01, 0.1, 0.3]}, "pack_by": [],
+         "seeds": [0, 1]}
+    b = {**a, "grid": {"lr": [0.1]}}
+    for a_stack, b_stack in (("off", "grid"), ("grid", "off"), ("grid", {"mode": "grid", "max_runs": 2})):
+        alone = plan({"studies": {"a": {**a, "stack": a_stack}}})
+        shared = plan({"studies": {"a": {**a, "stack": a_stack}, "b": {**b, "stack": b_stack}}})
+        assert shared["jobs"]["a/all"]["runs"] == alone["jobs"]["a/all"]["runs"]   # b changes nothing of a
+        assert shared["studies"]["b"]["cells"] == ["a/all/lr~0.1"]                 # and trains nothing itself
+    timed = plan({"studies": {"a": a, "b": {**b, "resources": {"exclusive": True}}}})
+    assert timed["studies"]["b"]["cells"] == ["b/all/lr~0.1"]              # a run timed alone is its own cell
+    assert stacks({"jobs": {"b/all": timed["jobs"]["b/all"]}}) == ({}, 2)  # and never stacked
