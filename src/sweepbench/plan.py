@@ -116,6 +116,10 @@ def validate_config(config: dict) -> None:
         message = err.message
         if err.validator == "additionalProperties":
             message += f"; allowed: {', '.join(sorted(err.schema.get('properties', {})))}"
+        if err.validator == "oneOf" and path[-1:] == ["stack"]:
+            detail = [e.message for e in err.context if isinstance(err.instance, dict) and e.schema_path[0] == 1]
+            message = (f"{err.instance!r} is not a stack setting{f' ({detail[0]})' if detail else ''}; "
+                       f"allowed: {stacking.ALLOWED}")
         raise SweepbenchError(f"config error in {where}: {message}")
 
 

@@ -25,6 +25,7 @@ from sweepbench import SweepbenchError
 from sweepbench.spec import STACKABLE_MODELS, check_stackable, stack_key
 
 MODES = ("auto", "grid", "seeds", "off")
+ALLOWED = f"{', '.join(MODES)}, or a mapping {{mode, max_runs (an integer >= 1), max_mb (a number > 0)}}"
 DEFAULTS = {"mode": "auto", "max_runs": 32, "max_mb": 1024}
 LENET5 = (546_044, 70_000)  # parameters; activations per sample (conv, tanh and batch-norm outputs, ~70k floats)
 

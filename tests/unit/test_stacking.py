@@ -94,8 +94,11 @@ def test_auto_leaves_alone_what_cannot_stack_or_should_not():
      "key stack: cannot stack runs with save_best=True; allowed: save_best=False"),
     (study(grid={"lr": [0.1, 0.01]}, stack="seeds", resources={"exclusive": True}),
      "key stack: stack 'seeds' with resources.exclusive: a throughput study times each run alone; allowed: stack: off"),
-    (study(stack="sideways"), "key stack: 'sideways' is not valid under any of the given schemas"),
-    (study(stack={"mode": "grid", "max_runs": 0}), "key stack"),
+    (study(stack="sideways"), "key stack: 'sideways' is not a stack setting; allowed: auto, grid, seeds, off, "
+                              "or a mapping {mode, max_runs (an integer >= 1), max_mb (a number > 0)}"),
+    (study(stack={"mode": "grid", "max_runs": 0}), "key stack: {'mode': 'grid', 'max_runs': 0} is not a stack "
+                                                    "setting (0 is less than the minimum of 1); allowed: auto"),
+    (study(stack={"moed": "grid"}), "('moed' was unexpected)); allowed: auto, grid"),
 ])
 def test_bad_stack_settings_are_refused_with_the_reason(config, message):
     with pytest.raises(SweepbenchError) as err:
