@@ -24,6 +24,14 @@ def _umask() -> int:
 UMASK = _umask()  # tempfile makes private files (0600) and folders (0700); results get the usual modes
 
 
+def _usual_mode(chmod) -> None:
+    """Give a new file or folder the umask's mode; a filesystem that refuses chmod keeps its own."""
+    try:
+        chmod()
+    except OSError:
+        pass
+
+
 def cannot_write(path: str, err: OSError) -> SweepbenchError:
     return SweepbenchError(f"cannot write {path}: {err.strerror or err}; allowed: a path in a writable folder "
                            "with free space")
@@ -36,7 +44,7 @@ def write_file(path: str, data: str | bytes) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=folder)
-        os.fchmod(fd, 0o666 & ~UMASK)
+        _usual_mode(lambda: os.fchmod(fd, 0o666 & ~UMASK))
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
@@ -73,7 +81,7 @@ class TempFolder:
         try:
             os.makedirs(parent, exist_ok=True)
             self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(self.dest)}.tmp-", dir=parent)
-            os.chmod(self.path, 0o777 & ~UMASK)
+            _usual_mode(lambda: os.chmod(self.path, 0o777 & ~UMASK))
         except OSError as err:
             raise SweepbenchError(f"cannot write output folder {dest!r}: {err.strerror}; "
                                   "allowed: a path in a writable folder") from None
