@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweepbench import SweepbenchError, datasets, models, schedules
-from sweepbench.engine import Job, seed_everything, train_runs
+from sweepbench import SweepbenchError, datasets, models
+from sweepbench.engine import Job, current_batch, seed_everything, train_runs
 from sweepbench.objective import Objective, gns_sample, noise_scale_batch, noise_scale_update
 from sweepbench.optimizers import ForeachOptimizer
 from sweepbench.spec import check_stackable
@@ -191,9 +191,7 @@ class StackedModel:
         from each run's generator), with every run of the stack in one forward and backward pass
         per small batch; batch-norm statistics are restored afterwards."""
         spec = self.specs[ks[0]]
-        st = run.states[ks[0]]
-        n = len(run.splits.y_train)
-        b = noise_scale_batch(spec, st.batch or schedules.batch_size_at(spec, 0, n), n)
+        b = noise_scale_batch(spec, current_batch(run, ks[0]), len(run.splits.y_train))
         params = list(self.params.values())
         buffers = {name: t.clone() for name, t in self.buffers.items()}
         k_all, grads = len(self.rows), []

@@ -312,6 +312,12 @@ def end_epoch(run: Training, epoch: int, last_step: bool) -> None:
 
 # ---------------------------------------------------------------- evaluate
 
+def current_batch(run: Training, k: int) -> int:
+    """Run k's batch size now (before its first step: the schedule's first), for the noise scale."""
+    st = run.states[k]
+    return st.batch or schedules.batch_size_at(st.spec, 0, len(run.splits.y_train))
+
+
 def evaluate_runs(run: Training, ks) -> list[dict]:
     """Evaluate runs `ks` on every split (a stack evaluates them at once) and append each run's
     metrics.csv row to its state; each run's eval_s counts the whole evaluation it waited for."""
@@ -432,10 +438,8 @@ class SingleModel:
 
     def noise_scales(self, ks: list[int], run: Training) -> list[float]:
         """The run's gradient noise scale, updated by one estimate (sweepbench.objective)."""
-        st = run.states[0]
-        batch = st.batch or schedules.batch_size_at(st.spec, 0, len(run.splits.y_train))
-        return [measure_noise_scale(self.module, self.objective, run.splits, batch, st.spec, run.gns_gens[0],
-                                    run.gns[0])]
+        return [measure_noise_scale(self.module, self.objective, run.splits, current_batch(run, 0),
+                                    run.states[0].spec, run.gns_gens[0], run.gns[0])]
 
     def warm_up(self, run: Training) -> float:
         """Compile every batch size before the training clock starts (compile only)."""

@@ -102,12 +102,13 @@ def plan_stacks(study: dict, jobs: list[tuple[str, dict]], model: str, dataset) 
     `dataset` is its sweepbench.dataset_registry entry."""
     chosen = settings(study.get("stack"))
     n_inputs = math.prod(dataset.shape)
+
+    def size(spec):
+        return run_mb(model, spec, n_inputs, largest_batch(spec, dataset.train_samples(spec)))
+
     for job_id, job in jobs:
         mode = mode_for(chosen, model, job["resources"])
         if mode != "off" and job["resources"].get("exclusive"):
             raise SweepbenchError(f"stack {mode!r} with resources.exclusive: a throughput study times each run "
                                   "alone; allowed: stack: off (or auto)")
-
-        def size(spec):
-            return run_mb(model, spec, n_inputs, largest_batch(spec, dataset.train_samples(spec)))
         form_stacks(job_id, job["runs"], mode, chosen, size, strict=chosen["mode"] != "auto")
