@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError, acceleration, datasets, models, noise_scale, optimizers, provenance, \
-    schedules
+from sweepbench import SweepbenchError, acceleration, allocator, datasets, models, noise_scale, optimizers, \
+    provenance, schedules
 from sweepbench.augment import random_shift_flip
 from sweepbench.clock import Clock
 from sweepbench.objective import Objective, evaluate, measure_noise_scale
@@ -155,6 +155,7 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
     device = pick_device(spec["device"])
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
+    allocator.keep_large_blocks()
     seed_everything(spec["seed"], spec["deterministic"], device)
     t0 = time.perf_counter()
     splits = datasets.load(workload.dataset, spec)
