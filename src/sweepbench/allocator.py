@@ -38,7 +38,7 @@ def _glibc():
     """The process's C library when it is glibc (it has mallopt and gnu_get_libc_version), else None."""
     try:
         libc = ctypes.CDLL(None)  # the symbols already loaded into this process, the C library's among them
-    except OSError:
+    except (OSError, TypeError):  # TypeError: Windows has no "this process" handle
         return None
     if not (hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version")):
         return None
