@@ -99,7 +99,9 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
     way is a reversal. Verdict: 'not compared' with fewer than 2 rows; 'not reproduced' on
     any divergence mismatch or reversal; else 'reproduced' when every finite row is within
     its band (or levels are not compared, as for seconds measured on other hardware), else
-    'ordering reproduced, levels differ'. Kendall's tau between the two columns (and its
+    'ordering reproduced, levels differ' when at least one pair was clearly ordered (and none
+    reversed), and 'not reproduced' when none was: then nothing of the shape was tested, and
+    the levels differ. Kendall's tau between the two columns (and its
     two-sided p, scipy) is reported beside it; with one run per row and side the band is a
     fixed tolerance, not a confidence interval.
     """
@@ -136,6 +138,8 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
         verdict = "not reproduced"
     elif not compare_level or in_band == len(judged):
         verdict = "reproduced"
+    elif pairs == 0:   # no ordering was tested, so only the levels speak, and they differ
+        verdict = "not reproduced"
     else:
         verdict = "ordering reproduced, levels differ"
     return {"verdict": verdict, "n_rows": len(judged), "n_within_band": in_band if compare_level else None,

@@ -85,3 +85,13 @@ def test_reproduction_verdict_a_missing_value_is_not_divergence():
     v = _verdict([0.9, 0.5, 0.2], [nan, 0.5, 0.2], [False, False, False])
     assert v["rows"][0]["state"] == "no value here" and v["n_rows"] == 2 and v["verdict"] == "reproduced"
     assert _verdict([0.9, 0.5], [None, 0.5])["verdict"] == "not compared"
+
+
+def test_reproduction_verdict_without_an_ordered_pair_cannot_claim_the_ordering():
+    """Seed 004 on mnist5k: two printed accuracies 0.916 and 0.9235, within each other's band, so
+    no pair tests the ordering; ours 0.897 and 0.13. Levels differ and nothing of the shape was
+    tested: 'not reproduced', not 'ordering reproduced'."""
+    v = _verdict([0.916, 0.9235], [0.897, 0.13])
+    assert v["n_ordered_pairs"] == 0 and v["n_within_band"] == 1
+    assert v["verdict"] == "not reproduced"
+    assert _verdict([0.916, 0.9235], [0.90, 0.92])["verdict"] == "reproduced"   # both in band: still reproduced
