@@ -120,14 +120,7 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
         rows.append({"reference": ref, "ours": val, "diff": (val - ref) if state in ("within band", "outside band")
                      else math.nan, "band": band, "state": state})
     finite = [r for r in rows if r["state"] in ("within band", "outside band")]
-    order_tol = [abs_tol if not compare_level else r["band"] for r in finite]
-    pairs = reversed_pairs = 0
-    for i in range(len(finite)):
-        for j in range(i + 1, len(finite)):
-            d_ref = finite[i]["reference"] - finite[j]["reference"]
-            if abs(d_ref) > max(order_tol[i], order_tol[j]):
-                pairs += 1
-                reversed_pairs += (finite[i]["ours"] - finite[j]["ours"]) * d_ref < 0
+    pairs, reversed_pairs = _ordered_pairs(finite, [abs_tol if not compare_level else r["band"] for r in finite])
     judged = [r for r in rows if r["state"] != "no value here"]
     mismatches = sum(r["state"] in ("seed diverged, ours did not", "ours diverged, seed did not") for r in judged)
     in_band = sum(r["state"] in ("within band", "both diverged") for r in judged)
@@ -145,6 +138,19 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
     return {"verdict": verdict, "n_rows": len(judged), "n_within_band": in_band if compare_level else None,
             "n_divergence_mismatches": mismatches, "n_ordered_pairs": pairs, "n_reversed_pairs": reversed_pairs,
             "kendall_tau": tau, "kendall_p": p, "rows": rows}
+
+
+def _ordered_pairs(finite: list[dict], order_tol: list[float]) -> tuple[int, int]:
+    """(pairs whose reference values differ by more than the larger of their two tolerances,
+    those of them that our values order the other way)."""
+    pairs = reversed_pairs = 0
+    for i in range(len(finite)):
+        for j in range(i + 1, len(finite)):
+            d_ref = finite[i]["reference"] - finite[j]["reference"]
+            if abs(d_ref) > max(order_tol[i], order_tol[j]):
+                pairs += 1
+                reversed_pairs += (finite[i]["ours"] - finite[j]["ours"]) * d_ref < 0
+    return pairs, reversed_pairs
 
 
 def _kendall(x, y) -> tuple[float, float]:
