@@ -5,7 +5,7 @@ The study comes from a config (default: the embedded default config); its runs a
 sweepbench.plan and trained here, one way after another, each on a fresh temporary folder, so
 the times are whole-run wall times (data load, every evaluation, the records) without process
 start-up. Grid stacks are the runs of a study that differ only in hyper-parameters
-(sweepbench.spec.STACK_VARIES), at most --max-runs per stack, as the planner forms them
+(sweepbench.stacking.STACK_VARIES), at most --max-runs per stack, as the planner forms them
 (sweepbench.stacking) within each of the study's jobs.
 
     python benchmarks/bench_stack.py --study digits_optimizers

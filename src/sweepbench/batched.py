@@ -31,7 +31,7 @@ from sweepbench import SweepbenchError, datasets, models
 from sweepbench.engine import Job, current_batch, seed_everything, train_runs
 from sweepbench.objective import Objective, gns_sample, noise_scale_batch, noise_scale_update
 from sweepbench.optimizers import ForeachOptimizer
-from sweepbench.spec import check_stackable
+from sweepbench.stacking import check_stackable
 
 HYPER = ("momentum", "weight_decay")  # per-run optimizer hyper-parameters a stack may mix (and lr)
 EVAL_ELEMENTS = 1 << 24  # inputs (K x samples x features) per stacked evaluation batch: 64 MB of float32

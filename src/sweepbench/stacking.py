@@ -7,7 +7,7 @@ A study's `stack` setting says how (a mode, or a mapping with `mode`, `max_runs`
            benchmarks/README.md); never a study that measures throughput (`exclusive`), whose
            runs must each be timed alone
     grid   every run of the job that differs from another only in hyper-parameters
-           (sweepbench.spec.STACK_VARIES: seed, lr and schedule, momentum, weight decay,
+           (STACK_VARIES below: seed, lr and schedule, momentum, weight decay,
            entropy and L2 terms) shares its stack; an error when the study cannot stack
     seeds  each cell's seeds form a stack
     off    every run trains alone
@@ -19,15 +19,63 @@ the job's runs ("stack"); run.json's speed.stack repeats it.
 
 from __future__ import annotations
 
+import json
 import math
 
 from sweepbench import SweepbenchError
-from sweepbench.spec import STACKABLE_MODELS, check_stackable, stack_key
+from sweepbench.workloads import WORKLOADS
 
 MODES = ("auto", "grid", "seeds", "off")
 ALLOWED = f"{', '.join(MODES)}, or a mapping {{mode, max_runs (an integer >= 1), max_mb (a number > 0)}}"
 DEFAULTS = {"mode": "auto", "max_runs": 32, "max_mb": 1024}
 LENET5 = (546_044, 70_000)  # parameters; activations per sample (conv, tanh and batch-norm outputs, ~70k floats)
+
+
+# sweepbench.batched trains several runs as one model with stacked parameters: a cell's seeds, or
+# cells of a grid that differ only in STACK_VARIES (each run keeps its own values of those).
+# Every option of sweepbench.spec.OPTIONS is in exactly one of the three classes below (a test
+# checks it), so a new option must be classified before any stack trains with it.
+STACKABLE_MODELS = ("softmax", "mlp", "lenet5")  # plain layer stacks: no residual blocks, no dropout
+STACK_VARIES = ("seed", "lr", "momentum", "weight_decay", "entropy_alpha", "reg_lambda", "schedule", "warmup_steps",
+                "step_milestones", "step_gamma", "cosine_min_factor", "clr_max_lr", "clr_step_size", "clr_gamma")
+STACK_SHARED = (  # equal in every run of a stack, and the stacked training implements them as a run alone does
+    "workload", "optimizer", "batch_size", "clip_batch_size", "epochs", "max_steps",
+    "synthetic", "data_seed", "train_size", "val_size", "data_dir", "raw_dir", "download",
+    "hidden", "dropout", "sampling", "batch_schedule", "batch_cycle",
+    "target_metric", "target", "stop_at_target", "patience", "converge_tol", "diverge_factor",
+    "eval_every", "eval_batch_size", "eval_max_samples", "steps_cap", "gns", "gns_batches", "gns_ema",
+    "timing_warmup_steps", "device", "threads", "deterministic",
+)
+STACK_REQUIRES = {  # spec key: the values a stacked run may have (what a stack cannot do is refused)
+    "accum_steps": (1,), "save_best": (False,), "compile": ("off",), "precision": ("fp32",),
+    "channels_last": (False,),
+    "augment": (False, None),  # a stack's step draws no per-run augmentation; None: off unless set
+    "optimizer_impl": ("auto", "foreach"),  # the stack's update is sweepbench's foreach rule
+}
+
+
+def stack_key(spec: dict) -> str:
+    """What runs must share to train as one stack: everything but STACK_VARIES."""
+    return json.dumps({k: v for k, v in spec.items() if k not in STACK_VARIES}, sort_keys=True)
+
+
+def check_stackable(specs: list[dict]) -> None:
+    """Raise SweepbenchError unless the specs can train as one stack: they differ only in
+    STACK_VARIES, their model stacks, and every STACK_REQUIRES option has an allowed value."""
+    first = specs[0]
+    for spec in specs[1:]:
+        key = next((k for k in first if k not in STACK_VARIES and first[k] != spec.get(k)), None)
+        if key is not None:
+            raise SweepbenchError(f"cannot stack runs that differ in {key} ({first[key]!r} vs {spec.get(key)!r}); "
+                                  f"allowed: runs that differ only in {', '.join(STACK_VARIES)}")
+    model = WORKLOADS[first["workload"]].model
+    if model not in STACKABLE_MODELS:
+        raise SweepbenchError(f"cannot stack workload {first['workload']} (model {model}); allowed: workloads "
+                              f"whose model is {', '.join(STACKABLE_MODELS)}")
+    for key, allowed in STACK_REQUIRES.items():
+        if first[key] not in allowed:
+            raise SweepbenchError(f"cannot stack runs with {key}={first[key]!r}; allowed: "
+                                  f"{' or '.join(f'{key}={v!r}' for v in allowed)}")
 
 
 def settings(value) -> dict:
@@ -64,7 +112,7 @@ def mode_for(study_settings: dict, model: str, resources: dict) -> str:
 def form_stacks(job_id: str, runs: list[dict], mode: str, limits: dict, size, strict: bool) -> None:
     """Give each run of a job its stack id (run["stack"], None alone). `size(spec)` is run_mb's
     estimate for a run; runs stack by cell (seeds) or by stack_key (grid). A group that cannot
-    stack (spec.check_stackable) is an error when `strict` (the study asked for this mode by
+    stack (check_stackable) is an error when `strict` (the study asked for this mode by
     name), else its runs train alone."""
     for run in runs:
         run["stack"] = None

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import run_cli
 from sweepbench import SweepbenchError, batched, engine
-from sweepbench.spec import check_stackable as check_batchable, resolve
+from sweepbench.spec import resolve
+from sweepbench.stacking import check_stackable as check_batchable
 
 METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
 

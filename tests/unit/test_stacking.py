@@ -118,3 +118,24 @@ def test_a_cell_shared_with_an_earlier_study_trains_as_that_study_planned_it():
     timed = plan({"studies": {"a": a, "b": {**b, "resources": {"exclusive": True}}}})
     assert timed["studies"]["b"]["cells"] == ["b/all/lr~0.1"]              # a run timed alone is its own cell
     assert stacks({"jobs": {"b/all": timed["jobs"]["b/all"]}}) == ({}, 2)  # and never stacked
+
+
+def test_every_option_is_classified_for_stacks_exactly_once():
+    """A new option must say how a stack treats it: varies per run, shared (and implemented by the
+    stacked model), or required at a value. Unclassified, a stack would silently ignore it."""
+    from sweepbench.spec import OPTIONS
+
+    classes = [set(stacking.STACK_VARIES), set(stacking.STACK_SHARED), set(stacking.STACK_REQUIRES)]
+    assert set.union(*classes) == set(OPTIONS)
+    assert sum(len(c) for c in classes) == len(OPTIONS)  # no option in two classes
+
+
+@pytest.mark.parametrize("key, value", [("augment", True), ("compile", "default"), ("optimizer_impl", "fused"),
+                                        ("accum_steps", 2), ("precision", "bf16")])
+def test_a_stack_refuses_a_required_option_at_another_value(key, value):
+    from sweepbench.spec import resolve
+
+    specs = [resolve({"workload": "digits_mlp", "seed": s, key: value}) for s in (0, 1)]
+    with pytest.raises(SweepbenchError, match=f"cannot stack runs with {key}={value!r}; allowed: "):
+        stacking.check_stackable(specs)
+    stacking.check_stackable([resolve({"workload": "digits_mlp", "seed": s}) for s in (0, 1)])  # defaults stack
