@@ -1,8 +1,8 @@
 """Datasets as in-memory tensors: train/val/test splits, never a DataLoader.
 
 Which datasets exist, their sizes and shapes are declared once in sweepbench.dataset_registry;
-each entry names its loader here. Generated problems (linreg, logreg2d) and scikit-learn's
-bundled digits need no files. MNIST, the mnist5k subset and Fashion-MNIST are read from a
+each entry names its loader here. Generated problems (linreg, logreg2d: sweepbench.generated) and
+scikit-learn's bundled digits need no files. MNIST, the mnist5k subset and Fashion-MNIST are read from a
 compact tensor file `<data_dir>/<name>.pt` that `sweepbench prepare` (sweepbench.prepare) writes.
 Images stay uint8 on the device and become float in `Splits.inputs` batch by batch, unless
 the float copy is small (`as_float`), which saves a few tensor ops per step.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError, dataset_registry
+from sweepbench import SweepbenchError, dataset_registry, generated
 
 
 FLOAT_COPY_LIMIT = 1 << 30  # bytes: images up to 1 GiB as float32 (MNIST's 70k: 220 MB) are converted once
@@ -88,41 +88,18 @@ def load(name: str, spec: dict) -> Splits:
 
 
 def _linreg(rng, spec) -> Splits:
-    """Seeds 000/001: x ~ U(0, 10), y = w_gen * (x + N(0, 1)) + b_gen with w_gen=10, b_gen=2."""
-    n_train, n_val = 100, spec["val_size"] or 100
-
-    def draw(n):
-        x = rng.uniform(0, 10, n).astype(np.float32)
-        y = (10.0 * (x + rng.normal(0.0, 1.0, n)) + 2.0).astype(np.float32)
-        return torch.from_numpy(x), torch.from_numpy(y)
-
-    return _drawn_splits(draw, n_train, n_val)
-
-
-def _drawn_splits(draw, n_train: int, n_val: int) -> Splits:
-    """Train, validation and test sets drawn in that order from a generator `draw(n) -> (x, y)`;
-    the test set has as many samples as the validation set."""
-    x_tr, y_tr = draw(n_train)
-    x_va, y_va = draw(n_val)
-    x_te, y_te = draw(n_val)
-    return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te)
+    """Seeds 000/001's linear data (sweepbench.generated.linreg)."""
+    return _tensor_splits(generated.linreg(rng, spec))
 
 
 def _logreg2d(rng, spec) -> Splits:
-    """Seed 003 part I: X ~ U([-2, 2]^2), label 1 where X @ [1, 2] + N(0, 0.2) >= 0.
+    """Seed 003's 2-D points (sweepbench.generated.logreg2d)."""
+    return _tensor_splits(generated.logreg2d(rng, spec))
 
-    The seed draws one noise value for all points (np.random.normal without a size); this
-    draws one per point, which is what its text describes.
-    """
-    w_opt = np.array([1.0, 2.0])
-    n_train, n_val = 500, spec["val_size"] or 250
 
-    def draw(n):
-        x = ((rng.rand(n, 2) - 0.5) * 2 * 2).astype(np.float32)
-        y = ((x @ w_opt + rng.normal(0.0, 0.2, n)) >= 0).astype(np.float32)
-        return torch.from_numpy(x), torch.from_numpy(y)
-
-    return _drawn_splits(draw, n_train, n_val)
+def _tensor_splits(arrays: list[tuple[np.ndarray, np.ndarray]]) -> Splits:
+    """Splits of the train, validation and test arrays that sweepbench.generated drew."""
+    return Splits(*(torch.from_numpy(a) for pair in arrays for a in pair))
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:

@@ -142,7 +142,7 @@ def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
     """Seed 001/003: parameter paths over the loss-surface contour (two-parameter models)."""
     import numpy as np
 
-    from sweepbench import datasets
+    from sweepbench import generated
     from sweepbench.spec import resolve
     from sweepbench.workloads import get as get_workload
 
@@ -161,8 +161,7 @@ def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
     if not paths:
         return
     spec = resolve({"workload": workload})
-    data = datasets.load(get_workload(workload).dataset, spec)
-    x, y = data.x_train.double().numpy(), data.y_train.double().numpy()
+    x, y = (a.astype(np.float64) for a in generated.training_set(get_workload(workload).dataset, spec))
     all1 = np.concatenate([p[0] for p in paths.values()])
     all2 = np.concatenate([p[1] for p in paths.values()])
     if names == ["w", "b"]:  # show the optimum too

@@ -30,6 +30,16 @@ def test_linreg_matches_the_seeds_generator():
     assert slope == pytest.approx(10, abs=1.0) and intercept == pytest.approx(2, abs=6)
 
 
+
+@pytest.mark.parametrize("workload, dataset", [("linreg", "linreg"), ("logreg2d", "logreg2d")])
+def test_the_reports_torch_free_training_set_is_what_training_loads(workload, dataset):
+    from sweepbench import generated
+
+    spec = resolve({"workload": workload, "data_seed": 3, "train_size": 50})
+    s = datasets.load(dataset, spec)
+    x, y = generated.training_set(dataset, spec)
+    assert len(y) == 50 and np.array_equal(x, s.x_train.numpy()) and np.array_equal(y, s.y_train.numpy())
+
 def test_val_size_larger_than_training_set_is_rejected(tiny_image_data):
     with pytest.raises(SweepbenchError, match="bad val_size 64"):
         datasets.load("mnist", resolve({"workload": "mnist_mlp", "val_size": 64, **tiny_image_data}))

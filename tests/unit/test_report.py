@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -165,3 +166,17 @@ def test_seed_vs_sweepbench_section_table_plot_verdict_and_methods(results, tmp_
     assert "Source: seed 001, Out[9]; Out[9]." in section and "not run here" in section   # B=64 was not run
     assert section.count("<img") >= 1 + section.count("Seed vs sweepbench: final_train_loss")  # the overlay plot
     assert "Reproduction verdict (seed vs sweepbench)" in page and "running mean over the last" in page
+
+
+def test_the_report_and_tables_steps_run_without_importing_torch(results, tmp_path):
+    """The workflow's aggregate and report steps (each a process of its own) never import torch,
+    including the loss-surface trajectories, which draw over the runs' generated training data."""
+    code = ("import sys; from sweepbench import report, tables; "
+            f"tables.aggregate({str(results / 'plan.json')!r}, {str(results / 'runs')!r}, {str(tmp_path / 't')!r}); "
+            f"p = report.render({str(results / 'plan.json')!r}, {str(tmp_path / 't')!r}, {str(results / 'runs')!r}, "
+            f"{str(tmp_path / 'r')!r}, pdf=False); "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "Linear neuron: (w, b) paths" in (tmp_path / "r" / "index.html").read_text()
