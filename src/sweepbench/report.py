@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 import yaml
 
-from sweepbench import SweepbenchError, __version__, analysis, reproduction, rules
+from sweepbench import SweepbenchError, __version__, analysis, regression, reproduction, rules
 from sweepbench.atomic import write_file
 
 TEMPLATE = "report.html.j2"
@@ -503,7 +503,7 @@ METHOD_RULES = [
     ("Learning-rate picks", analysis.lr_range_picks),
     ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
     ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),
-    ("Regression test (sweepbench check)", analysis.regression_test),
+    ("Regression test (sweepbench check)", regression.regression_test),
 ]
 
 
