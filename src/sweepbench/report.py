@@ -499,7 +499,7 @@ METHOD_RULES = [
     ("Scaling fit", analysis.fit_steps_vs_batch),
     ("Critical batch size CI", analysis.scaling_fit),
     ("Scaling regimes", analysis.scaling_regime),
-    ("bmin / bmax detection", analysis.detect_bmin_bmax),
+    ("bmin / bmax detection", rules.detect_bmin_bmax),
     ("Learning-rate picks", analysis.lr_range_picks),
     ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
     ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),
