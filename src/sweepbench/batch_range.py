@@ -2,7 +2,7 @@
 
 A study with `batch_cycle_from: {study: <batch sweep>, threshold_pct: 3.5}` trains with
 `batch_schedule: cyclic` over bmin, 2 bmin, ..., bmax, where bmin/bmax come from
-sweepbench.analysis.detect_bmin_bmax on the named study's final training accuracies (mean over
+sweepbench.rules.detect_bmin_bmax on the named study's final training accuracies (mean over
 its seeds that did not diverge, per effective batch size). The workflow's train job of such a
 study waits for that study's runs and `train-pack --cycle-from-plan` writes the cycle into the
 run specs before training, so run.json records the cycle actually trained. With `smoke: true`
@@ -76,7 +76,7 @@ def accuracy_by_batch(run_dirs: list[str]) -> tuple[list[int], list[float]]:
 
 def apply(the_plan: dict, job_id: str, runs_dir: str) -> list[dict]:
     """The job's runs, with batch_size = bmin and batch_cycle = bmin..bmax where the study asks."""
-    from sweepbench.analysis import detect_bmin_bmax
+    from sweepbench.rules import detect_bmin_bmax
     from sweepbench.plan import is_smoke
 
     job = the_plan["jobs"][job_id]

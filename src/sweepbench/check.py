@@ -8,7 +8,7 @@ summary.json; exit 0 when nothing regressed, 1 when something did, 2 for a usage
 corrupt input (unknown baseline, tables missing, a file that fails validation, smoke results
 against a real baseline or the reverse, a baseline that shares no cell with the results).
 
-The decision is sweepbench.analysis.regression_test (quoted in the report's Methods).
+The decision is sweepbench.regression.regression_test (quoted in the report's Methods).
 
 check.csv columns: study, cell, metric, baseline (mean over seeds; for target_reached and
 diverged the share of seeds), current, delta (current - baseline), n_baseline, n_current
@@ -29,13 +29,13 @@ import os
 
 import numpy as np
 
-from sweepbench import SweepbenchError, __version__, analysis
+from sweepbench import SweepbenchError, __version__, regression
 from sweepbench.atomic import TempFolder, write_file
 
 # metric -> (higher is better)
 QUALITY_METRICS = {"final_val_accuracy": True, "best_val_accuracy": True, "final_val_loss": False,
                    "best_val_loss": False, "steps_to_target": False, "samples_to_target": False}
-LOG_SCALE = ("steps_to_target", "samples_to_target")   # tested on logarithms (analysis.regression_test)
+LOG_SCALE = ("steps_to_target", "samples_to_target")   # tested on logarithms (regression.regression_test)
 BINARY_OUTCOMES = {"target_reached": True, "diverged": False}
 SPEED_METRICS = {"samples_per_s": True, "step_time_median_s": False}
 SEED_COLUMNS = ["study", "cell", "seed", "status", "target", "target_reached", "smoke", "batched_runs", "device_name",
@@ -46,7 +46,7 @@ STATUSES = ("completed", "converged", "target_reached", "diverged")
 BASELINE_COMMAND = "make baseline"
 # Defaults; a config's `check:` block overrides them (validated by the config schema).
 DEFAULTS = {
-    "alpha": 0.05,        # chance that unchanged code reports any quality regression (analysis.regression_test)
+    "alpha": 0.05,        # chance that unchanged code reports any quality regression (regression.regression_test)
     "spread_k": 1.0,      # effect floor: at least this many baseline seed standard deviations
     "abs_tol": {"final_val_accuracy": 0.01, "best_val_accuracy": 0.01, "final_val_loss": 0.02,
                 "best_val_loss": 0.02, "steps_to_target": 0.0, "samples_to_target": 0.0},
@@ -86,21 +86,21 @@ def speed_verdict(baseline, current, higher_is_better: bool, threshold: float) -
 
 
 def quality_comparisons(key, b, c, s: dict) -> list:
-    """The analysis.Comparison rows of one cell present on both sides (b, c: its seeds)."""
+    """The regression.Comparison rows of one cell present on both sides (b, c: its seeds)."""
     cell = f"{key[0]}\0{key[1]}"
     out = []
     for metric, higher in BINARY_OUTCOMES.items():
         if metric == "target_reached" and b["target"].isna().all() and c["target"].isna().all():
             continue   # a cell without a target
         values = (lambda d: d["status"] == "diverged") if metric == "diverged" else (lambda d: d["target_reached"])
-        out.append(analysis.Comparison(cell, metric, values(b).to_numpy(float), values(c).to_numpy(float), higher,
-                                       binary=True))
+        out.append(regression.Comparison(cell, metric, values(b).to_numpy(float), values(c).to_numpy(float), higher,
+                                         binary=True))
     bq, cq = b[b["status"] != "diverged"], c[c["status"] != "diverged"]
     for metric, higher in QUALITY_METRICS.items():
         bv, cv = bq[metric].dropna().to_numpy(float), cq[metric].dropna().to_numpy(float)
         if len(bv) and len(cv):
             tol = s["abs_tol"].get(metric, 0.0) + s["rel_tol"].get(metric, 0.0) * abs(bv.mean())
-            out.append(analysis.Comparison(cell, metric, bv, cv, higher, tolerance=tol, log_scale=metric in LOG_SCALE))
+            out.append(regression.Comparison(cell, metric, bv, cv, higher, tolerance=tol, log_scale=metric in LOG_SCALE))
     return out
 
 
@@ -147,7 +147,7 @@ def compare(base, cur, s: dict):
     for key in [k for k in bcells if k in ccells]:
         comparisons += quality_comparisons(key, bcells[key], ccells[key], s)
         speed += speed_rows({"study": key[0], "cell": key[1]}, bcells[key], ccells[key], s)
-    for comp, result in zip(comparisons, analysis.regression_test(comparisons, s["alpha"], s["spread_k"])):
+    for comp, result in zip(comparisons, regression.regression_test(comparisons, s["alpha"], s["spread_k"])):
         study, cell = comp.cell.split("\0")
         rows.append({"study": study, "cell": cell, "metric": comp.metric, "baseline": float(np.mean(comp.baseline)),
                      "current": float(np.mean(comp.current)), **result})

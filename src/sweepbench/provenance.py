@@ -23,7 +23,7 @@ CODE_GROUPS = {
                  "optimizers.py", "prepare.py", "record.py", "rules.py", "run_state.py", "schedules.py", "spec.py",
                  "workloads.py"),
     "tables": ("analysis.py", "record.py", "reproduction.py", "rules.py", "tables.py"),
-    "check": ("analysis.py", "check.py"),
+    "check": ("check.py", "regression.py"),
     "report": ("figures.py", "generated.py", "report.py", "reproduction.py", "rules.py", "templates/report.html.j2",
                "templates/table.html.j2"),
 }

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 import yaml
 
-from sweepbench import SweepbenchError, __version__, analysis, reproduction, rules
+from sweepbench import SweepbenchError, __version__, analysis, regression, reproduction, rules
 from sweepbench.atomic import write_file
 
 TEMPLATE = "report.html.j2"
@@ -498,11 +498,11 @@ METHOD_RULES = [
     ("Scaling fit", analysis.fit_steps_vs_batch),
     ("Critical batch size CI", analysis.scaling_fit),
     ("Scaling regimes", analysis.scaling_regime),
-    ("bmin / bmax detection", analysis.detect_bmin_bmax),
+    ("bmin / bmax detection", rules.detect_bmin_bmax),
     ("Learning-rate picks", analysis.lr_range_picks),
     ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
     ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),
-    ("Regression test (sweepbench check)", analysis.regression_test),
+    ("Regression test (sweepbench check)", regression.regression_test),
 ]
 
 

@@ -68,6 +68,37 @@ def is_diverged(loss: float, initial_loss: float, factor: float) -> bool:
     return math.isfinite(initial_loss) and loss > factor * abs(initial_loss)
 
 
+def detect_bmin_bmax(batch_sizes, accuracies, threshold_pct: float = 3.5) -> tuple[int | None, int | None]:
+    """Seed 002's automatic bmin/bmax (Q5, used as Q6's cycle of batch sizes): the range of
+    batch sizes over which growing the batch is cheap. With batch sizes in increasing order
+    (doublings in the seed), a step from B_i to B_(i+1) is cheap when it loses less than
+    threshold_pct percent of the training accuracy at B_i (a gain is cheap too; a missing or
+    non-finite accuracy is not). bmin and bmax are the first and last batch size of the
+    longest run of consecutive cheap steps (the run at the smaller batch sizes on a tie).
+    None, None when no step is cheap.
+
+    On the seed's own table (Out[111], threshold 3.5%) the steps 16 -> 32 -> 64 -> 128 -> 256
+    lose 1.0, 1.4, 3.0 and 3.3%, then 256 -> 512 loses 3.8%: bmin = 16, bmax = 256, the range
+    the seed prints and cycles over. The seed's code (In [27]) divides by the accuracy at
+    B_(i+1) with the sign reversed, which never fires on falling accuracies, so its printout
+    follows its stated intent, not its code; this implements the intent."""
+    pairs = sorted(zip(batch_sizes, accuracies))
+    cheap = [a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and a > 0
+             and 100.0 * (a - b) / a < threshold_pct
+             for (_, a), (_, b) in zip(pairs, pairs[1:])]
+    best, start = None, None
+    for i, ok in enumerate(cheap + [False]):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            if best is None or i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    if best is None:
+        return None, None
+    return int(pairs[best[0]][0]), int(pairs[best[1]][0])
+
+
 # Reference tolerance per kind of metric: (abs_tol, rel_tol, compare_level). The band of a row
 # is max(abs_tol, rel_tol x |reference|). Seconds are compared by ordering only: the seed's
 # hardware is not ours.

@@ -318,7 +318,7 @@ def bmin_bmax_table(cells, threshold_pct: float = 3.5):
         accs = list(g[acc_col]) if acc_col else []
         if not accs or pd.isna(accs).all():
             continue
-        bmin, bmax = analysis.detect_bmin_bmax(list(g["effective_batch_size"]), accs, threshold_pct)
+        bmin, bmax = rules.detect_bmin_bmax(list(g["effective_batch_size"]), accs, threshold_pct)
         rows.append({"study": study, "workload": workload, "optimizer": opt, "lr": lr, "threshold_pct": threshold_pct,
                      "bmin": bmin, "bmax": bmax, "batch_sizes": " ".join(str(int(b)) for b in g["effective_batch_size"]),
                      "final_train_accuracy": " ".join(f"{a:.4f}" for a in accs)})

@@ -57,26 +57,6 @@ def test_regimes():
     assert analysis.scaling_regime(128, math.nan) == ""
 
 
-def test_bmin_bmax_on_seed002_accuracies_gives_the_range_the_seed_prints_and_cycles_over():
-    # seed 002 Out[111] (training accuracy after 5 epochs, B = 16 ... 8192), full precision
-    acc = [0.8360666632652283, 0.8276833295822144, 0.8158666491508484, 0.7914333343505859, 0.7651000022888184,
-           0.73580002784729, 0.687250018119812, 0.59375, 0.4340499937534332, 0.25609999895095825]
-    sizes = [16 * 2 ** i for i in range(10)]
-    assert analysis.detect_bmin_bmax(sizes, acc, 3.5) == (16, 256)     # seed: "bmin :16", "bmax :256"
-    assert analysis.detect_bmin_bmax(sizes, acc, 2.9) == (16, 64)      # 64 -> 128 loses 2.996%
-    assert analysis.detect_bmin_bmax(sizes, acc, 10) == (16, 1024)
-    assert analysis.detect_bmin_bmax(sizes, acc, 0.5) == (None, None)  # no doubling is that cheap
-    assert analysis.detect_bmin_bmax(list(reversed(sizes)), list(reversed(acc)), 3.5) == (16, 256)
-
-
-def test_bmin_bmax_takes_the_longest_cheap_run_and_never_crosses_a_missing_value():
-    sizes = [8, 16, 32, 64, 128, 256]
-    assert analysis.detect_bmin_bmax(sizes, [0.5, 0.8, 0.8, 0.8, 0.8, 0.5], 3.5) == (8, 128)  # gains are cheap
-    assert analysis.detect_bmin_bmax(sizes, [0.9, 0.5, 0.5, 0.5, 0.5, 0.1], 3.5) == (16, 128)
-    assert analysis.detect_bmin_bmax(sizes, [0.9, 0.9, math.nan, 0.9, 0.9, 0.9], 3.5) == (64, 256)
-    assert analysis.detect_bmin_bmax(sizes, [0.9, 0.9, 0.5, 0.5, 0.1, 0.1], 3.5) == (8, 16)  # tie: smaller
-
-
 def test_lr_range_picks_as_seed002_reads_its_sweep():
     lrs = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
     loss = [2.30, 2.20, 0.90, 0.45, math.nan, math.nan]

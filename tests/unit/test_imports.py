@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 NOT_TRAINING = ("cli", "plan", "stacking", "pack", "tables", "check", "report", "figures", "status", "analysis",
-                "reproduction", "record", "batch_range")
+                "regression", "reproduction", "record", "batch_range")
 
 
 def test_steps_that_do_not_train_never_import_torch():
