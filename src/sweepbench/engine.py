@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError, acceleration, allocator, datasets, models, noise_scale, optimizers, \
-    provenance, schedules
+from sweepbench import SweepbenchError, acceleration, allocator, datasets, environment, models, noise_scale, \
+    optimizers, provenance, schedules
 from sweepbench.augment import random_shift_flip
 from sweepbench.clock import Clock
 from sweepbench.objective import Objective, evaluate, measure_noise_scale
@@ -373,7 +373,7 @@ def write_records(run: Training, job: Job, t_entry: float) -> list[dict]:
             timing=timing, memory=memory, placement=placement,
             speed=acceleration.record(st.spec, run.model.impl, run.timing["compile_s"],
                                       batched_runs=len(run.states), stack=job.stack),
-            provenance=provenance.collect(run.device, st.spec),
+            provenance=environment.collect(run.device, st.spec),
             grad_noise_scale=run.gns[k].value() if run.gns is not None else None,
             best_model=reload_best(run) if run.best is not None else None)
         if run.gns is not None:

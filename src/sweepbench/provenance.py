@@ -1,4 +1,6 @@
-"""Where and with what a result was produced: versions, device, code, host, start-up cost."""
+"""Where and with what a result was produced, torch-free: the code's version (per workflow step), the git
+commit, the CPU, the process's start-up cost. What a training run records of its torch, device and
+data is sweepbench.environment (training code)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,7 @@ import functools
 import hashlib
 import os
 import platform
-import socket
 import subprocess
-import sys
 import time
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -19,7 +19,7 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # re-aggregates, and so on; editing only the CLI or the planner re-runs nothing.
 CODE_GROUPS = {
     "training": ("__init__.py", "acceleration.py", "allocator.py", "augment.py", "batched.py", "clock.py",
-                 "dataset_registry.py", "datasets.py", "engine.py", "generated.py", "models.py", "noise_scale.py", "objective.py",
+                 "dataset_registry.py", "datasets.py", "engine.py", "environment.py", "generated.py", "models.py", "noise_scale.py", "objective.py",
                  "optimizers.py", "prepare.py", "record.py", "rules.py", "run_state.py", "schedules.py", "spec.py",
                  "workloads.py"),
     "tables": ("analysis.py", "record.py", "reproduction.py", "rules.py", "tables.py"),
@@ -68,14 +68,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return cpu_name()
-
-
 def process_age_s() -> float | None:
     """Seconds since this process started (Linux), to measure start-up and import cost."""
     try:
@@ -86,42 +78,3 @@ def process_age_s() -> float | None:
         return max(0.0, time.time() - (boot + start_ticks / os.sysconf("SC_CLK_TCK")))
     except (OSError, ValueError, StopIteration, IndexError):
         return None
-
-
-def data_source(spec: dict) -> dict:
-    """The run's data source (sweepbench.datasets.data_source), or why it is unknown."""
-    from sweepbench import datasets, workloads
-
-    try:
-        return datasets.data_source(workloads.get(spec["workload"]).dataset, spec)
-    except Exception as err:  # provenance must never stop a finished run from being recorded
-        return {"error": f"{type(err).__name__}: {err}"}
-
-
-def collect(device, spec: dict) -> dict:
-    import torch
-
-    from sweepbench import __version__
-
-    return {
-        "sweepbench": __version__,
-        "code_version": code_version(),
-        **git_commit(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python": platform.python_version(),
-        "device": device.type,
-        "device_name": device_name(device),
-        "torch_threads": torch.get_num_threads(),
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "seed": spec["seed"],
-        "data_seed": spec["data_seed"],
-        "data_source": data_source(spec),
-        "deterministic": spec["deterministic"],
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "command": " ".join(sys.argv),
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
