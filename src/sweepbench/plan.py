@@ -188,11 +188,13 @@ class StudyPlan:
 
 
 def plan(config: dict) -> dict:
-    """Validate `config` and expand it. Returns {"studies": {...}, "cells": {...}}.
+    """Validate `config` and expand it. Returns {"studies", "cells", "jobs", "config", "smoke"}.
 
-    studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids)}
+    studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids), seeds, reference}
     cells[id] = {study, job, dataset, resources, axes, runs: [{id, seed, spec}]}
-    jobs[id] = {study, dataset, resources, runs: [{dir (relative to the job folder), seed, spec, stack}]}
+    jobs[id] = {study, dataset, resources, batch_cycle_from, runs: [{dir (relative to the job folder), seed, spec,
+    stack}]}; a job's run `<job>/<dir>` is a run of one of its cells, with the same spec (the same dict)
+    config = the config as given; smoke = is_smoke(config), what every reader of the plan asks
     """
     if "run" in config and config["run"] in (None, "", []):  # --config run= arrives as None
         raise SweepbenchError("config error in key run: empty; allowed: study names separated by commas, "
@@ -201,7 +203,7 @@ def plan(config: dict) -> dict:
     check_output_dirs(config)
     selected = selected_studies(config)
     _check_keys("(defaults)", "defaults", config.get("defaults") or {})
-    the_plan = {"studies": {}, "cells": {}, "jobs": {}, "config": config}
+    the_plan = {"studies": {}, "cells": {}, "jobs": {}, "config": config, "smoke": is_smoke(config)}
     seen: dict = {}  # a cell's resolved spec and seeds -> its id (an equal cell is trained once)
     for name in selected:
         sp = _study_plan(name, config, selected)

@@ -106,10 +106,8 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
     Returns (DataFrame, number of planned runs without a record)."""
     import pandas as pd
 
-    from sweepbench.plan import is_smoke
-
     rows, broken, missing, axes_all = [], [], 0, []
-    smoke = is_smoke(the_plan.get("config", {}))
+    smoke = the_plan["smoke"]
     for study_name, study in the_plan["studies"].items():
         axes_all += [a for a in study["axes"] if a not in axes_all]
         for cell_id in study["cells"]:

@@ -34,6 +34,7 @@ def test_smoke_keeps_ids_and_shrinks_runs():
     assert spec["clip_batch_size"] and spec["train_size"] == 16 and spec["max_steps"] == 2
     assert spec["eval_max_samples"] == 8 and spec["gns_batches"] == 2
     assert [r["seed"] for r in p["cells"]["s/bs~8"]["runs"]] == [0, 1]
+    assert p["smoke"] is True and plan(study())["smoke"] is False        # the plan says it once, for its readers
 
 
 def test_run_selection_from_a_command_line_string():

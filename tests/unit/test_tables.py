@@ -57,7 +57,7 @@ def make_study(tmp_path, records, study="s"):
             run_ids.append(rid)
         cells[cell] = {"study": study, "runs": runs}
     plan = {"studies": {study: {"axes": ["lr", "batch_size"], "cells": list(cells), "runs": run_ids}},
-            "cells": cells}
+            "cells": cells, "jobs": {}, "config": {}, "smoke": False}
     return plan
 
 
@@ -131,7 +131,8 @@ def test_partial_tables_count_the_missing_runs(tmp_path):
 
 
 def test_empty_study_gives_empty_tables_with_headers(tmp_path):
-    plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}}
+    plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}, "jobs": {}, "config": {},
+            "smoke": False}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     counts = tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "tables"))
     assert counts == {"runs": 0, "missing": 0}
@@ -152,6 +153,6 @@ def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path)
 
 def test_runs_of_a_smoke_plan_are_marked_smoke(tmp_path):
     plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100)]})
-    assert not tables.build_tables(plan, str(tmp_path))[0]["runs"]["smoke"].any()   # a plan without a config: real
-    smoke, _ = tables.build_tables({**plan, "config": {"smoke": "true"}}, str(tmp_path))
+    assert not tables.build_tables(plan, str(tmp_path))[0]["runs"]["smoke"].any()
+    smoke, _ = tables.build_tables({**plan, "smoke": True}, str(tmp_path))     # the plan's flag, set by plan()
     assert smoke["runs"]["smoke"].tolist() == [True]
