@@ -129,7 +129,7 @@ def cmd_train_pack(args) -> int:
         import os
 
         from sweepbench import batch_range
-        from sweepbench.tables import read_plan
+        from sweepbench.plan import read_plan
 
         runs_root = os.path.join(os.path.dirname(args.cycle_from_plan), "runs")
         runs = batch_range.apply(read_plan(args.cycle_from_plan), args.job, runs_root)
@@ -171,15 +171,12 @@ def cmd_check(args) -> int:
     import os
 
     from sweepbench.check import run_check, write_not_run
+    from sweepbench.plan import read_plan
 
     config_check = None
     try:
         if args.plan and os.path.exists(args.plan):
-            try:
-                with open(args.plan) as f:
-                    config_check = json.load(f).get("config", {}).get("check")
-            except (OSError, ValueError, AttributeError) as err:
-                raise SweepbenchError(f"cannot read the plan {args.plan} (for the check's settings): {err}") from None
+            config_check = read_plan(args.plan)["config"].get("check")
         summary = run_check(args.baseline, args.tables, args.out, config_check, args.root)
     except SweepbenchError as err:
         if not args.no_fail:

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import minimal_record, write_record_files
 from sweepbench import SweepbenchError, tables
+from sweepbench.plan import write_plan
 
 
 def fake_record(lr, bs, seed, steps=None, val_acc=0.9, status="completed", sps=1000.0):
@@ -133,7 +134,7 @@ def test_partial_tables_count_the_missing_runs(tmp_path):
 def test_empty_study_gives_empty_tables_with_headers(tmp_path):
     plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}, "jobs": {}, "config": {},
             "smoke": False}
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    write_plan(plan, str(tmp_path / "plan.json"))
     counts = tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "tables"))
     assert counts == {"runs": 0, "missing": 0}
     for name in tables.TABLE_NAMES:
