@@ -92,11 +92,11 @@ def cmd_workloads(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from sweepbench.plan import load_config, plan
+    from sweepbench.plan import load_config, plan, plan_json
 
     the_plan = plan(load_config(args.config))
-    if args.json:
-        print(json.dumps(the_plan, indent=1))
+    if args.json:  # what the workflow writes to plan.json (each run spec once, in its cell), so read_plan reads it
+        print(plan_json(the_plan, args.config))
         return 0
     job_runs = [r for job in the_plan["jobs"].values() for r in job["runs"]]
     for name, study in the_plan["studies"].items():
@@ -219,7 +219,9 @@ def _data_parsers(sub) -> None:
     sub.add_parser("workloads", help="list the workloads and their defaults")
     p = sub.add_parser("plan", help="validate a config and list its studies, cells and runs")
     p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the whole plan as JSON, as the workflow writes results/plan.json (each run spec once, "
+                        "in its cell's runs; a job's run <dir> trains cell run <job>/<dir>)")
 
 
 def _table_parsers(sub) -> None:

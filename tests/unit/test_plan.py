@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from sweepbench import SweepbenchError, datasets
 from sweepbench.plan import (DEFAULT_RESOURCES, SLURM_RESOURCES, load_config, load_schema, plan, read_plan,
                              write_job_specs, write_plan)
@@ -153,6 +154,15 @@ def test_the_default_plan_file_keeps_stacks_and_smoke(tmp_path):
     assert stacks and [r["stack"] for job in back["jobs"].values() for r in job["runs"] if r.get("stack")] == stacks
     smoke = plan({**config, "smoke": "true"})                         # --config smoke=true arrives as a string
     assert smoke["smoke"] is True and read_plan(write_plan(smoke, str(tmp_path / "smoke.json")))["smoke"] is True
+
+
+def test_plan_json_cli_prints_the_plan_file(tmp_path):
+    proc = run_cli("plan", "--config", os.path.join(ROOT, "config", "config.yaml"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    the_plan = plan(load_config(os.path.join(ROOT, "config", "config.yaml")))
+    assert proc.stdout == Path(write_plan(the_plan, str(tmp_path / "plan.json"))).read_text() + "\n"
+    (tmp_path / "printed.json").write_text(proc.stdout)
+    assert read_plan(str(tmp_path / "printed.json")) == the_plan
 
 
 def bad_plan_file(tmp_path, change) -> str:
