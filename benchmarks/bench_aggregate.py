@@ -15,14 +15,13 @@ then times, as the workflow runs them:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import tempfile
 import time
 
 from sweepbench import record, report, status, tables
-from sweepbench.plan import plan
+from sweepbench.plan import plan, write_plan
 
 OPTIMIZERS = ["sgd", "momentum", "adam", "rmsprop"]
 
@@ -97,8 +96,7 @@ def main() -> None:
         root = args.keep or scratch
         results = os.path.join(root, "results")
         os.makedirs(results, exist_ok=True)
-        with open(os.path.join(results, "plan.json"), "w") as f:
-            json.dump(the_plan, f)
+        write_plan(the_plan, os.path.join(results, "plan.json"))
         _, write_s = timed(write_records, the_plan, os.path.join(results, "runs"))
         counts, agg_s = timed(tables.aggregate, os.path.join(results, "plan.json"), os.path.join(results, "runs"),
                               os.path.join(results, "tables"))

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
 import tempfile
 
 from benchlib import run_records, run_snakemake, shared_seconds, training_seconds
+
+from sweepbench.plan import read_plan
 
 
 def main() -> int:
@@ -38,7 +39,7 @@ def main() -> int:
         wall = run_snakemake(["--cores", str(args.cores), "--configfile", args.config, "--config",
                               f"results_dir={tmp}/results", f"report_dir={tmp}/report", "--quiet", "all"])
         records = run_records(f"{tmp}/results")
-        jobs = len(json.load(open(f"{tmp}/results/plan.json"))["jobs"])
+        jobs = len(read_plan(f"{tmp}/results/plan.json")["jobs"])
         job_wall = sum(float(open(f).read().splitlines()[1].split("\t")[0])
                        for f in glob.glob(f"{tmp}/results/benchmarks/train/**/*.tsv", recursive=True))
     total = {"startup_s": sum(r.timing["startup_s"] or 0 for r in records)}

@@ -77,11 +77,10 @@ def accuracy_by_batch(run_dirs: list[str]) -> tuple[list[int], list[float]]:
 def apply(the_plan: dict, job_id: str, runs_dir: str) -> list[dict]:
     """The job's runs, with batch_size = bmin and batch_cycle = bmin..bmax where the study asks."""
     from sweepbench.rules import detect_bmin_bmax
-    from sweepbench.plan import is_smoke
 
     job = the_plan["jobs"][job_id]
     spec_from = job.get("batch_cycle_from")
-    if not spec_from or is_smoke(the_plan.get("config", {})):
+    if not spec_from or the_plan["smoke"]:
         return job["runs"]
     threshold = float(spec_from.get("threshold_pct", DEFAULT_THRESHOLD_PCT))
     sizes, accs = accuracy_by_batch([os.path.join(runs_dir, r) for r in source_runs(the_plan, job)])

@@ -92,11 +92,11 @@ def cmd_workloads(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from sweepbench.plan import load_config, plan
+    from sweepbench.plan import load_config, plan, plan_json
 
     the_plan = plan(load_config(args.config))
-    if args.json:
-        print(json.dumps(the_plan, indent=1))
+    if args.json:  # what the workflow writes to plan.json (each run spec once, in its cell), so read_plan reads it
+        print(plan_json(the_plan, args.config))
         return 0
     job_runs = [r for job in the_plan["jobs"].values() for r in job["runs"]]
     for name, study in the_plan["studies"].items():
@@ -129,7 +129,7 @@ def cmd_train_pack(args) -> int:
         import os
 
         from sweepbench import batch_range
-        from sweepbench.tables import read_plan
+        from sweepbench.plan import read_plan
 
         runs_root = os.path.join(os.path.dirname(args.cycle_from_plan), "runs")
         runs = batch_range.apply(read_plan(args.cycle_from_plan), args.job, runs_root)
@@ -171,15 +171,12 @@ def cmd_check(args) -> int:
     import os
 
     from sweepbench.check import run_check, write_not_run
+    from sweepbench.plan import read_plan
 
     config_check = None
     try:
         if args.plan and os.path.exists(args.plan):
-            try:
-                with open(args.plan) as f:
-                    config_check = json.load(f).get("config", {}).get("check")
-            except (OSError, ValueError, AttributeError) as err:
-                raise SweepbenchError(f"cannot read the plan {args.plan} (for the check's settings): {err}") from None
+            config_check = read_plan(args.plan)["config"].get("check")
         summary = run_check(args.baseline, args.tables, args.out, config_check, args.root)
     except SweepbenchError as err:
         if not args.no_fail:
@@ -222,7 +219,9 @@ def _data_parsers(sub) -> None:
     sub.add_parser("workloads", help="list the workloads and their defaults")
     p = sub.add_parser("plan", help="validate a config and list its studies, cells and runs")
     p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the whole plan as JSON, as the workflow writes results/plan.json (each run spec once, "
+                        "in its cell's runs; a job's run <dir> trains cell run <job>/<dir>)")
 
 
 def _table_parsers(sub) -> None:

@@ -188,11 +188,13 @@ class StudyPlan:
 
 
 def plan(config: dict) -> dict:
-    """Validate `config` and expand it. Returns {"studies": {...}, "cells": {...}}.
+    """Validate `config` and expand it. Returns {"studies", "cells", "jobs", "config", "smoke"}.
 
-    studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids)}
+    studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids), seeds, reference}
     cells[id] = {study, job, dataset, resources, axes, runs: [{id, seed, spec}]}
-    jobs[id] = {study, dataset, resources, runs: [{dir (relative to the job folder), seed, spec, stack}]}
+    jobs[id] = {study, dataset, resources, batch_cycle_from, runs: [{dir (relative to the job folder), seed, spec,
+    stack}]}; a job's run `<job>/<dir>` is a run of one of its cells, with the same spec (the same dict)
+    config = the config as given; smoke = is_smoke(config), what every reader of the plan asks
     """
     if "run" in config and config["run"] in (None, "", []):  # --config run= arrives as None
         raise SweepbenchError("config error in key run: empty; allowed: study names separated by commas, "
@@ -201,7 +203,7 @@ def plan(config: dict) -> dict:
     check_output_dirs(config)
     selected = selected_studies(config)
     _check_keys("(defaults)", "defaults", config.get("defaults") or {})
-    the_plan = {"studies": {}, "cells": {}, "jobs": {}, "config": config}
+    the_plan = {"studies": {}, "cells": {}, "jobs": {}, "config": config, "smoke": is_smoke(config)}
     seen: dict = {}  # a cell's resolved spec and seeds -> its id (an equal cell is trained once)
     for name in selected:
         sp = _study_plan(name, config, selected)
@@ -407,3 +409,120 @@ def write_job_specs(the_plan: dict, specs_dir: str) -> int:
         atomic.write_file(path, text)
         written += 1
     return written
+
+
+# results/plan.json: the plan as plan() returns it, with each run spec stored once, in its cell's
+# run; a job's run keeps {dir, seed, stack} and trains the spec of run `<job>/<dir>`.
+PLAN_KEYS = {"studies": dict, "cells": dict, "jobs": dict, "config": dict, "smoke": bool}
+PLAN_ALLOWED = "the plan.json the workflow writes (or `sweepbench plan --json > plan.json`)"
+
+
+def _check_top(the_plan, where: str) -> None:
+    """The plan is a mapping with each of PLAN_KEYS, of its type."""
+    if not isinstance(the_plan, dict):
+        raise SweepbenchError(f"plan {where!r} is a JSON {type(the_plan).__name__}, not an object; "
+                              f"allowed: {PLAN_ALLOWED}")
+    missing = [key for key in PLAN_KEYS if key not in the_plan]
+    if missing:
+        raise SweepbenchError(f"plan {where!r} lacks {', '.join(f'`{key}`' for key in missing)}; allowed: "
+                              f"{PLAN_ALLOWED}, with {', '.join(PLAN_KEYS)}")
+    for key, kind in PLAN_KEYS.items():
+        value = the_plan[key]
+        if not isinstance(value, kind):
+            shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__}"
+            raise SweepbenchError(f"plan {where!r}: `{key}` is {shown}; allowed: "
+                                  f"{'true or false' if kind is bool else 'a mapping'}")
+
+
+def _run_specs(the_plan: dict) -> dict:
+    """{run id: spec} of every cell's runs (where plan.json keeps the specs)."""
+    return {run["id"]: run["spec"] for cell in the_plan["cells"].values() for run in cell["runs"]}
+
+
+def _check_links(the_plan: dict, where: str) -> None:
+    """Every study's cells and runs are in `cells`; every job's run `<job>/<dir>` is a cell's run
+    with the same spec (so plan.json can store that spec once)."""
+    specs = _run_specs(the_plan)
+    for name, study in the_plan["studies"].items():
+        lost = [c for c in study["cells"] if c not in the_plan["cells"]] + [r for r in study["runs"] if r not in specs]
+        if lost:
+            raise SweepbenchError(f"plan {where!r}: study {name!r} names {lost[0]!r}, which is no cell or run of "
+                                  f"the plan; allowed: {PLAN_ALLOWED}")
+    for job_id, job in the_plan["jobs"].items():
+        for run in job["runs"]:
+            run_id = f"{job_id}/{run['dir']}"
+            if run_id not in specs or specs[run_id] != run["spec"]:
+                raise SweepbenchError(f"plan {where!r}: job {job_id!r} run {run['dir']!r} is not cell run {run_id!r} "
+                                      f"with the same spec; allowed: {PLAN_ALLOWED}")
+
+
+def check_plan(the_plan, where: str) -> None:
+    """A plan as plan() returns it, or a one-line SweepbenchError naming `where`: PLAN_KEYS, and
+    the studies, cells and jobs pointing at each other (_check_links)."""
+    _check_top(the_plan, where)
+    try:
+        _check_links(the_plan, where)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise SweepbenchError(f"plan {where!r} is malformed ({type(err).__name__}: {err}); "
+                              f"allowed: {PLAN_ALLOWED}") from None
+
+
+def _file_form(the_plan: dict) -> dict:
+    """What plan.json holds: the plan without its jobs' run specs (each is its cell run's spec)."""
+    jobs = {job_id: {**job, "runs": [{k: v for k, v in run.items() if k != "spec"} for run in job["runs"]]}
+            for job_id, job in the_plan["jobs"].items()}
+    return {**the_plan, "jobs": jobs}
+
+
+def _memory_form(stored: dict, where: str) -> dict:
+    """plan.json's content -> the plan as plan() returned it: each job run gets its cell run's spec
+    (the same dict, as in plan()), placed after `seed` as plan() places it."""
+    specs, jobs = _run_specs(stored), {}
+    for job_id, job in stored["jobs"].items():
+        runs = []
+        for run in job["runs"]:
+            spec = specs.get(f"{job_id}/{run['dir']}")
+            if spec is None or "spec" in run:
+                what = "holds a spec" if spec is not None else "is no run of a cell"
+                raise SweepbenchError(f"plan {where!r}: job {job_id!r} run {run['dir']!r} {what}; allowed: "
+                                      f"{PLAN_ALLOWED}, where a job's run <dir> trains cell run <job>/<dir>")
+            runs.append({"dir": run["dir"], "seed": run["seed"], "spec": spec,
+                         **{k: v for k, v in run.items() if k not in ("dir", "seed")}})
+        jobs[job_id] = {**job, "runs": runs}
+    return {**stored, "jobs": jobs}
+
+
+def plan_json(the_plan: dict, where: str = "(plan)") -> str:
+    """The text of plan.json for `the_plan` (as plan() returns it), checked like read_plan checks
+    what it reads (check_plan): each run spec once, in its cell's run."""
+    check_plan(the_plan, where)
+    try:
+        return json.dumps(_file_form(the_plan), indent=1)
+    except (TypeError, ValueError) as err:
+        raise SweepbenchError(f"plan {where!r}: {err}; allowed: JSON values in the config") from None
+
+
+def write_plan(the_plan: dict, path: str) -> str:
+    """Write `the_plan` (as plan() returns it) to `path` atomically as plan_json; returns `path`."""
+    atomic.write_file(path, plan_json(the_plan, path))
+    return path
+
+
+def read_plan(path: str) -> dict:
+    """results/plan.json back as plan() returned it (see write_plan), checked (check_plan), or a
+    one-line SweepbenchError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+    except OSError as err:
+        raise SweepbenchError(f"cannot read plan {path!r}: {err.strerror}; allowed: {PLAN_ALLOWED}") from None
+    except ValueError as err:
+        raise SweepbenchError(f"plan {path!r} is not valid JSON ({err}); allowed: {PLAN_ALLOWED}") from None
+    _check_top(stored, path)
+    try:
+        the_plan = _memory_form(stored, path)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise SweepbenchError(f"plan {path!r} is malformed ({type(err).__name__}: {err}); "
+                              f"allowed: {PLAN_ALLOWED}") from None
+    check_plan(the_plan, path)
+    return the_plan

@@ -20,6 +20,7 @@ import yaml
 
 from sweepbench import SweepbenchError, __version__, analysis, regression, reproduction, rules
 from sweepbench.atomic import write_file
+from sweepbench.plan import read_plan
 
 TEMPLATE = "report.html.j2"
 MAX_CURVES = 8
@@ -588,8 +589,7 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
                   workers: int = 1) -> dict:
     if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; run the workflow (snakemake) or sweepbench aggregate first")
-    with open(plan_path) as f:
-        the_plan = json.load(f)
+    the_plan = read_plan(plan_path)
     from sweepbench.tables import TABLE_NAMES
 
     t = {name: read_table(tables_dir, name) for name in TABLE_NAMES}

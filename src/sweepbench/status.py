@@ -9,11 +9,11 @@ run.json per finished run.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
 from sweepbench import SweepbenchError, record
+from sweepbench.plan import read_plan
 
 STATES = ("done", "running", "missing", "diverged", "broken")
 PROGRESS = re.compile(r"^runs? (\d+)(?:-(\d+))?/(\d+)\b")  # train-pack's lines: "run 37/120 ..."
@@ -78,14 +78,10 @@ def status(results_dir: str, workdir: str = ".") -> dict:
     that two studies share), "jobs": [in-progress job lines], "broken": [(run id, why)],
     "workflow_running": bool}."""
     plan_path = os.path.join(results_dir, "plan.json")
-    try:
-        with open(plan_path) as f:
-            the_plan = json.load(f)
-    except OSError:
+    if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; allowed: the results folder of a workflow that has "
-                              f"started (snakemake writes plan.json first), e.g. --results-dir results") from None
-    except ValueError as err:
-        raise SweepbenchError(f"plan {plan_path} is not valid JSON: {err}") from None
+                              f"started (snakemake writes plan.json first), e.g. --results-dir results")
+    the_plan = read_plan(plan_path)
     running = workflow_running(workdir)
     states = run_states(the_plan, os.path.join(results_dir, "runs"), running)
     studies = {}

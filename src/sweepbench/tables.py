@@ -51,11 +51,11 @@ reproduction.csv, per (study, metric, reference point) of studies with a `refere
 
 from __future__ import annotations
 
-import json
 import os
 
 from sweepbench import SweepbenchError, analysis, rules
 from sweepbench.atomic import save_with
+from sweepbench.plan import read_plan
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_record
 
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
@@ -106,10 +106,8 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
     Returns (DataFrame, number of planned runs without a record)."""
     import pandas as pd
 
-    from sweepbench.plan import is_smoke
-
     rows, broken, missing, axes_all = [], [], 0, []
-    smoke = is_smoke(the_plan.get("config", {}))
+    smoke = the_plan["smoke"]
     for study_name, study in the_plan["studies"].items():
         axes_all += [a for a in study["axes"] if a not in axes_all]
         for cell_id in study["cells"]:
@@ -363,21 +361,6 @@ def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
 
     tables["reproduction"] = reproduction_table(the_plan, runs)
     return tables, missing
-
-
-def read_plan(plan_path: str) -> dict:
-    """results/plan.json (sweepbench.plan), or a one-line error naming the file."""
-    try:
-        with open(plan_path) as f:
-            the_plan = json.load(f)
-    except OSError as err:
-        raise SweepbenchError(f"cannot read plan {plan_path!r}: {err.strerror}; allowed: the plan.json the "
-                              "workflow writes (or `sweepbench plan --json > plan.json`)") from None
-    except ValueError as err:
-        raise SweepbenchError(f"plan {plan_path!r} is not valid JSON ({err})") from None
-    if not isinstance(the_plan, dict) or not {"studies", "cells"} <= set(the_plan):
-        raise SweepbenchError(f"plan {plan_path!r} lacks `studies` or `cells`; allowed: a plan.json from sweepbench")
-    return the_plan
 
 
 def aggregate(plan_path: str, runs_dir: str, out_dir: str, partial: bool = False) -> dict:

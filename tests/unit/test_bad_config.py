@@ -58,7 +58,14 @@ def test_command_line_errors_are_one_line_exit_2(tmp_path):
     assert proc.returncode == 2 and "is not UTF-8 text" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("aggregate", "--plan", str(tmp_path / "nope.json"), "--out", str(tmp_path / "t"))
     assert proc.returncode == 2 and "cannot read plan" in proc.stderr and proc.stderr.count("\n") == 1
-    (tmp_path / "plan.json").write_text('{"studies": {}, "cells": {}}')
+    (tmp_path / "plan.json").write_text('{"studies": {}, "cells": {}, "jobs": {}, "config": {}, "smoke": false}')
     (tmp_path / "blocker").write_text("a file where a folder should be")
     proc = run_cli("aggregate", "--plan", str(tmp_path / "plan.json"), "--out", str(tmp_path / "blocker" / "t"))
     assert proc.returncode == 2 and "cannot write" in proc.stderr and proc.stderr.count("\n") == 1
+    (tmp_path / "plan.json").write_text('{"studies": {}, "cells": {}}')           # a plan.json of an older sweepbench
+    proc = run_cli("aggregate", "--plan", str(tmp_path / "plan.json"), "--out", str(tmp_path / "t"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    path = str(tmp_path / "plan.json")
+    assert f"plan {path!r} lacks `jobs`, `config`, `smoke`; allowed: the plan.json" in proc.stderr
+    proc = run_cli("check", "--baseline", "b", "--plan", str(tmp_path / "plan.json"), "--root", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "lacks `jobs`, `config`, `smoke`" in proc.stderr

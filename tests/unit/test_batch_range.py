@@ -6,7 +6,7 @@ import pytest
 
 from conftest import minimal_record, write_record_files
 from sweepbench import SweepbenchError, batch_range
-from sweepbench.plan import plan
+from sweepbench.plan import plan, read_plan, write_plan
 
 SEED002_ACC = [0.8361, 0.8277, 0.8159, 0.7914, 0.7651, 0.7358, 0.6873, 0.5938, 0.4340, 0.2561]  # Out[111]
 CONFIG = {"studies": {
@@ -33,6 +33,8 @@ def test_the_cycle_is_the_seeds_16_to_256_from_its_own_accuracy_table(tmp_path):
     runs = batch_range.apply(the_plan, job_id, str(tmp_path))
     assert runs[0]["spec"]["batch_cycle"] == [16, 32, 64, 128, 256] and runs[0]["spec"]["batch_size"] == 16
     assert the_plan["jobs"][job_id]["runs"][0]["spec"]["batch_cycle"] == [8, 16]   # the plan itself is untouched
+    from_file = read_plan(write_plan(the_plan, str(tmp_path / "plan.json")))      # what --cycle-from-plan reads
+    assert batch_range.apply(from_file, job_id, str(tmp_path)) == runs
 
 
 def test_no_cheap_range_is_an_error_and_smoke_keeps_the_configured_cycle(tmp_path):

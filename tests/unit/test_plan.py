@@ -1,9 +1,14 @@
+import glob
 import json
+import os
+from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from sweepbench import SweepbenchError, datasets
-from sweepbench.plan import DEFAULT_RESOURCES, SLURM_RESOURCES, load_schema, plan, write_job_specs
+from sweepbench.plan import (DEFAULT_RESOURCES, SLURM_RESOURCES, load_config, load_schema, plan, read_plan,
+                             write_job_specs, write_plan)
 from sweepbench.spec import resolve
 
 
@@ -34,6 +39,7 @@ def test_smoke_keeps_ids_and_shrinks_runs():
     assert spec["clip_batch_size"] and spec["train_size"] == 16 and spec["max_steps"] == 2
     assert spec["eval_max_samples"] == 8 and spec["gns_batches"] == 2
     assert [r["seed"] for r in p["cells"]["s/bs~8"]["runs"]] == [0, 1]
+    assert p["smoke"] is True and plan(study())["smoke"] is False        # the plan says it once, for its readers
 
 
 def test_run_selection_from_a_command_line_string():
@@ -104,3 +110,99 @@ def test_top_level_seeds_replace_every_studys_seeds():
     for bad in ("x", "3-1", [1, 1], "1,,2"):
         with pytest.raises(SweepbenchError, match="config error in key seeds: bad value"):
             plan({**config, "seeds": bad})
+
+
+# results/plan.json: sweepbench.plan.write_plan and read_plan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = ["config/config.yaml"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(f"{ROOT}/config/studies/*.yaml"))
+
+
+def count_key(obj, key: str) -> int:
+    """How often `key` is a mapping's key anywhere in a JSON value."""
+    if isinstance(obj, dict):
+        return (key in obj) + sum(count_key(v, key) for v in obj.values())
+    return sum(count_key(v, key) for v in obj) if isinstance(obj, list) else 0
+
+
+@pytest.mark.parametrize("config_file", SHIPPED)
+def test_the_plan_file_gives_back_the_plan_with_each_spec_stored_once(tmp_path, config_file):
+    the_plan = plan(load_config(os.path.join(ROOT, config_file)))
+    path = write_plan(the_plan, str(tmp_path / "results" / "plan.json"))
+    back = read_plan(path)
+    assert back == the_plan and back == json.loads(json.dumps(the_plan))         # types survive JSON too
+    assert list(back) == ["studies", "cells", "jobs", "config", "smoke"] and back["smoke"] is False
+    n_runs = sum(len(cell["runs"]) for cell in the_plan["cells"].values())
+    assert n_runs == sum(len(job["runs"]) for job in back["jobs"].values()) > 0
+    for job_id, job in back["jobs"].items():                          # a job trains its cell's run, the same dict
+        for run in job["runs"]:
+            cell_run = next(r for c in back["cells"].values() for r in c["runs"] if r["id"] == f"{job_id}/{run['dir']}")
+            assert run["spec"] is cell_run["spec"] and list(run)[:3] == ["dir", "seed", "spec"]
+    stored = json.loads(Path(path).read_text())
+    assert count_key(stored, "spec") == n_runs and count_key(json.loads(json.dumps(the_plan)), "spec") == 2 * n_runs
+    job_specs = sum(len(json.dumps(r["spec"])) for job in the_plan["jobs"].values() for r in job["runs"])
+    assert os.path.getsize(path) < len(json.dumps(the_plan, indent=1)) - job_specs       # every job spec saved
+    assert not [p for p in (tmp_path / "results").iterdir() if p.name != "plan.json"]    # written atomically
+
+
+def test_the_default_plan_file_keeps_stacks_and_smoke(tmp_path):
+    config = load_config(os.path.join(ROOT, "config", "config.yaml"))
+    the_plan = plan(config)
+    stacks = [r["stack"] for job in the_plan["jobs"].values() for r in job["runs"] if r.get("stack")]
+    back = read_plan(write_plan(the_plan, str(tmp_path / "plan.json")))
+    assert os.path.getsize(tmp_path / "plan.json") < 0.6 * len(json.dumps(the_plan, indent=1))   # 854 KB before
+    assert stacks and [r["stack"] for job in back["jobs"].values() for r in job["runs"] if r.get("stack")] == stacks
+    smoke = plan({**config, "smoke": "true"})                         # --config smoke=true arrives as a string
+    assert smoke["smoke"] is True and read_plan(write_plan(smoke, str(tmp_path / "smoke.json")))["smoke"] is True
+
+
+def test_plan_json_cli_prints_the_plan_file(tmp_path):
+    proc = run_cli("plan", "--config", os.path.join(ROOT, "config", "config.yaml"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    the_plan = plan(load_config(os.path.join(ROOT, "config", "config.yaml")))
+    assert proc.stdout == Path(write_plan(the_plan, str(tmp_path / "plan.json"))).read_text() + "\n"
+    (tmp_path / "printed.json").write_text(proc.stdout)
+    assert read_plan(str(tmp_path / "printed.json")) == the_plan
+
+
+def bad_plan_file(tmp_path, change) -> str:
+    """A plan.json of a small study (two jobs of two runs), changed by `change(stored)`."""
+    the_plan = plan(study(grid={"lr": [0.1, 0.2]}, seeds=[0, 1]))
+    stored = json.loads(Path(write_plan(the_plan, str(tmp_path / "plan.json"))).read_text())
+    change(stored)
+    (tmp_path / "plan.json").write_text(json.dumps(stored))
+    return str(tmp_path / "plan.json")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.pop("smoke"), "lacks `smoke`; allowed: the plan.json the workflow writes"),
+    (lambda p: [p.pop(k) for k in ("jobs", "smoke")], "lacks `jobs`, `smoke`; allowed: "),
+    (lambda p: p.update(smoke="true"), "`smoke` is 'true'; allowed: true or false"),
+    (lambda p: p.update(cells=[]), "`cells` is []; allowed: a mapping"),
+    (lambda p: p.update(config=["x" * 50]), "`config` is a list; allowed: a mapping"),
+    (lambda p: p["jobs"]["s/lr~0.1"]["runs"][0].update(spec={}), "job 's/lr~0.1' run 'seed~0' holds a spec"),
+    (lambda p: p["jobs"]["s/lr~0.1"]["runs"][1].update(dir="seed~7"), "job 's/lr~0.1' run 'seed~7' is no run of a"),
+    (lambda p: p["studies"]["s"]["runs"].append("s/lr~0.3/seed~0"), "study 's' names 's/lr~0.3/seed~0', which is no"),
+    (lambda p: p["cells"]["s/lr~0.1"].pop("runs"), "is malformed (KeyError: 'runs')"),
+])
+def test_a_bad_plan_file_is_a_one_line_error_naming_it(tmp_path, change, message):
+    path = bad_plan_file(tmp_path, change)
+    with pytest.raises(SweepbenchError) as err:
+        read_plan(path)
+    assert str(err.value).startswith(f"plan {path!r}") and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_read_plan_names_an_unreadable_file_and_write_plan_checks_what_it_writes(tmp_path):
+    with pytest.raises(SweepbenchError, match=r"cannot read plan '.*nope.json': No such file or directory; allowed: "):
+        read_plan(str(tmp_path / "nope.json"))
+    (tmp_path / "half.json").write_text('{"studies": ')
+    with pytest.raises(SweepbenchError, match=r"plan '.*half.json' is not valid JSON \(Expecting value"):
+        read_plan(str(tmp_path / "half.json"))
+    the_plan = plan(study(grid={"lr": [0.1, 0.2]}, seeds=[0, 1]))
+    the_plan["jobs"]["s/lr~0.2"]["runs"][0] = {**the_plan["jobs"]["s/lr~0.2"]["runs"][0], "spec": {"lr": 9}}
+    with pytest.raises(SweepbenchError, match="job 's/lr~0.2' run 'seed~0' is not cell run 's/lr~0.2/seed~0' with the "
+                                              "same spec"):
+        write_plan(the_plan, str(tmp_path / "plan.json"))
+    with pytest.raises(SweepbenchError, match="lacks `smoke`"):
+        write_plan({k: v for k, v in the_plan.items() if k != "smoke"}, str(tmp_path / "plan.json"))
+    assert not list(tmp_path.glob("plan.json*")) and not list(tmp_path.glob(".plan.json*"))      # nothing written

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sweepbench import engine, report, tables
-from sweepbench.plan import plan
+from sweepbench.plan import plan, read_plan, write_plan
 from sweepbench.spec import resolve
 
 CONFIG = {
@@ -34,8 +34,7 @@ def results(tmp_path_factory):
     for cell in the_plan["cells"].values():
         for run in cell["runs"]:
             engine.train(resolve(run["spec"]), str(root / "runs" / run["id"]), quiet=True)
-    import json
-    (root / "plan.json").write_text(json.dumps(the_plan))
+    write_plan(the_plan, str(root / "plan.json"))
     tables.aggregate(str(root / "plan.json"), str(root / "runs"), str(root / "tables"))
     return root
 
@@ -147,16 +146,14 @@ def test_table_numbers_keep_one_notation_per_column_and_ids_may_wrap():
 
 
 def test_seed_vs_sweepbench_section_table_plot_verdict_and_methods(results, tmp_path):
-    import json
-
-    the_plan = json.loads((results / "plan.json").read_text())
+    the_plan = read_plan(str(results / "plan.json"))
     runs = tables.runs_table(the_plan, str(results / "runs"))[0]
     ours = runs[runs["study"] == "gd_vs_sgd"].set_index("batch_size")["final_train_loss"]
     the_plan["studies"]["gd_vs_sgd"]["reference"] = {
         "source": "seed 001, Out[9];", "metrics": {"final_train_loss": {"cell": "Out[9]"}},
         "rows": [{"batch_size": b, "final_train_loss": float(ours[b]) * 1.1} for b in (1, 16)]
         + [{"batch_size": 64, "final_train_loss": 1.0}]}
-    (tmp_path / "plan.json").write_text(json.dumps(the_plan))
+    write_plan(the_plan, str(tmp_path / "plan.json"))
     tables.aggregate(str(tmp_path / "plan.json"), str(results / "runs"), str(tmp_path / "tables"))
     out = report.render(str(tmp_path / "plan.json"), str(tmp_path / "tables"), str(results / "runs"),
                         str(tmp_path / "report"), pdf=False)

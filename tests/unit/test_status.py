@@ -8,7 +8,7 @@ import pytest
 from conftest import minimal_record, run_cli, write_record_files
 from sweepbench import SweepbenchError, record
 from sweepbench.pack import run_progress
-from sweepbench.plan import plan
+from sweepbench.plan import plan, write_plan
 from sweepbench.status import format_status, status
 
 CONFIG = {"studies": {"a": {"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.3]}, "seeds": [0, 1]},
@@ -23,7 +23,7 @@ def write_record(run_dir, status_="completed"):
 def results(tmp_path):
     res = tmp_path / "results"
     os.makedirs(res)
-    (res / "plan.json").write_text(json.dumps(plan(CONFIG)))
+    write_plan(plan(CONFIG), str(res / "plan.json"))
     runs = res / "runs" / "a"
     write_record(runs / "lr~0.1" / "seed~0")
     write_record(runs / "lr~0.1" / "seed~1", "diverged")

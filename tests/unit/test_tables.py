@@ -9,6 +9,7 @@ import pytest
 
 from conftest import minimal_record, write_record_files
 from sweepbench import SweepbenchError, tables
+from sweepbench.plan import write_plan
 
 
 def fake_record(lr, bs, seed, steps=None, val_acc=0.9, status="completed", sps=1000.0):
@@ -57,7 +58,7 @@ def make_study(tmp_path, records, study="s"):
             run_ids.append(rid)
         cells[cell] = {"study": study, "runs": runs}
     plan = {"studies": {study: {"axes": ["lr", "batch_size"], "cells": list(cells), "runs": run_ids}},
-            "cells": cells}
+            "cells": cells, "jobs": {}, "config": {}, "smoke": False}
     return plan
 
 
@@ -131,8 +132,9 @@ def test_partial_tables_count_the_missing_runs(tmp_path):
 
 
 def test_empty_study_gives_empty_tables_with_headers(tmp_path):
-    plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}}
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}, "jobs": {}, "config": {},
+            "smoke": False}
+    write_plan(plan, str(tmp_path / "plan.json"))
     counts = tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "tables"))
     assert counts == {"runs": 0, "missing": 0}
     for name in tables.TABLE_NAMES:
@@ -152,6 +154,6 @@ def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path)
 
 def test_runs_of_a_smoke_plan_are_marked_smoke(tmp_path):
     plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100)]})
-    assert not tables.build_tables(plan, str(tmp_path))[0]["runs"]["smoke"].any()   # a plan without a config: real
-    smoke, _ = tables.build_tables({**plan, "config": {"smoke": "true"}}, str(tmp_path))
+    assert not tables.build_tables(plan, str(tmp_path))[0]["runs"]["smoke"].any()
+    smoke, _ = tables.build_tables({**plan, "smoke": True}, str(tmp_path))     # the plan's flag, set by plan()
     assert smoke["runs"]["smoke"].tolist() == [True]

@@ -1,8 +1,3 @@
-# Adapter: the config -> results/plan.json (sweepbench.plan), written atomically.
-import json, os
-from sweepbench.plan import plan
-
-tmp = snakemake.output[0] + ".tmp"
-with open(tmp, "w") as f:
-    json.dump(plan(snakemake.config), f, indent=1)
-os.replace(tmp, snakemake.output[0])
+# Adapter: the config -> results/plan.json (sweepbench.plan.write_plan: checked, each run spec once, atomic).
+from sweepbench.plan import plan, write_plan
+write_plan(plan(snakemake.config), snakemake.output[0])
