@@ -4,8 +4,8 @@
 Plans one digits_mlp study (optimizer x learning rate x batch size, --seeds seeds per cell) with
 the real planner, writes a plausible record (run.json, metrics.csv, steps.csv) for every run,
 then times, as the workflow runs them:
-  aggregate  sweepbench.tables.aggregate (all tables to CSV)
-  report     sweepbench.report.render (HTML and PDF), with the HTML's size and the PDF's pages
+  aggregate  sweepbench.aggregate.tables.aggregate (all tables to CSV)
+  report     sweepbench.report.document.render (HTML and PDF), with the HTML's size and the PDF's pages
   status     sweepbench.status.status (every record read)
 
     python benchmarks/bench_aggregate.py --cells 1000 --seeds 10     # 10,000 runs
@@ -20,8 +20,10 @@ import os
 import tempfile
 import time
 
-from sweepbench import record, report, status, tables
-from sweepbench.plan import plan, write_plan
+from sweepbench import record, status
+from sweepbench.aggregate import tables
+from sweepbench.report import document
+from sweepbench.plan.planner import plan, write_plan
 
 OPTIMIZERS = ["sgd", "momentum", "adam", "rmsprop"]
 
@@ -100,7 +102,7 @@ def main() -> None:
         _, write_s = timed(write_records, the_plan, os.path.join(results, "runs"))
         counts, agg_s = timed(tables.aggregate, os.path.join(results, "plan.json"), os.path.join(results, "runs"),
                               os.path.join(results, "tables"))
-        out, report_s = timed(report.render, os.path.join(results, "plan.json"), os.path.join(results, "tables"),
+        out, report_s = timed(document.render, os.path.join(results, "plan.json"), os.path.join(results, "tables"),
                               os.path.join(results, "runs"), os.path.join(root, "report"))
         state, status_s = timed(status.status, results, root)
         html_kb = os.path.getsize(out["html"]) / 1024

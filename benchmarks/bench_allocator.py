@@ -1,5 +1,5 @@
 """Training and evaluation speed with glibc's default allocator thresholds vs with
-sweepbench.allocator.keep_large_blocks (the default of every training process).
+sweepbench.train.allocator.keep_large_blocks (the default of every training process).
 
 Each measurement is a whole `engine.train` run in a child process of its own (the thresholds
 are per process and must be set before the first large block), on synthetic
@@ -22,7 +22,7 @@ from benchlib import write_csv
 
 CHILD = """
 import json, os, sys, tempfile
-from sweepbench import allocator, engine
+from sweepbench.train import allocator, engine
 from sweepbench.spec import resolve
 
 setting, workload, batch, samples = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -1,8 +1,8 @@
-"""Sweep-time gain of training a cell's K seeds as one stacked model (sweepbench.batched).
+"""Sweep-time gain of training a cell's K seeds as one stacked model (sweepbench.train.stacked).
 
 For each workload, batch size and K, trains the same K runs twice in this process: one after
 another with the engine (what a train-pack job does with `stack: off`), and at once with
-sweepbench.batched. Both times are whole-run wall times (data load, every evaluation, writing
+sweepbench.train.stacked. Both times are whole-run wall times (data load, every evaluation, writing
 the records), so the ratio is what a sweep of such cells saves. The metrics of the two
 agree to float tolerance (tests/unit/test_batched.py checks it).
 
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from sweepbench import batched, engine
+from sweepbench.train import engine, stacked
 from sweepbench.spec import resolve
 
 from benchlib import write_csv
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
                     engine.train(specs[0], os.path.join(tmp, "warm"), quiet=True)  # first-call costs out of the way
                     alone = timed(lambda: [engine.train(s, os.path.join(tmp, f"e{i}"), quiet=True)
                                            for i, s in enumerate(specs)])
-                    together = timed(lambda: batched.train_stack(specs, [os.path.join(tmp, f"b{i}")
+                    together = timed(lambda: stacked.train_stack(specs, [os.path.join(tmp, f"b{i}")
                                                                          for i in range(k)], quiet=True))
                 rows.append([name, batch, k, round(alone, 3), round(together, 3), round(alone / together, 3)])
                 print(f"{name:11s} B={batch:4d} K={k:3d}: one after another {alone:6.2f} s, batched {together:6.2f} s, "

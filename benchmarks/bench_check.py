@@ -23,7 +23,7 @@ the same seed count. Scenarios:
 - diverges: one cell that never diverged in the pool drawn per trial; every current seed marked
   diverged (target not reached, no metrics). Detected when that cell is reported.
 
-Designs compared: the new check (sweepbench.check.compare) with a 10-seed baseline and with a
+Designs compared: the new check (sweepbench.check.compare.compare) with a 10-seed baseline and with a
 baseline of the run's own seed count, and the check before issue 13 (check.py at --old-commit,
 loaded from git). Speed rows are counted apart ("speed rows regressed"; they compare timings
 of one session here). The pool's throughput study has 10 seeds, so its baselines have 9.
@@ -42,10 +42,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sweepbench import check
+from sweepbench.check import compare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEED = list(check.SPEED_METRICS)
+SPEED = list(compare.SPEED_METRICS)
 
 
 def make_pool(out: str, seeds: int) -> str:
@@ -119,7 +119,7 @@ def plant(cur, scenario: str, classes: dict, rng):
         rows = cur["cell"] == cell
         cur.loc[rows, "status"] = "diverged"
         cur.loc[rows, "target_reached"] = False
-        cur.loc[rows, list(check.QUALITY_METRICS)] = np.nan
+        cur.loc[rows, list(compare.QUALITY_METRICS)] = np.nan
     return cur, cell
 
 
@@ -165,13 +165,13 @@ def main() -> None:
     tables = make_pool(args.make, args.pool_seeds) if args.make else args.tables
     if not tables:
         p.error("give --tables DIR (or --make DIR to run the pool first)")
-    pool = check.read_seed_table(os.path.join(tables, "runs.csv"))
+    pool = compare.read_seed_table(os.path.join(tables, "runs.csv"))
     config = yaml.safe_load(open(os.path.join(ROOT, "config", "config.yaml")))
     old_config = yaml.safe_load(at_commit(args.old_commit, "config/config.yaml"))
-    settings, old = check.settings(config.get("check")), old_check(args.old_commit)
-    designs = [(f"new, {args.baseline_seeds}-seed baseline", check.compare, settings, args.baseline_seeds,
+    settings, old = compare.settings(config.get("check")), old_check(args.old_commit)
+    designs = [(f"new, {args.baseline_seeds}-seed baseline", compare.compare, settings, args.baseline_seeds,
                 seeds_per_study(config)),
-               ("new, baseline of the run's seeds", check.compare, settings, None, seeds_per_study(config)),
+               ("new, baseline of the run's seeds", compare.compare, settings, None, seeds_per_study(config)),
                ("old (before issue 13)", old.compare, old.settings(old_config.get("check")), None,
                 seeds_per_study(old_config))]
     results = []

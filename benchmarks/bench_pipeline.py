@@ -27,7 +27,7 @@ import tempfile
 
 from benchlib import run_records, run_snakemake, shared_seconds, training_seconds
 
-from sweepbench.plan import read_plan
+from sweepbench.plan.planner import read_plan
 
 
 def main() -> int:

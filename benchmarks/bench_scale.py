@@ -3,8 +3,8 @@ each in under a minute).
 
 Generates one digits_mlp study of N cells (5 optimizers x 40 learning rates x N/200 batch
 sizes, one seed: N jobs, the worst case for Snakemake) and times:
-  plan         sweepbench.plan.plan(config), what the Snakefile does at every start
-  job specs    sweepbench.plan.write_job_specs, what the workflow does when it starts (onstart):
+  plan         sweepbench.plan.planner.plan(config), what the Snakefile does at every start
+  job specs    sweepbench.plan.planner.write_job_specs, what the workflow does when it starts (onstart):
                all N files, then again with nothing changed
   write_plan   the workflow's write_plan step (results/plan.json), `snakemake results/plan.json`
   dry-run      `snakemake -n` in a scratch copy of the workflow (DAG of N training jobs)
@@ -23,7 +23,7 @@ import time
 import yaml
 from benchlib import run_snakemake
 
-from sweepbench.plan import plan, write_job_specs
+from sweepbench.plan.planner import plan, write_job_specs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

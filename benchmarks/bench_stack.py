@@ -1,12 +1,12 @@
 """Runs per minute of a study trained three ways in one process: every run alone, each cell's
-seeds as one stack, and whole-grid stacks (sweepbench.batched).
+seeds as one stack, and whole-grid stacks (sweepbench.train.stacked).
 
 The study comes from a config (default: the embedded default config); its runs are planned by
-sweepbench.plan and trained here, one way after another, each on a fresh temporary folder, so
+sweepbench.plan.planner and trained here, one way after another, each on a fresh temporary folder, so
 the times are whole-run wall times (data load, every evaluation, the records) without process
 start-up. Grid stacks are the runs of a study that differ only in hyper-parameters
-(sweepbench.stacking.STACK_VARIES), at most --max-runs per stack, as the planner forms them
-(sweepbench.stacking) within each of the study's jobs.
+(sweepbench.plan.stacks.STACK_VARIES), at most --max-runs per stack, as the planner forms them
+(sweepbench.plan.stacks) within each of the study's jobs.
 
     python benchmarks/bench_stack.py --study digits_optimizers
     python benchmarks/bench_stack.py --study digits_batch_scaling --ways grid
@@ -23,9 +23,10 @@ import time
 import torch
 import yaml
 
-from sweepbench import batched, engine, stacking
-from sweepbench.pack import stack_groups
-from sweepbench.plan import plan
+from sweepbench.plan import stacks
+from sweepbench.train import engine, stacked
+from sweepbench.train.job import stack_groups
+from sweepbench.plan.planner import plan
 
 from benchlib import write_csv
 
@@ -34,12 +35,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def groups_of(the_plan: dict, way: str, max_runs: int) -> list[list[dict]]:
     """The study's runs as the planner stacks them with `stack: {mode: way, max_runs: ...}`
-    (sweepbench.stacking), grouped as train-pack trains them (sweepbench.pack.stack_groups)."""
+    (sweepbench.plan.stacks), grouped as train-pack trains them (sweepbench.train.job.stack_groups)."""
     mode = {"alone": "off"}.get(way, way)
     groups = []
     for job_id, job in the_plan["jobs"].items():
         runs = [dict(r) for r in job["runs"]]
-        stacking.form_stacks(job_id, runs, mode, {**stacking.DEFAULTS, "max_runs": max_runs, "max_mb": 1e9},
+        stacks.form_stacks(job_id, runs, mode, {**stacks.DEFAULTS, "max_runs": max_runs, "max_mb": 1e9},
                              size=lambda spec: 1.0, strict=True)
         groups += stack_groups(runs)
     return groups
@@ -53,7 +54,7 @@ def train_all(groups: list[list[dict]], tmp: str) -> float:
         if len(group) == 1:
             engine.train(specs[0], dirs[0], quiet=True)
         else:
-            batched.train_stack(specs, dirs, quiet=True)
+            stacked.train_stack(specs, dirs, quiet=True)
     return time.perf_counter() - t
 
 
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=os.path.join(ROOT, "config", "config.yaml"))
     p.add_argument("--study", required=True)
     p.add_argument("--ways", default="alone,seeds,grid")
-    p.add_argument("--max-runs", type=int, default=stacking.DEFAULTS["max_runs"])
+    p.add_argument("--max-runs", type=int, default=stacks.DEFAULTS["max_runs"])
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default="results/benchmarks/bench_stack.csv")
     args = p.parse_args(argv)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from sweepbench import engine, models
+from sweepbench.train import engine, models
 from sweepbench.spec import resolve
 from sweepbench.workloads import get as get_workload
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny MNIST-format datasets in the real on-disk (IDX) format (sweepbench.tinydata)."""
+"""Shared fixtures: tiny MNIST-format datasets in the real on-disk (IDX) format (sweepbench.data.tinydata)."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import pytest
 
 
 def make_tiny_mnist(raw_dir, name="mnist", n_train=64, n_test=32, seed=0, gz=False) -> str:
-    from sweepbench.tinydata import write_tiny_dataset
+    from sweepbench.data.tinydata import write_tiny_dataset
 
     return write_tiny_dataset(str(raw_dir), name, n_train, n_test, seed, gz=gz)
 

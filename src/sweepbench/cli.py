@@ -63,7 +63,7 @@ def cmd_train(args) -> int:
     from sweepbench.spec import resolve
 
     spec = resolve(spec_from_args(args))
-    from sweepbench import engine  # torch import happens here, after the cheap checks
+    from sweepbench.train import engine  # torch import happens here, after the cheap checks
 
     result = engine.train(spec, args.out, quiet=args.quiet)
     tt = result["to_target"]
@@ -74,8 +74,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from sweepbench.datasets import tensor_file
-    from sweepbench.prepare import prepare
+    from sweepbench.data.datasets import tensor_file
+    from sweepbench.data.prepare import prepare
 
     out = args.out or tensor_file(args.dataset, args.data_dir)
     prepare(args.dataset, args.raw_dir, out, download=args.download, tiny=args.tiny)
@@ -92,7 +92,7 @@ def cmd_workloads(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from sweepbench.plan import load_config, plan, plan_json
+    from sweepbench.plan.planner import load_config, plan, plan_json
 
     the_plan = plan(load_config(args.config))
     if args.json:  # what the workflow writes to plan.json (each run spec once, in its cell), so read_plan reads it
@@ -118,9 +118,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_train_pack(args) -> int:
-    """Train a job's runs in this process (sweepbench.pack): runs with a complete record of the
+    """Train a job's runs in this process (sweepbench.train.job): runs with a complete record of the
     same spec and code are kept, the manifest is written when every run is done."""
-    from sweepbench.pack import PackOptions, read_runs, train_pack
+    from sweepbench.train.job import PackOptions, read_runs, train_pack
 
     opts = PackOptions(out=args.out, threads=args.threads, gpu_slots=args.gpu_slots, exclusive=args.exclusive,
                        quiet=args.quiet)
@@ -128,17 +128,17 @@ def cmd_train_pack(args) -> int:
     if args.cycle_from_plan:  # batch_cycle_from: the cycle comes from another study's records
         import os
 
-        from sweepbench import batch_range
-        from sweepbench.plan import read_plan
+        from sweepbench.plan import batch_cycle
+        from sweepbench.plan.planner import read_plan
 
         runs_root = os.path.join(os.path.dirname(args.cycle_from_plan), "runs")
-        runs = batch_range.apply(read_plan(args.cycle_from_plan), args.job, runs_root)
+        runs = batch_cycle.apply(read_plan(args.cycle_from_plan), args.job, runs_root)
     train_pack(runs, opts, manifest=args.manifest)
     return 0
 
 
 def cmd_aggregate(args) -> int:
-    from sweepbench.tables import aggregate
+    from sweepbench.aggregate.tables import aggregate
 
     counts = aggregate(args.plan, args.runs_dir, args.out, partial=args.partial)
     missing = f"; {counts['missing']} planned runs have no record yet (cells.csv n_missing)" if counts["missing"] else ""
@@ -147,7 +147,7 @@ def cmd_aggregate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from sweepbench.report import render
+    from sweepbench.report.document import render
 
     if args.workers < 1:
         raise SweepbenchError(f"bad --workers {args.workers}; allowed: an integer >= 1")
@@ -158,7 +158,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from sweepbench.check import save_baseline
+    from sweepbench.check.compare import save_baseline
 
     out = save_baseline(args.name, args.tables, args.root)
     print(f"saved baseline {args.name!r} to {out}/ (commit it to compare later runs with it)")
@@ -170,8 +170,8 @@ def cmd_check(args) -> int:
     regression (an unexpected error is reported in one line and exits 2)."""
     import os
 
-    from sweepbench.check import run_check, write_not_run
-    from sweepbench.plan import read_plan
+    from sweepbench.check.compare import run_check, write_not_run
+    from sweepbench.plan.planner import read_plan
 
     config_check = None
     try:
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data_parsers(sub) -> None:
     """prepare, workloads, plan: what a run needs before it trains."""
-    from sweepbench.dataset_registry import PREPARED
+    from sweepbench.data.registry import PREPARED
 
     p = sub.add_parser("prepare", help="turn a dataset's raw files (found offline, see README) into a tensor file")
     p.add_argument("--dataset", required=True, choices=PREPARED)

@@ -18,19 +18,20 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # hash as a param of its rules, so editing the training code re-trains, editing the tables code
 # re-aggregates, and so on; editing only the CLI or the planner re-runs nothing.
 CODE_GROUPS = {
-    "training": ("__init__.py", "acceleration.py", "allocator.py", "augment.py", "batched.py", "clock.py",
-                 "dataset_registry.py", "datasets.py", "engine.py", "environment.py", "generated.py", "models.py", "noise_scale.py", "objective.py",
-                 "optimizers.py", "prepare.py", "record.py", "rules.py", "run_state.py", "schedules.py", "spec.py",
+    "training": ("__init__.py", "data/__init__.py", "train/__init__.py", "train/acceleration.py", "train/allocator.py", "data/augment.py", "train/stacked.py", "train/clock.py",
+                 "data/registry.py", "data/datasets.py", "train/engine.py", "train/environment.py", "data/generated.py", "train/models.py", "train/noise_scale.py", "train/objective.py",
+                 "train/optimizers.py", "data/prepare.py", "record.py", "rules.py", "train/run_state.py", "train/schedules.py", "spec.py",
                  "workloads.py"),
-    "tables": ("analysis.py", "record.py", "reproduction.py", "rules.py", "tables.py"),
-    "check": ("check.py", "regression.py"),
-    "report": ("figures.py", "generated.py", "report.py", "reproduction.py", "rules.py", "templates/report.html.j2",
-               "templates/table.html.j2"),
+    "tables": ("aggregate/statistics.py", "record.py", "aggregate/reproduction.py", "rules.py", "aggregate/tables.py"),
+    "check": ("check/compare.py", "check/regression.py"),
+    "report": ("report/figures.py", "data/generated.py", "report/document.py", "aggregate/reproduction.py", "rules.py", "report/templates/report.html.j2",
+               "report/templates/table.html.j2"),
 }
 TRAINING_MODULES = CODE_GROUPS["training"]
 # modules no step's output depends on (a test checks every module is in a group or here)
-NO_OUTPUT_MODULES = ("atomic.py", "batch_range.py", "cli.py", "pack.py", "plan.py", "provenance.py",
-                     "stacking.py", "status.py", "tinydata.py")
+NO_OUTPUT_MODULES = ("atomic.py", "plan/batch_cycle.py", "cli.py", "train/job.py", "plan/planner.py", "provenance.py",
+                     "plan/stacks.py", "status.py", "data/tinydata.py", "plan/__init__.py", "aggregate/__init__.py",
+                     "check/__init__.py", "report/__init__.py")
 
 
 @functools.lru_cache(maxsize=None)

@@ -35,7 +35,7 @@ weights re-loaded from model.pt, which then sits beside the three files), proven
                 compile_s (torch.compile warm-up, excluded from train_s), total_s, steps, epochs
     speed       optimizer_impl (what `auto` resolved to: fused | foreach | for-loop),
                 precision, channels_last, compile, compile_s, batched_runs (runs that trained
-                at once as one stacked model, sweepbench.batched; 1 alone) and stack (that
+                at once as one stacked model, sweepbench.train.stacked; 1 alone) and stack (that
                 stack's id, null alone)
     placement   scheduler ("train-pack" for workflow jobs, null for a hand-run `train`),
                 exclusive (true: the job held every core and GPU slot, so no other sweepbench
@@ -89,7 +89,7 @@ def _json_safe(obj):
 
 @dataclass
 class RunContext:
-    """What the record says about a run besides its RunState (sweepbench.run_state): the
+    """What the record says about a run besides its RunState (sweepbench.train.run_state): the
     workload section, timings other than the training and evaluation clocks, memory, speed
     options, placement, provenance, and the optional sections."""
 
@@ -144,7 +144,7 @@ def _throughput(state, warmup_steps: int) -> dict:
 
 
 def build_record(state, ctx: RunContext) -> dict:
-    """run.json's content from a finished run's state (sweepbench.run_state.RunState) and context."""
+    """run.json's content from a finished run's state (sweepbench.train.run_state.RunState) and context."""
     spec, rows = state.spec, state.metrics_rows
     return {
         "schema_version": SCHEMA_VERSION,

@@ -1,6 +1,6 @@
 """The definitions that decide a run's result. The report's Methods section quotes these docstrings.
 
-Training (sweepbench.engine) and the analysis tables use these same functions, so a
+Training (sweepbench.train.engine) and the analysis tables use these same functions, so a
 threshold means the same thing everywhere.
 """
 

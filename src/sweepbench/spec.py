@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from sweepbench import SweepbenchError
-from sweepbench.optimizers import OPTIMIZERS
+from sweepbench.train.optimizers import OPTIMIZERS
 from sweepbench.record import METRICS
 from sweepbench.workloads import WORKLOADS
 
@@ -134,7 +134,7 @@ O = Option
 OPTIONS: dict[str, Option] = _options(
     # what to train
     O("workload", None, "choice", "name from sweepbench.workloads.WORKLOADS (required)", choices=WORKLOADS),
-    O("optimizer", "sgd", "choice", "update rule (sweepbench.optimizers.OPTIMIZERS)", choices=OPTIMIZERS),
+    O("optimizer", "sgd", "choice", "update rule (sweepbench.train.optimizers.OPTIMIZERS)", choices=OPTIMIZERS),
     O("lr", 0.01, "float", "base learning rate", low=0, low_open=True),
     O("batch_size", 32, "batch_size", "samples per micro-batch, or full (gradient descent on the whole set)"),
     O("clip_batch_size", False, "bool", "clip batch sizes larger than the training set instead of failing"),
@@ -167,7 +167,7 @@ OPTIONS: dict[str, Option] = _options(
     # sampling and schedules
     O("sampling", "shuffle", "choice", "order of samples in an epoch",
       choices=("shuffle", "replacement", "sequential")),
-    O("schedule", "constant", "choice", "learning-rate schedule (sweepbench.schedules)",
+    O("schedule", "constant", "choice", "learning-rate schedule (sweepbench.train.schedules)",
       choices=("constant", "step", "cosine", "warmup", "triangular", "triangular2", "exp_range")),
     O("warmup_steps", 0, "int", "linear warm-up steps before any schedule", low=0),
     O("step_milestones", [15, 25, 35], "ints", "epochs at which the step schedule multiplies lr by step_gamma",

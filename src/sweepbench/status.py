@@ -13,7 +13,7 @@ import os
 import re
 
 from sweepbench import SweepbenchError, record
-from sweepbench.plan import read_plan
+from sweepbench.plan.planner import read_plan
 
 STATES = ("done", "running", "missing", "diverged", "broken")
 PROGRESS = re.compile(r"^runs? (\d+)(?:-(\d+))?/(\d+)\b")  # train-pack's lines: "run 37/120 ..."

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 @dataclass(frozen=True)
 class Workload:
     name: str
-    dataset: str          # a name from sweepbench.dataset_registry.DATASETS
-    model: str            # linear_neuron | logreg2d | softmax | mlp | lenet5 | wrn16_10 (sweepbench.models)
+    dataset: str          # a name from sweepbench.data.registry.DATASETS
+    model: str            # linear_neuron | logreg2d | softmax | mlp | lenet5 | wrn16_10 (sweepbench.train.models)
     task: str             # regression (MSE) | binary (sigmoid + BCE) | multiclass (softmax + CE)
     description: str
     defaults: dict = field(default_factory=dict)   # overrides of the defaults in sweepbench.spec.OPTIONS

@@ -6,8 +6,9 @@ import math
 import pytest
 
 from conftest import run_cli
-from sweepbench import SweepbenchError, acceleration, optimizers, spec
-from sweepbench.plan import plan
+from sweepbench import SweepbenchError, spec
+from sweepbench.train import acceleration, optimizers
+from sweepbench.plan.planner import plan
 from sweepbench.spec import KINDS, OPTIONS, Option, parse_value, resolve
 
 # Options whose bounds depend on another option (checked in spec._check_relations) or that have none.
@@ -63,7 +64,7 @@ def test_a_new_optimizer_is_one_entry(monkeypatch, tmp_path):
 
     monkeypatch.setitem(optimizers.OPTIMIZERS, "signsgd", optimizers.OptimizerKind(
         "signsgd", signed_sgd, "SGD", lambda s: {"weight_decay": s["weight_decay"]}))
-    from sweepbench import engine
+    from sweepbench.train import engine
 
     for impl in ("foreach", "for-loop"):
         user = {"workload": "digits_softmax", "optimizer": "signsgd", "lr": 0.001, "epochs": 1,

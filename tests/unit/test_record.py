@@ -7,7 +7,8 @@ import os
 import pytest
 
 from conftest import run_cli
-from sweepbench import SweepbenchError, engine, record
+from sweepbench import SweepbenchError, record
+from sweepbench.train import engine
 from sweepbench.spec import resolve
 
 TINY = ["--workload", "linreg", "--epochs", "2", "--quiet"]

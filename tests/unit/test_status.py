@@ -7,8 +7,8 @@ import pytest
 
 from conftest import minimal_record, run_cli, write_record_files
 from sweepbench import SweepbenchError, record
-from sweepbench.pack import run_progress
-from sweepbench.plan import plan, write_plan
+from sweepbench.train.job import run_progress
+from sweepbench.plan.planner import plan, write_plan
 from sweepbench.status import format_status, status
 
 CONFIG = {"studies": {"a": {"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.3]}, "seeds": [0, 1]},

@@ -1,4 +1,4 @@
-# Every run record -> tables under results/tables/ (sweepbench.tables).
+# Every run record -> tables under results/tables/ (sweepbench.aggregate.tables).
 
 
 rule write_plan:

@@ -1,12 +1,12 @@
-# Expand the config into cells (sweepbench.plan) before any job starts; a bad config stops here.
+# Expand the config into cells (sweepbench.plan.planner) before any job starts; a bad config stops here.
 import hashlib
 import json
 import os
 import sys
 
 from sweepbench import SweepbenchError
-from sweepbench.plan import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, load_config, plan
-from sweepbench.dataset_registry import needs_tensor_file, wildcard_pattern
+from sweepbench.plan.planner import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, load_config, plan
+from sweepbench.data.registry import needs_tensor_file, wildcard_pattern
 from sweepbench.provenance import code_version
 
 try:
@@ -24,7 +24,7 @@ DATA_DIR = SMOKE_DATA_DIR if SMOKE else "resources"  # where prepare_data writes
 JOBS = PLAN["jobs"]
 CODE_VERSION = code_version("training")  # a param of every training job: editing that code re-trains
 TABLES_CODE, CHECK_CODE, REPORT_CODE = (code_version(g) for g in ("tables", "check", "report"))
-from sweepbench.tables import TABLE_NAMES
+from sweepbench.aggregate.tables import TABLE_NAMES
 
 TABLES = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
 # the report shows the verdict; smoke results are never compared with a baseline
@@ -33,7 +33,7 @@ CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") and not SMOK
 
 wildcard_constraints:
     job=r"[A-Za-z0-9_-]+/.+",
-    dataset=wildcard_pattern(),  # the prepared datasets of sweepbench.dataset_registry
+    dataset=wildcard_pattern(),  # the prepared datasets of sweepbench.data.registry
 
 
 def digest(obj):
@@ -62,7 +62,7 @@ def job_runs_dir(wildcards, output):
 
 def job_cycle_source(wildcards):
     """What a job with batch_cycle_from waits for: the plan and the manifests of the study its
-    cycle is derived from (sweepbench.batch_range); nothing for every other job."""
+    cycle is derived from (sweepbench.plan.batch_cycle); nothing for every other job."""
     source = (JOBS[wildcards.job].get("batch_cycle_from") or {}).get("study")
     if not source:
         return []
@@ -100,14 +100,14 @@ def job_gpu_slots(wildcards):
 
 def job_flags(wildcards):
     """train-pack's flags: whether the job runs alone (run.json placement.exclusive). Which runs
-    train as one stack is in the job's runs file (sweepbench.stacking)."""
+    train as one stack is in the job's runs file (sweepbench.plan.stacks)."""
     return "--exclusive" if JOBS[wildcards.job]["resources"]["exclusive"] else "--shared"
 
 
 import functools
 
 from snakemake.exceptions import WorkflowError
-from sweepbench.plan import SLURM_RESOURCES, write_job_specs
+from sweepbench.plan.planner import SLURM_RESOURCES, write_job_specs
 
 
 def on_cluster():

@@ -1,4 +1,4 @@
-# One job per prepared dataset (sweepbench.dataset_registry): its raw files, found offline along
+# One job per prepared dataset (sweepbench.data.registry): its raw files, found offline along
 # the registry's search path (data/<folder>/raw/, then system folders such as Debian's
 # /usr/share/datasets/fashion-mnist/), -> <data dir>/<dataset>.pt plus a sidecar naming the raw
 # files and their sha256. With smoke=true the raw files are tiny generated ones.

@@ -1,5 +1,5 @@
-# One job per pack of cells (sweepbench.plan: a cell's seeds, or more with `pack_by`), trained
-# in one process by `sweepbench train-pack` (sweepbench.pack). Each run folder is written
+# One job per pack of cells (sweepbench.plan.planner: a cell's seeds, or more with `pack_by`), trained
+# in one process by `sweepbench train-pack` (sweepbench.train.job). Each run folder is written
 # atomically; the job's output is a manifest written only when every run has a complete record,
 # and a re-run keeps the complete records of the same spec and code, so a resume after a crash
 # or a kill trains only the missing runs. A job re-runs when its run specs or the training code

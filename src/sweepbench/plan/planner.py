@@ -1,0 +1,530 @@
+"""Expand a config of studies into cells and runs with stable, readable ids.
+
+A study = workload + grid (cartesian) and/or rows (listed) of run options + fixed options
++ seeds + target. A *cell* is one point of the grid (a run spec without its seed); its
+seeds train together in one job. Ids look like
+
+    <study>/opt~sgd/lr~0.01/bs~64            (cell)
+    <study>/opt~sgd/lr~0.01/bs~64/seed~0     (run folder with metrics.csv, steps.csv, run.json)
+
+A *job* (one Snakemake job, one process, so imports and data loading are paid once) trains
+the cells that share the values of the study's `pack_by` axes; its output folder is the
+common prefix, e.g. `<study>/opt~sgd` with `pack_by: [optimizer]`. By default a job is one
+cell (all its seeds); `pack_by: []` makes the whole study one job.
+
+A cell whose resolved spec and seeds equal a cell of an earlier study is not trained twice:
+the later study points at the earlier cell. Every error names the study and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+from sweepbench import SweepbenchError, atomic
+from sweepbench.data import registry
+from sweepbench.plan import batch_cycle, stacks
+from sweepbench.spec import OPTIONS, resolve
+
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
+ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
+                 "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
+                 "batch_cycle": "bcycle", "momentum": "mom"}
+DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
+# Where a job goes on a SLURM cluster: study resource -> the SLURM executor plugin's resource
+# (no default: unset means the profile's default-resources, else the cluster's default).
+SLURM_RESOURCES = {"slurm_partition": "slurm_partition", "slurm_account": "slurm_account", "slurm_qos": "qos"}
+SLURM_KEYS = tuple(SLURM_RESOURCES)
+
+
+SMOKE_DATA_DIR = "resources/smoke"
+SMOKE_RAW_DIR = "resources/smoke/raw"
+SMOKE_TRAIN = 16
+
+
+def is_smoke(config: dict) -> bool:
+    """`smoke: true` in the config, or `--config smoke=true` on the command line (a string there)."""
+    return str(config.get("smoke", False)).lower() == "true"
+
+
+def seeds_override(config: dict) -> list[int] | None:
+    """The top-level `seeds` key: every study runs these seeds instead of its own (a baseline is
+    made this way with more seeds than a normal run: `make baseline`). A list of integers, or on
+    the command line `--config seeds=10-19` (a range, both ends included) or `seeds=3,5,8`."""
+    value = config.get("seeds")
+    if value is None:
+        return None
+    text = str(value).strip("[] ")
+    if isinstance(value, list):
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        seeds = list(value) if ok else []
+    elif re.fullmatch(r"\d+\s*-\s*\d+", text):
+        lo, hi = (int(t) for t in text.split("-"))
+        seeds = list(range(lo, hi + 1))
+    elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+        seeds = [int(t) for t in text.split(",")]
+    else:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise SweepbenchError(f"config error in key seeds: bad value {value!r}; allowed: a list of distinct "
+                              f"integers >= 0, or on the command line a range such as 10-19 or a list such as 3,5,8")
+    return seeds
+
+
+def apply_smoke(spec: dict) -> dict:
+    """`smoke: true` shrinks a run to about a second while keeping its study's grid and ids:
+    prepared datasets come from tiny generated raw files (sweepbench.data.tinydata) in resources/smoke/,
+    at most 16 training samples (batch sizes are clipped to them), 2 epochs and 2 steps,
+    evaluation on 8 samples per split, noise-scale estimates from 2 small batches; the planner
+    also keeps only a cell's first 2 seeds."""
+    spec = dict(spec, data_dir=SMOKE_DATA_DIR, raw_dir=SMOKE_RAW_DIR, clip_batch_size=True,
+                train_size=min(spec["train_size"] or SMOKE_TRAIN, SMOKE_TRAIN), epochs=min(spec["epochs"], 2),
+                max_steps=min(spec["max_steps"] or 2, 2), eval_max_samples=8, gns_batches=2)
+    if spec["val_size"]:
+        spec["val_size"] = min(spec["val_size"], 16)
+    return spec
+
+
+def load_schema() -> dict:
+    """The config schema, with the target metrics filled in from sweepbench.record.METRICS and
+    the stack modes from sweepbench.plan.stacks.MODES."""
+    import yaml
+
+    from sweepbench.record import METRICS
+
+    with open(SCHEMA_PATH) as f:
+        schema = yaml.safe_load(f)
+    schema["$defs"]["study"]["properties"]["target"]["properties"]["metric"]["enum"] = list(METRICS)
+    stack = schema["$defs"]["study"]["properties"]["stack"]["oneOf"]
+    stack[0]["enum"] = stack[1]["properties"]["mode"]["enum"] = [*stacks.MODES, False]  # YAML reads off as false
+    return schema
+
+
+def validate_config(config: dict) -> None:
+    """JSON-Schema validation; the first error is reported with its place in the config."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = list(err.absolute_path)
+        where = f"study {path[1]!r}, key {'.'.join(map(str, path[2:])) or '(study)'}" \
+            if len(path) >= 2 and path[0] == "studies" else f"key {'.'.join(map(str, path)) or '(top level)'}"
+        message = err.message
+        if err.validator == "additionalProperties":
+            message += f"; allowed: {', '.join(sorted(err.schema.get('properties', {})))}"
+        if err.validator == "oneOf" and path[-1:] == ["stack"]:
+            detail = [e.message for e in err.context if isinstance(err.instance, dict) and e.schema_path[0] == 1]
+            message = (f"{err.instance!r} is not a stack setting{f' ({detail[0]})' if detail else ''}; "
+                       f"allowed: {stacks.ALLOWED}")
+        raise SweepbenchError(f"config error in {where}: {message}")
+
+
+def value_slug(value) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "-".join(value_slug(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def cell_slug(axes: dict) -> str:
+    if not axes:
+        return "default"
+    return "/".join(f"{ABBREVIATIONS.get(k, k)}~{value_slug(v)}" for k, v in axes.items())
+
+
+def _points(study: dict) -> list[dict]:
+    grid = study.get("grid") or {}
+    keys = list(grid)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+    rows = study.get("rows")
+    if rows:
+        points = [{**row, **p} for row in rows for p in points]
+    return points
+
+
+def _check_keys(name: str, where: str, options: dict) -> None:
+    for key in options:
+        if key == "seed":
+            raise SweepbenchError(f"config error in study {name!r}, key {where}.seed: seeds go in the study's `seeds` list")
+        if key not in OPTIONS or key == "workload":
+            raise SweepbenchError(f"config error in study {name!r}, key {where}.{key}: unknown run option; "
+                                  f"allowed: {', '.join(k for k in OPTIONS if k not in ('workload', 'seed'))}")
+
+
+def _train_samples(spec: dict, dataset: str) -> int:
+    """Training samples a run of `spec` will have (sweepbench.data.registry), for the
+    batch-size check; a val_size that leaves none is bad input."""
+    entry = registry.get(dataset)
+    held_out = (entry.val_default if spec["val_size"] is None else spec["val_size"]) if entry.val_from_train else 0
+    if held_out >= entry.n_train:
+        raise SweepbenchError(f"bad val_size {spec['val_size']}; allowed: 0..{entry.n_train - 1} (the training set "
+                              f"of {dataset} has {entry.n_train} samples before validation is held out)")
+    return entry.train_samples(spec)
+
+
+@dataclass
+class StudyPlan:
+    """One study while it is planned: its settings, and what the plan holds of it so far."""
+
+    name: str
+    study: dict                    # the study's config
+    fixed: dict                    # run options of every run (fixed, the target, the defaults)
+    seeds: list
+    resources: dict
+    workload: object               # sweepbench.workloads.Workload
+    axes: list                     # the pack_by axes first
+    pack_by: list
+    entry: dict = field(default_factory=dict)   # what plan()["studies"][name] will be
+
+    def error(self, where: str, message) -> SweepbenchError:
+        return SweepbenchError(f"config error in study {self.name!r}, {where}: {message}")
+
+
+def plan(config: dict) -> dict:
+    """Validate `config` and expand it. Returns {"studies", "cells", "jobs", "config", "smoke"}.
+
+    studies[name] = {workload, description, target, axes (names), cells (ids), runs (ids), seeds, reference}
+    cells[id] = {study, job, dataset, resources, axes, runs: [{id, seed, spec}]}
+    jobs[id] = {study, dataset, resources, batch_cycle_from, runs: [{dir (relative to the job folder), seed, spec,
+    stack}]}; a job's run `<job>/<dir>` is a run of one of its cells, with the same spec (the same dict)
+    config = the config as given; smoke = is_smoke(config), what every reader of the plan asks
+    """
+    if "run" in config and config["run"] in (None, "", []):  # --config run= arrives as None
+        raise SweepbenchError("config error in key run: empty; allowed: study names separated by commas, "
+                              f"from {', '.join(config.get('studies') or {}) or '(no studies)'}")
+    validate_config(config)
+    check_output_dirs(config)
+    selected = selected_studies(config)
+    _check_keys("(defaults)", "defaults", config.get("defaults") or {})
+    the_plan = {"studies": {}, "cells": {}, "jobs": {}, "config": config, "smoke": is_smoke(config)}
+    seen: dict = {}  # a cell's resolved spec and seeds -> its id (an equal cell is trained once)
+    for name in selected:
+        sp = _study_plan(name, config, selected)
+        for point in _points(sp.study):
+            spec = _cell_spec(sp, point, config)
+            _add_cell(the_plan, sp, spec, seen)
+        # the study's own jobs: a cell it shares with an earlier study trains as that study planned it
+        study_jobs = [j for j in dict.fromkeys(the_plan["cells"][c]["job"] for c in sp.entry["cells"])
+                      if the_plan["jobs"][j]["study"] == name]
+        try:
+            stacks.plan_stacks(sp.study, [(j, the_plan["jobs"][j]) for j in study_jobs], sp.workload.model,
+                                 registry.get(sp.workload.dataset))
+        except SweepbenchError as err:
+            raise sp.error("key stack", err) from None
+        the_plan["studies"][name] = sp.entry
+    check_slurm_keys({job["study"]: job["resources"] for job in the_plan["jobs"].values()})
+    return the_plan
+
+
+def selected_studies(config: dict) -> list[str]:
+    """The studies `run` names (--config run=a,b arrives as a string), or every study."""
+    studies = config["studies"]
+    selected = config.get("run") or list(studies)
+    if isinstance(selected, str):
+        selected = [name.strip() for name in selected.strip("[]").split(",") if name.strip()]
+    for name in selected:
+        if name not in studies:
+            raise SweepbenchError(f"config error in key run: unknown study {name!r}; allowed: {', '.join(studies)}")
+    return selected
+
+
+def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
+    """A study's checked settings: workload, option keys, target, seeds, resources, axes."""
+    from sweepbench.workloads import WORKLOADS
+
+    study = config["studies"][name]
+    batch_cycle.check(name, study, selected, config)
+    if study["workload"] not in WORKLOADS:
+        raise SweepbenchError(f"config error in study {name!r}, key workload: unknown workload "
+                              f"{study['workload']!r}; allowed: {', '.join(WORKLOADS)}")
+    fixed = dict(study.get("fixed") or {})
+    _check_keys(name, "fixed", fixed)
+    _check_keys(name, "grid", study.get("grid") or {})
+    for i, row in enumerate(study.get("rows") or []):
+        _check_keys(name, f"rows[{i}]", row)
+    target = study.get("target")
+    if target:
+        fixed.setdefault("target_metric", target["metric"])
+        fixed.setdefault("target", float(target["value"]))
+        if target.get("stop"):
+            fixed.setdefault("stop_at_target", True)
+    seeds = seeds_override(config) or study.get("seeds") or [0]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise SweepbenchError(f"config error in study {name!r}, key seeds: seed {repeated[0]} appears more than "
+                              "once; allowed: distinct seeds (each is one run of every cell)")
+    seeds = seeds[:2] if is_smoke(config) else seeds
+    points = _points(study)
+    axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
+    pack_by = study.get("pack_by", axes)
+    for axis in pack_by:
+        if axis not in axes:
+            raise SweepbenchError(f"config error in study {name!r}, key pack_by: {axis!r} is not an axis "
+                                  f"of the study; allowed: {', '.join(axes) or '(none)'}")
+    workload = WORKLOADS[study["workload"]]
+    sp = StudyPlan(name, study, {**(config.get("defaults") or {}), **fixed}, seeds,
+                   {**DEFAULT_RESOURCES, **(config.get("resources") or {}), **(study.get("resources") or {})},
+                   workload, [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by], pack_by)
+    sp.entry = {"workload": workload.name, "description": study.get("description", workload.description),
+                "target": None, "axes": sp.axes, "cells": [], "runs": [], "seeds": seeds,
+                "reference": study.get("reference")}  # the seed's printed numbers (sweepbench.aggregate.reproduction)
+    return sp
+
+
+def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
+    """One cell's resolved run spec (its first seed), checked against the workload's data."""
+    options = {**sp.fixed, **point, "workload": sp.workload.name}
+    if not sp.resources["gpu"] and options.get("device", "auto") == "auto":
+        options["device"] = "cpu"  # a job that asks for no GPU must not take one (resource accounting)
+    try:
+        spec = resolve({**options, "seed": sp.seeds[0], "threads": sp.resources["threads"]})
+        spec = apply_smoke(spec) if is_smoke(config) else spec
+        n = _train_samples(spec, sp.workload.dataset)
+    except SweepbenchError as err:
+        raise sp.error(f"cell {cell_slug(point)}", err) from None
+    bs = spec["batch_size"]
+    if bs != "full" and bs > n and not spec["clip_batch_size"]:
+        raise sp.error("key batch_size", f"{bs} is larger than the training set of {sp.workload.name} ({n} "
+                                         f"samples); allowed: 1..{n} or full")
+    sp.entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
+    return spec
+
+
+def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
+    """Put a cell and its runs in the plan (in its job), or point the study at an equal cell
+    that an earlier study already planned."""
+    key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(sp.seeds) \
+        + json.dumps(sp.study.get("batch_cycle_from")) \
+        + json.dumps(sp.resources["exclusive"])  # a derived cycle, or a run timed alone, is not the same cell
+    cells, point = the_plan["cells"], {k: spec[k] for k in sp.axes}
+    if key not in seen:
+        packed = {k: v for k, v in point.items() if k in sp.pack_by}
+        rest = {k: v for k, v in point.items() if k not in sp.pack_by}
+        job_id = f"{sp.name}/{cell_slug(packed) if packed else 'all'}"
+        cell_id = f"{job_id}/{cell_slug(rest)}" if rest else job_id
+        if cell_id in cells:
+            raise SweepbenchError(f"config error in study {sp.name!r}: two cells share the id {cell_id}")
+        seen[key] = cell_id
+        runs = [{"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": dict(spec, seed=seed)} for seed in sp.seeds]
+        cells[cell_id] = {"study": sp.name, "job": job_id, "dataset": sp.workload.dataset,
+                          "resources": sp.resources, "axes": point, "runs": runs}
+        job = the_plan["jobs"].setdefault(job_id, {"study": sp.name, "dataset": sp.workload.dataset,
+                                                   "resources": sp.resources, "runs": [],
+                                                   "batch_cycle_from": sp.study.get("batch_cycle_from")})
+        job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]} for r in runs]
+    sp.entry["cells"].append(seen[key])
+    sp.entry["runs"] += [r["id"] for r in cells[seen[key]]["runs"]]
+
+
+def _strict_loader():
+    """yaml.SafeLoader that refuses a mapping with a repeated key (YAML would keep the last one:
+    a study silently dropped)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise SweepbenchError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); "
+                                          "allowed: each key once per mapping")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def check_slurm_keys(resources_by_study: dict) -> None:
+    """A SLURM placement key (partition, account, QoS) is set for every study that trains a job,
+    or for none: a training job without it would silently go to the cluster's default instead
+    of the profile's (the workflow's train rule sets the key for all its jobs or for none)."""
+    for key in SLURM_KEYS:
+        having = [s for s, res in resources_by_study.items() if key in res]
+        lacking = [s for s, res in resources_by_study.items() if key not in res]
+        if having and lacking:
+            raise SweepbenchError(f"config error in study {lacking[0]!r}, key resources.{key}: missing while study "
+                                  f"{having[0]!r} sets it; allowed: set it in every study, or once in the "
+                                  f"config's top-level `resources`")
+
+
+def load_config(path: str) -> dict:
+    """A config file, read strictly: not UTF-8, not YAML, repeated keys and a non-mapping are errors."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.load(f, Loader=_strict_loader())
+    except OSError as err:
+        raise SweepbenchError(f"cannot read config {path!r}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise SweepbenchError(f"config {path!r} is not UTF-8 text (byte {err.start}); allowed: a UTF-8 YAML file") \
+            from None
+    except yaml.YAMLError as err:
+        raise SweepbenchError(f"config {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except SweepbenchError as err:
+        raise SweepbenchError(f"config {path!r}: {err}") from None
+    if not isinstance(config, dict):
+        raise SweepbenchError(f"config {path!r} must be a mapping with a `studies` key")
+    return copy.deepcopy(config)
+
+
+def check_output_dirs(config: dict) -> None:
+    """results_dir and report_dir: a relative path inside the working folder, or an explicit
+    absolute path the user names (never empty, never the filesystem root)."""
+    for key, default in (("results_dir", "results"), ("report_dir", "report")):
+        value = config.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise SweepbenchError(f"config error in key {key}: {value!r}; allowed: a folder such as {default!r}")
+        path = os.path.normpath(value)
+        if path == os.sep or (os.path.isabs(path) and os.path.dirname(path) == path):
+            raise SweepbenchError(f"config error in key {key}: {value!r} is the filesystem root; allowed: a "
+                                  f"folder such as {default!r}")
+        if not os.path.isabs(path) and (path == os.curdir or path == os.pardir or path.startswith(os.pardir + os.sep)):
+            raise SweepbenchError(f"config error in key {key}: {value!r} is not a folder inside the working "
+                                  f"folder; allowed: a relative folder such as {default!r}, or an absolute path")
+
+
+def write_job_specs(the_plan: dict, specs_dir: str) -> int:
+    """<specs_dir>/<job>.json for every job: its runs, what `sweepbench train-pack --runs-file`
+    reads. Only files whose content changed are rewritten (atomically), so one call at the
+    start of a workflow costs about a second for 10,000 jobs. Returns how many were written."""
+    written = 0
+    for job_id, job in the_plan["jobs"].items():
+        path = os.path.join(specs_dir, f"{job_id}.json")
+        text = json.dumps(job["runs"], indent=1)
+        try:
+            with open(path) as f:
+                if f.read() == text:
+                    continue
+        except OSError:
+            pass
+        atomic.write_file(path, text)
+        written += 1
+    return written
+
+
+# results/plan.json: the plan as plan() returns it, with each run spec stored once, in its cell's
+# run; a job's run keeps {dir, seed, stack} and trains the spec of run `<job>/<dir>`.
+PLAN_KEYS = {"studies": dict, "cells": dict, "jobs": dict, "config": dict, "smoke": bool}
+PLAN_ALLOWED = "the plan.json the workflow writes (or `sweepbench plan --json > plan.json`)"
+
+
+def _check_top(the_plan, where: str) -> None:
+    """The plan is a mapping with each of PLAN_KEYS, of its type."""
+    if not isinstance(the_plan, dict):
+        raise SweepbenchError(f"plan {where!r} is a JSON {type(the_plan).__name__}, not an object; "
+                              f"allowed: {PLAN_ALLOWED}")
+    missing = [key for key in PLAN_KEYS if key not in the_plan]
+    if missing:
+        raise SweepbenchError(f"plan {where!r} lacks {', '.join(f'`{key}`' for key in missing)}; allowed: "
+                              f"{PLAN_ALLOWED}, with {', '.join(PLAN_KEYS)}")
+    for key, kind in PLAN_KEYS.items():
+        value = the_plan[key]
+        if not isinstance(value, kind):
+            shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__}"
+            raise SweepbenchError(f"plan {where!r}: `{key}` is {shown}; allowed: "
+                                  f"{'true or false' if kind is bool else 'a mapping'}")
+
+
+def _run_specs(the_plan: dict) -> dict:
+    """{run id: spec} of every cell's runs (where plan.json keeps the specs)."""
+    return {run["id"]: run["spec"] for cell in the_plan["cells"].values() for run in cell["runs"]}
+
+
+def _check_links(the_plan: dict, where: str) -> None:
+    """Every study's cells and runs are in `cells`; every job's run `<job>/<dir>` is a cell's run
+    with the same spec (so plan.json can store that spec once)."""
+    specs = _run_specs(the_plan)
+    for name, study in the_plan["studies"].items():
+        lost = [c for c in study["cells"] if c not in the_plan["cells"]] + [r for r in study["runs"] if r not in specs]
+        if lost:
+            raise SweepbenchError(f"plan {where!r}: study {name!r} names {lost[0]!r}, which is no cell or run of "
+                                  f"the plan; allowed: {PLAN_ALLOWED}")
+    for job_id, job in the_plan["jobs"].items():
+        for run in job["runs"]:
+            run_id = f"{job_id}/{run['dir']}"
+            if run_id not in specs or specs[run_id] != run["spec"]:
+                raise SweepbenchError(f"plan {where!r}: job {job_id!r} run {run['dir']!r} is not cell run {run_id!r} "
+                                      f"with the same spec; allowed: {PLAN_ALLOWED}")
+
+
+def check_plan(the_plan, where: str) -> None:
+    """A plan as plan() returns it, or a one-line SweepbenchError naming `where`: PLAN_KEYS, and
+    the studies, cells and jobs pointing at each other (_check_links)."""
+    _check_top(the_plan, where)
+    try:
+        _check_links(the_plan, where)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise SweepbenchError(f"plan {where!r} is malformed ({type(err).__name__}: {err}); "
+                              f"allowed: {PLAN_ALLOWED}") from None
+
+
+def _file_form(the_plan: dict) -> dict:
+    """What plan.json holds: the plan without its jobs' run specs (each is its cell run's spec)."""
+    jobs = {job_id: {**job, "runs": [{k: v for k, v in run.items() if k != "spec"} for run in job["runs"]]}
+            for job_id, job in the_plan["jobs"].items()}
+    return {**the_plan, "jobs": jobs}
+
+
+def _memory_form(stored: dict, where: str) -> dict:
+    """plan.json's content -> the plan as plan() returned it: each job run gets its cell run's spec
+    (the same dict, as in plan()), placed after `seed` as plan() places it."""
+    specs, jobs = _run_specs(stored), {}
+    for job_id, job in stored["jobs"].items():
+        runs = []
+        for run in job["runs"]:
+            spec = specs.get(f"{job_id}/{run['dir']}")
+            if spec is None or "spec" in run:
+                what = "holds a spec" if spec is not None else "is no run of a cell"
+                raise SweepbenchError(f"plan {where!r}: job {job_id!r} run {run['dir']!r} {what}; allowed: "
+                                      f"{PLAN_ALLOWED}, where a job's run <dir> trains cell run <job>/<dir>")
+            runs.append({"dir": run["dir"], "seed": run["seed"], "spec": spec,
+                         **{k: v for k, v in run.items() if k not in ("dir", "seed")}})
+        jobs[job_id] = {**job, "runs": runs}
+    return {**stored, "jobs": jobs}
+
+
+def plan_json(the_plan: dict, where: str = "(plan)") -> str:
+    """The text of plan.json for `the_plan` (as plan() returns it), checked like read_plan checks
+    what it reads (check_plan): each run spec once, in its cell's run."""
+    check_plan(the_plan, where)
+    try:
+        return json.dumps(_file_form(the_plan), indent=1)
+    except (TypeError, ValueError) as err:
+        raise SweepbenchError(f"plan {where!r}: {err}; allowed: JSON values in the config") from None
+
+
+def write_plan(the_plan: dict, path: str) -> str:
+    """Write `the_plan` (as plan() returns it) to `path` atomically as plan_json; returns `path`."""
+    atomic.write_file(path, plan_json(the_plan, path))
+    return path
+
+
+def read_plan(path: str) -> dict:
+    """results/plan.json back as plan() returned it (see write_plan), checked (check_plan), or a
+    one-line SweepbenchError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+    except OSError as err:
+        raise SweepbenchError(f"cannot read plan {path!r}: {err.strerror}; allowed: {PLAN_ALLOWED}") from None
+    except ValueError as err:
+        raise SweepbenchError(f"plan {path!r} is not valid JSON ({err}); allowed: {PLAN_ALLOWED}") from None
+    _check_top(stored, path)
+    try:
+        the_plan = _memory_form(stored, path)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise SweepbenchError(f"plan {path!r} is malformed ({type(err).__name__}: {err}); "
+                              f"allowed: {PLAN_ALLOWED}") from None
+    check_plan(the_plan, path)
+    return the_plan

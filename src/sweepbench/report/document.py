@@ -1,0 +1,670 @@
+"""Render report/index.html (self-contained) and report/report.pdf (the same HTML through
+WeasyPrint) from the plan, the tables and the run records.
+
+Only what the results contain gets a section. Nothing time-dependent is written, so the
+same inputs give the same HTML bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import inspect
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+import yaml
+
+from sweepbench import SweepbenchError, __version__, rules
+from sweepbench.aggregate import reproduction, statistics
+from sweepbench.check import regression
+from sweepbench.atomic import write_file
+from sweepbench.plan.planner import read_plan
+
+TEMPLATE = "report.html.j2"
+MAX_CURVES = 8
+MAX_TABLE_ROWS = 30  # a study's tables beyond this show a selection and name the CSV with every row
+
+
+# ---------------------------------------------------------------- small helpers
+
+def fmt(value, digits: int = 4) -> str:
+    """A table cell: rounded numbers, thousands separators, no 'nan' text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (bool,)) or str(value) in ("True", "False"):
+        return "yes" if str(value) == "True" else "no"
+    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e15):
+            return f"{value:.3g}"
+        if abs(value) >= 10 ** digits:  # whole numbers: never 1.69e+04 beside 9,876 in one column
+            return f"{value:,.0f}"
+        return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return html.escape(str(value)).replace("/", "/<wbr>")  # long ids may wrap after a slash
+
+
+def html_table(df: pd.DataFrame, columns: dict, caption: str = "") -> dict:
+    """{caption, headers, rows} for the template; columns maps column -> header with units."""
+    cols = [c for c in columns if c in df.columns]
+    rows = [[fmt(row[c]) for c in cols] for _, row in df.iterrows()]
+    return {"caption": caption, "headers": [columns[c] for c in cols], "rows": rows}
+
+
+def figure(svg: str, title: str, caption: str) -> dict:
+    return {"title": title, "caption": caption, "src": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()}
+
+
+def read_table(tables_dir: str, name: str) -> pd.DataFrame:
+    path = os.path.join(tables_dir, f"{name}.csv")
+    if not os.path.exists(path):
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def docstring(obj) -> str:
+    return inspect.cleandoc(obj.__doc__ or "")
+
+
+# ---------------------------------------------------------------- per-study sections
+
+def _cell_label(cell_row, axes) -> str:
+    parts = []
+    for a in axes:
+        v = cell_row.get(f"axis_{a}")
+        parts.append(f"{a}={v:g}" if isinstance(v, float) else f"{a}={v}")
+    return ", ".join(parts) or "default"
+
+
+def _select_cells(cells: pd.DataFrame, axes: list) -> tuple[pd.DataFrame, str]:
+    """At most MAX_CURVES cells for curves: all of them, or the best cell per value of the
+    first axis that is not lr (by best validation accuracy, else lowest final training loss)."""
+    if len(cells) <= MAX_CURVES:
+        return cells, ""
+    key = "best_val_accuracy_mean" if cells["best_val_accuracy_mean"].notna().any() else "final_train_loss_mean"
+    group_axis = next((a for a in axes if a != "lr"), axes[0])
+    picked = []
+    for _, g in cells.groupby(f"axis_{group_axis}", sort=False):
+        g = g.dropna(subset=[key])
+        if len(g):
+            picked.append(g.loc[g[key].idxmax() if key.endswith("accuracy_mean") else g[key].idxmin()])
+    chosen = pd.DataFrame(picked).head(MAX_CURVES)
+    how = "best" if key.endswith("accuracy_mean") else "lowest final training loss"
+    return chosen, f" Showing, for each {group_axis}, the cell with the {how} {'validation accuracy' if how == 'best' else ''}".rstrip() + "."
+
+
+def thin(df: pd.DataFrame, group: str, order: str, per_group: int) -> pd.DataFrame:
+    """The rows of at most `per_group` values of `order` in each group, evenly spaced (first and
+    last kept), so that a big sweep's tables and figures stay readable."""
+    import numpy as np
+
+    parts = []
+    for _, g in df.groupby(group, sort=False):
+        values = np.sort(g[order].unique())
+        keep = values[np.unique(np.linspace(0, len(values) - 1, min(per_group, len(values))).round().astype(int))]
+        parts.append(g[g[order].isin(keep)].sort_values(order, kind="stable"))
+    return pd.concat(parts) if parts else df
+
+
+def capped(df: pd.DataFrame, what: str, csv: str, key: str | None = None, ascending: bool = False,
+           group: str = "optimizer", order: str = "effective_batch_size") -> tuple[pd.DataFrame, str]:
+    """At most MAX_TABLE_ROWS rows for a report table, and the sentence that says which and
+    where the full table is: the best by `key`, else evenly spaced `order` values per `group`."""
+    if len(df) <= MAX_TABLE_ROWS:
+        return df, ""
+    if key:
+        shown = df.sort_values(key, ascending=ascending, na_position="last").head(MAX_TABLE_ROWS)
+        how = f"those with the {'lowest' if ascending else 'highest'} {key.removesuffix('_mean').replace('_', ' ')}"
+    else:
+        shown = thin(df, group, order, max(2, MAX_TABLE_ROWS // max(1, df[group].nunique())))
+        how = f"{order.replace('_', ' ')}s evenly spaced per {group}"
+    return shown, f" Showing {len(shown)} of {len(df):,} {what} ({how}); all of them: {csv}."
+
+
+def _curves(cells: pd.DataFrame, runs: pd.DataFrame, axes, runs_dir: str) -> pd.DataFrame:
+    frames = []
+    for _, c in cells.iterrows():
+        label = _cell_label(c, axes)
+        for _, r in runs[runs["cell"] == c["cell"]].iterrows():
+            path = os.path.join(runs_dir, r["run"], "metrics.csv")
+            if os.path.exists(path):
+                m = pd.read_csv(path)
+                m["label"], m["seed"] = label, r["seed"]
+                frames.append(m)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
+    """Seed 001/003: parameter paths over the loss-surface contour (two-parameter models)."""
+    import numpy as np
+
+    from sweepbench.data import generated
+    from sweepbench.spec import resolve
+    from sweepbench.workloads import get as get_workload
+
+    workload = study["workload"]
+    paths, names = {}, None
+    for _, c in cells.iterrows():
+        run = runs[runs["cell"] == c["cell"]].sort_values("seed").iloc[0]
+        path = os.path.join(runs_dir, run["run"], "steps.csv")
+        if not os.path.exists(path):
+            continue
+        steps = pd.read_csv(path)
+        cols = ["w", "b"] if "w" in steps else ["w1", "w2"]
+        start = (0.0, 0.0) if cols == ["w", "b"] else (-1.0, 1.0)
+        paths[_cell_label(c, axes)] = (np.r_[start[0], steps[cols[0]]], np.r_[start[1], steps[cols[1]]])
+        names = cols
+    if not paths:
+        return
+    spec = resolve({"workload": workload})
+    x, y = (a.astype(np.float64) for a in generated.training_set(get_workload(workload).dataset, spec))
+    all1 = np.concatenate([p[0] for p in paths.values()])
+    all2 = np.concatenate([p[1] for p in paths.values()])
+    if names == ["w", "b"]:  # show the optimum too
+        (w_opt, b_opt), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+        all1, all2 = np.r_[all1, w_opt], np.r_[all2, b_opt]
+    pad1, pad2 = 0.15 * (all1.max() - all1.min() + 1e-9), 0.15 * (all2.max() - all2.min() + 1e-9)
+    g1, g2 = np.meshgrid(np.linspace(all1.min() - pad1, all1.max() + pad1, 120),
+                         np.linspace(all2.min() - pad2, all2.max() + pad2, 120))
+    optimum = None
+    if names == ["w", "b"]:
+        pred = g1[..., None] * x + g2[..., None]
+        loss = ((pred - y) ** 2).mean(-1)
+        optimum = (w_opt, b_opt)
+        title = "Linear neuron: (w, b) paths over the MSE surface"
+    else:
+        z = g1[..., None] * x[:, 0] + g2[..., None] * x[:, 1]
+        loss = (np.logaddexp(0, z) - y * z).mean(-1)
+        title = "Logistic regression: (w1, w2) paths over the cross-entropy surface"
+    from sweepbench.report import figures
+
+    svg = figures.trajectories((g1, g2, loss), paths, tuple(names), optimum, title)
+    figs.append(figure(svg, title, "Contours of the training loss with the path of the parameters (seed 0 of each "
+                       "cell; points are logged updates, the dot marks the end). Gradient descent follows the "
+                       "surface smoothly; small batches zig-zag because each step sees another loss surface."))
+
+
+@dataclass
+class StudyView:
+    """What the parts of a study's section read: the study, its rows of the tables, and the
+    section being filled (figures, tables, notes)."""
+
+    name: str
+    study: dict
+    t: dict
+    runs: pd.DataFrame
+    cells: pd.DataFrame
+    runs_dir: str
+    tables_dir: str
+    section: dict
+
+    @property
+    def axes(self) -> list:
+        return self.study["axes"]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.runs["synthetic"].any())
+
+    @property
+    def has_acc(self) -> bool:
+        return bool(self.runs["final_val_accuracy"].notna().any()) and not self.synthetic
+
+    @property
+    def target(self) -> dict:
+        return self.study.get("target") or {}
+
+
+def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: str = "results/tables") -> dict:
+    """A study's part of the report: notes, figures and tables, each part drawn where the
+    study's tables have what it needs."""
+    runs = t["runs"][t["runs"]["study"] == name] if not t["runs"].empty else pd.DataFrame()
+    cells = t["cells"][t["cells"]["study"] == name] if not t["cells"].empty else pd.DataFrame()
+    section = {"id": f"study-{name}", "name": name, "description": study["description"], "workload": study["workload"],
+               "n_cells": len(study["cells"]), "n_runs": len(study["runs"]), "figures": [], "tables": [], "notes": []}
+    if runs.empty:
+        section["notes"].append("No run of this study has a record yet (still running, or every record was "
+                                "malformed); there is nothing to show.")
+        return section
+    missing = len(study["runs"]) - len(runs)
+    if missing > 0:
+        section["notes"].append(f"{missing} of {len(study['runs'])} runs have no record yet; the figures show the rest.")
+    diverged = int(runs["diverged"].sum())
+    if diverged == len(runs):
+        section["notes"].append("Every run of this study diverged; only the divergence points can be shown.")
+    elif diverged:
+        section["notes"].append(f"{diverged} of {len(runs)} runs diverged; they are counted in the tables and "
+                                "left out of means.")
+    v = StudyView(name, study, t, runs, cells, runs_dir, tables_dir, section)
+    chosen = _curve_figures(v)
+    if study["workload"] in ("linreg", "logreg2d"):
+        _trajectory_section(study, cells, runs, study["axes"], runs_dir, section["figures"])
+    _lr_figures(v)
+    _batch_figures(v)
+    _throughput_part(v)
+    _schedule_figure(v, chosen)
+    _cell_table(v)
+    return section
+
+
+def _curve_figures(v: StudyView) -> pd.DataFrame:
+    """Learning curves of a few cells (against epoch, step and training time); returns the cells shown."""
+    from sweepbench.report import figures
+
+    runs, cells, axes = v.runs, v.cells, v.axes
+    runs_dir, figs, synthetic, has_acc = v.runs_dir, v.section["figures"], v.synthetic, v.has_acc
+    chosen, how = _select_cells(cells, axes)
+    curves = _curves(chosen, runs, axes, runs_dir)
+    if not curves.empty and not synthetic and len(curves.dropna(subset=["train_loss"])):
+        c = curves.dropna(subset=["train_loss"])
+        band = " Lines are the mean over seeds, bands the range across seeds." if runs["seed"].nunique() > 1 else ""
+        figs.append(figure(figures.learning_curves(c, "epoch", "train_loss", "Training loss vs epoch"),
+                           "Training loss vs epoch", "Full training-set loss after each epoch." + band + how))
+        figs.append(figure(figures.learning_curves(c, "step", "train_loss", "Training loss vs optimizer step"),
+                           "Training loss vs step", "The same curves against updates: small batches take many "
+                           "more steps per epoch." + how))
+        metric = "val_accuracy" if has_acc else "val_loss"
+        c2 = curves.dropna(subset=[metric])
+        if len(c2):
+            figs.append(figure(figures.learning_curves(c2, "wall_s", metric, f"{metric.replace('_', ' ')} vs training time"),
+                               f"{metric} vs training time",
+                               "Against measured training seconds on this machine (evaluation excluded): what a "
+                               "user waits for." + how))
+    return chosen
+
+
+def _lr_figures(v: StudyView) -> None:
+    """Learning-rate sensitivity, the optimizer x learning-rate heatmap and the learning-rate picks."""
+    from sweepbench.report import figures
+
+    name, t, cells, axes, tables_dir = v.name, v.t, v.cells, v.axes, v.tables_dir
+    figs, section, synthetic, has_acc = v.section["figures"], v.section, v.synthetic, v.has_acc
+    ls = t["lr_sensitivity"]
+    ls_cells = cells[cells["lr"].isin(ls[ls["study"] == name]["lr"])] if not ls.empty else pd.DataFrame()
+    if not ls_cells.empty and "lr" in axes and not synthetic:
+        metric = "best_val_accuracy" if has_acc else "final_train_loss"
+        n_lines = len(ls_cells.groupby(["optimizer", "effective_batch_size"]))
+        shown = ls_cells if n_lines <= MAX_CURVES else thin(ls_cells, "optimizer", "effective_batch_size",
+                                                             max(1, MAX_CURVES // ls_cells["optimizer"].nunique()))
+        some = "" if shown is ls_cells else (f" Showing {shown['effective_batch_size'].nunique()} of "
+                                             f"{ls_cells['effective_batch_size'].nunique()} batch sizes, evenly spaced; "
+                                             f"every one: {tables_dir}/lr_sensitivity.csv.")
+        figs.append(figure(figures.lr_sensitivity(shown, metric, "Learning-rate sensitivity"),
+                           "Learning-rate sensitivity",
+                           "Mean over seeds with 95% bootstrap CI against log10 learning rate; x marks learning "
+                           "rates where a seed diverged. The flat top is the usable range (seed 002's lr_min/lr_max)."
+                           + some))
+        if "optimizer" in axes and cells["optimizer"].nunique() > 1 and has_acc:
+            figs.append(figure(figures.heatmap(cells, "best_val_accuracy", "Optimizer x learning rate"),
+                               "Optimizer x learning rate",
+                               "Best validation accuracy (mean over seeds) for each optimizer and learning rate "
+                               "(seed 003's grid search)."))
+        picks = ls[ls["study"] == name].drop_duplicates(["optimizer", "effective_batch_size"])
+        picks, some = capped(picks, "rows", f"{tables_dir}/lr_sensitivity.csv")
+        section["tables"].append(html_table(picks, {"optimizer": "optimizer", "effective_batch_size": "batch size",
+                                                    "lr_min": "lr_min", "lr_max": "lr_max",
+                                                    "largest_stable_lr": "largest stable lr"},
+                                            "Learning-rate picks from the sweep (Methods: lr_range_picks)." + some))
+
+
+def _batch_figures(v: StudyView) -> None:
+    """Steps to target, best lr, noise scale and time to target vs batch size; the metric at a fixed budget."""
+    from sweepbench.report import figures
+
+    name, t, cells, axes, tables_dir = v.name, v.t, v.cells, v.axes, v.tables_dir
+    figs, section, synthetic, has_acc, target = v.section["figures"], v.section, v.synthetic, v.has_acc, v.target
+    sc = t["scaling"][t["scaling"]["study"] == name] if not t["scaling"].empty else pd.DataFrame()
+    if not sc.empty and sc["steps_to_target_mean"].notna().any():
+        tname = f"{target.get('metric')} >= {target.get('value')}" if target else "target"
+        figs.append(figure(figures.scaling(sc, f"Steps to {tname} vs batch size"), "Steps to target vs batch size",
+                           "Steps to the target at the best learning rate of each batch size. Below B_crit/2 doubling "
+                           "the batch halves the steps (perfect scaling); above 2 B_crit it barely helps."))
+        best = t["best_lr"][t["best_lr"]["study"] == name]
+        figs.append(figure(figures.best_lr_vs_batch(best, "Best learning rate vs batch size"), "Best lr vs batch size",
+                           "The tuned learning rate per batch size beside the linear and square-root scaling rules "
+                           "started from the smallest batch size."))
+        if sc["grad_noise_scale_mean"].notna().any():
+            figs.append(figure(figures.noise_scale(sc, "Gradient noise scale vs critical batch size"),
+                               "Gradient noise scale", "McCandlish et al. (2018) predict B_crit ≈ B_simple; the measured "
+                               "noise scale (end of each best-lr run) beside the fitted B_crit."))
+        if sc["time_to_target_s"].notna().any():
+            figs.append(figure(figures.time_to_target(sc, "Time to target vs batch size (this machine)"),
+                               "Time to target", "Steps to target times the median step time measured in the same "
+                               "runs: the batch size that reaches the target soonest on this hardware."))
+        sc_rows, some = capped(sc, "rows", f"{tables_dir}/scaling.csv")
+        section["tables"].append(html_table(sc_rows, {
+            "optimizer": "optimizer", "effective_batch_size": "batch size", "best_lr": "best lr",
+            "steps_to_target_mean": "steps to target", "samples_to_target_mean": "samples to target",
+            "perfect_scaling_steps": "perfect-scaling steps", "fitted_steps": "fitted S(B)", "regime": "regime",
+            "grad_noise_scale_mean": "noise scale (samples)", "time_to_target_s": "time to target (s)",
+            "fastest_to_target": "fastest"}, "Batch-size scaling at the best learning rate per batch size." + some))
+    if "batch_size" in axes and cells["effective_batch_size"].nunique() >= 3 and not synthetic:
+        metric = "final_train_accuracy" if has_acc else "final_train_loss"
+        shown, some = cells, ""
+        if len(cells.groupby(["optimizer", "lr"])) > MAX_CURVES:  # each optimizer at its best learning rate
+            means = cells.groupby(["optimizer", "lr"])[f"{metric}_mean"].mean().dropna()
+            best = means.groupby(level=0).idxmax() if rules.higher_is_better(metric) else means.groupby(level=0).idxmin()
+            shown = cells[cells.set_index(["optimizer", "lr"]).index.isin(list(best))]
+            some = (" Showing each optimizer at the learning rate with the best mean over batch sizes; every cell: "
+                    f"{tables_dir}/cells.csv.")
+        figs.append(figure(figures.metric_vs_batch(shown, metric, f"{metric.replace('_', ' ')} vs log2 batch size"),
+                           "Metric vs batch size", "After the same budget (seed 002's plot): at a fixed epoch budget "
+                           "large batches take fewer steps and end lower." + some))
+
+
+def _throughput_part(v: StudyView) -> None:
+    """Throughput vs batch size, for a study that measures speed (its jobs run alone)."""
+    from sweepbench.report import figures
+
+    name, study, t, figs, section = v.name, v.study, v.t, v.section["figures"], v.section
+    th = t["throughput"][t["throughput"]["study"] == name] if not t["throughput"].empty else pd.DataFrame()
+    measures_speed = any(c["resources"].get("exclusive") for c in (study.get("_cells") or []))
+    if not th.empty and th["effective_batch_size"].nunique() > 1 and measures_speed:
+        device = th["device_name"].iloc[0]
+        figs.append(figure(figures.throughput_bars(th, f"Training throughput on {device}"), "Throughput vs batch size",
+                           "Samples per second from the median step time after warm-up (seed 000's bar chart)."))
+        section["tables"].append(html_table(th, {
+            "effective_batch_size": "batch size", "samples_per_s": "samples/s", "step_time_median_s": "median step (s)",
+            "step_time_p10_s": "p10 step (s)", "step_time_p90_s": "p90 step (s)", "n_runs": "runs"},
+            f"Throughput on {device} (medians over runs)."))
+
+
+def _schedule_figure(v: StudyView, chosen: pd.DataFrame) -> None:
+    """The learning rate each update used, where it changes."""
+    from sweepbench.report import figures
+
+    runs, axes, runs_dir, figs = v.runs, v.axes, v.runs_dir, v.section["figures"]
+    lr_paths = []
+    for _, c in chosen.iterrows():
+        r = runs[runs["cell"] == c["cell"]].iloc[0]
+        path = os.path.join(runs_dir, r["run"], "steps.csv")
+        if os.path.exists(path):
+            s = pd.read_csv(path, usecols=["step", "lr"])
+            if s["lr"].nunique() > 1:
+                s["label"] = _cell_label(c, axes)
+                lr_paths.append(s)
+    if lr_paths:
+        figs.append(figure(figures.lr_schedule(pd.concat(lr_paths), "Learning rate over iterations"), "Learning-rate schedule",
+                           "The learning rate each update used (seed 002's CLR plots)."))
+
+
+def _cell_table(v: StudyView) -> None:
+    """The cell table (the best cells where there are many)."""
+    cells, axes, tables_dir, has_acc, section = v.cells, v.axes, v.tables_dir, v.has_acc, v.section
+    key_cols = {f"axis_{a}": a for a in axes}
+    key_cols.update({"n_seeds": "seeds", "n_diverged": "diverged", "final_train_loss_mean": "final train loss",
+                     "final_val_accuracy_mean": "final val acc", "best_val_accuracy_mean": "best val acc",
+                     "steps_to_target_mean": "steps to target", "seconds_to_target_mean": "s to target",
+                     "n_not_reached": "seeds missing target", "samples_per_s_mean": "samples/s"})
+    if not has_acc:
+        for k in ("final_val_accuracy_mean", "best_val_accuracy_mean"):
+            key_cols.pop(k)
+        key_cols["final_val_loss_mean"] = "final val loss"
+    rank = "best_val_accuracy_mean" if has_acc else "final_train_loss_mean"
+    shown, some = capped(cells, "cells", f"{tables_dir}/cells.csv", key=rank,
+                         ascending=not rules.higher_is_better(rank.removesuffix("_mean")))
+    section["tables"].append(html_table(shown, key_cols, ("Every cell" if shown is cells else "Cells") + " (means over "
+                                        "seeds that did not diverge; steps to target only where every seed reached "
+                                        "it)." + some))
+
+
+# ---------------------------------------------------------------- summary and methods
+
+def headlines(the_plan: dict, t: dict) -> list[str]:
+    """The findings in sentences, generated from the tables."""
+    out = []
+    runs = t["runs"]
+    if runs.empty:
+        return ["No run has finished yet."]
+    opt = t["optimizers"]
+    for (study,), g in opt.groupby(["study"], sort=False) if not opt.empty else []:
+        b = g[g["best"].astype(bool)]
+        if len(b):
+            b = b.iloc[0]
+            metric = (f"best validation accuracy {b['best_val_accuracy_mean']:.3f}"
+                      if pd.notna(b["best_val_accuracy_mean"]) else f"best validation loss {b['best_val_loss_mean']:.4g}")
+            out.append(f"{study} ({b['workload']}): the best configuration was {b['optimizer']} at learning rate "
+                       f"{b['lr']:g} ({metric}, mean over {int(b['n_seeds'])} seeds).")
+    sc = t["scaling"]
+    for (study, opt_name), g in sc.groupby(["study", "optimizer"], sort=False) if not sc.empty else []:
+        g = g.sort_values("effective_batch_size")
+        s = g.dropna(subset=["steps_to_target_mean"])
+        if len(s) >= 2:
+            text = (f"{study} ({g['workload'].iloc[0]}, {opt_name}): steps to target fall from "
+                    f"{s['steps_to_target_mean'].iloc[0]:,.0f} at B={int(s['effective_batch_size'].iloc[0])} to "
+                    f"{s['steps_to_target_mean'].iloc[-1]:,.0f} at B={int(s['effective_batch_size'].iloc[-1])}")
+            if pd.notna(g["b_crit"].iloc[0]):
+                text += (f"; the fitted critical batch size is {g['b_crit'].iloc[0]:.0f} "
+                         f"(95% CI {g['b_crit_ci_lo'].iloc[0]:.0f}–{g['b_crit_ci_hi'].iloc[0]:.0f})")
+            if g["grad_noise_scale_mean"].notna().any():
+                text += f", the measured gradient noise scale {g['grad_noise_scale_mean'].median():.0f}"
+            fast = g[g["fastest_to_target"].astype(bool)]
+            if len(fast):
+                text += (f"; fastest to target on this machine: B={int(fast['effective_batch_size'].iloc[0])} "
+                         f"({fast['time_to_target_s'].iloc[0]:.3g} s of training)")
+            out.append(text + ".")
+    th = t["throughput"]
+    for (study,), g in th.groupby(["study"], sort=False) if not th.empty else []:
+        cells = [the_plan["cells"][c] for c in the_plan["studies"].get(study, {}).get("cells", [])]
+        measures_speed = any(c["resources"].get("exclusive") for c in cells)
+        if g["effective_batch_size"].nunique() > 1 and measures_speed:
+            top = g.loc[g["samples_per_s"].idxmax()]
+            out.append(f"{study} ({top['workload']}): peak throughput {top['samples_per_s']:,.0f} samples/s at "
+                       f"B={int(top['effective_batch_size'])} on {top['device_name']}.")
+    planned = sum(len(s["runs"]) for s in the_plan["studies"].values())
+    if len(runs) < planned:
+        out.append(f"{planned - len(runs)} of {planned} planned runs have no record yet: the tables are built from "
+                   "fewer seeds than planned where cells.csv's n_missing is above 0.")
+    div = runs[runs["diverged"].astype(bool)]
+    if len(div):
+        where = ", ".join(f"{s} ({n})" for s, n in div.groupby("study").size().items())
+        out.append(f"{len(div)} of {len(runs)} runs diverged: {where}. They are kept as data and never averaged in.")
+    else:
+        out.append(f"None of the {len(runs)} runs diverged.")
+    return out
+
+
+def reproduction_part(section: dict, name: str, t: dict) -> None:
+    """Seed vs sweepbench for one study: a verdict line, a table and an overlay plot per metric
+    the study's `reference` block names (reproduction.csv)."""
+    from sweepbench.report import figures
+
+    rep = t.get("reproduction", pd.DataFrame())
+    rep = rep[rep["study"] == name] if not rep.empty else rep
+    for metric, g in (rep.groupby("metric", sort=False) if not rep.empty else []):
+        line = reproduction.verdict_line(g)
+        section["notes"].append(f"Seed vs sweepbench, {line}")
+        x_axis = g["x_axis"].dropna()
+        if len(x_axis) and g["x"].notna().sum() >= 2:
+            section["figures"].append(figure(
+                figures.reference_overlay(g[g["x"].notna()], metric, x_axis.iloc[0], f"Seed vs sweepbench: {metric}"),
+                f"Seed vs sweepbench: {metric}", "Our value at each point of the sweep (line) and the value the "
+                "seed document printed (squares); x marks divergence. " + line))
+        section["tables"].append(html_table(g, {
+            "point": "point", "reference": "seed", "ours": "sweepbench", "diff": "diff", "band": "band (±)",
+            "state": "row", "n_seeds": "seeds", "verdict": "verdict"}, f"Seed vs sweepbench, {line}"))
+
+
+METHOD_RULES = [
+    ("Target crossing", rules.first_crossing),
+    ("Convergence", rules.is_converged),
+    ("Divergence", rules.is_diverged),
+    ("Aggregation across seeds", statistics.summarize),
+    ("Best learning rate", statistics.choose_best_lr),
+    ("Scaling fit", statistics.fit_steps_vs_batch),
+    ("Critical batch size CI", statistics.scaling_fit),
+    ("Scaling regimes", statistics.scaling_regime),
+    ("bmin / bmax detection", rules.detect_bmin_bmax),
+    ("Learning-rate picks", statistics.lr_range_picks),
+    ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
+    ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),
+    ("Regression test (sweepbench check)", regression.regression_test),
+]
+
+
+CHECK_ORDER = {"regression": 0, "missing": 1, "unstable": 2, "improvement": 3, "not comparable": 4, "pass": 5}
+
+
+def check_mde_table(df: pd.DataFrame) -> dict:
+    """Per metric: how many comparisons, the median and largest minimum detectable effect, and how
+    many would need more seeds to detect twice their tolerance."""
+    rows = []
+    tested = df["test"].fillna("").str.startswith(("t (pooled", "Fisher exact"))
+    for metric, g in df[tested].groupby("metric", sort=False):
+        mde = pd.to_numeric(g["mde"], errors="coerce")
+        rows.append({"metric": metric, "n": len(g), "seeds": f"{int(g['n_baseline'].median())} vs "
+                                                            f"{int(g['n_current'].median())}",
+                     "mde_median": mde.median(), "mde_max": mde.max(), "undetectable": int(mde.isna().sum()),
+                     "need_seeds": int(g["seeds_needed"].notna().sum())})
+    columns = {"metric": "metric", "n": "comparisons", "seeds": "seeds (median, baseline vs current)",
+               "mde_median": "median mde", "mde_max": "largest mde", "undetectable": "no mde (undetectable)",
+               "need_seeds": "need more seeds"}
+    caption = ("How sure the check is: the minimum detectable effect (mde) is the change each comparison "
+               "catches with 80% power at these seeds (accuracy and loss in their units, steps and samples "
+               "in steps and samples, target_reached and diverged in share of seeds)")
+    return html_table(pd.DataFrame(rows), columns, caption)
+
+
+def check_section(check_dir: str) -> dict | None:
+    path = os.path.join(check_dir, "check.csv")
+    if not os.path.exists(path):
+        return None
+    df = read_table(check_dir, "check")
+    summary_path = os.path.join(check_dir, "summary.json")
+    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+    if "verdict" not in df or df.empty:
+        return {"summary": summary.get("line", ""), "passed": summary.get("passed"), "table": {"rows": []},
+                "mde": {"rows": []}, "made": ""}
+    shown = df[df["verdict"] != "pass"].sort_values("verdict", key=lambda v: v.map(CHECK_ORDER), kind="stable")
+    caption = (f"Every comparison that did not simply pass ({len(shown)} of {len(df)}; all of them: "
+               f"results/check/check.csv). p: one-sided, current worse; p adj.: after the multiple-comparison "
+               f"step; threshold: the effect floor; mde: minimum detectable effect")
+    made = summary.get("baseline_made") or {}
+    made_text = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in made.items()
+                          if k != "seeds" and v not in (None, []))
+    seeds = made.get("seeds") or {}
+    if seeds:
+        made_text = "seeds " + ", ".join(f"{s} {min(v)}-{max(v)}" for s, v in seeds.items()) + "; " + made_text
+    columns = {c: c.replace("_", " ") for c in df.columns}
+    columns.update(p_value="p", p_adjusted="p adj.", n_baseline="n base", n_current="n now")
+    return {"summary": summary.get("line", ""), "passed": summary.get("passed"),
+            "table": html_table(shown.head(80), columns, caption), "mde": check_mde_table(df),
+            "made": made_text}
+
+
+_SHARED: dict = {}  # what forked study_sections workers read: the tables and folders (inherited, not pickled)
+
+
+def _section_worker(name: str, study: dict) -> dict:
+    return study_section(name, study, _SHARED["t"], _SHARED["runs_dir"], _SHARED["tables_dir"])
+
+
+def study_sections(the_plan: dict, t: dict, runs_dir: str, tables_dir: str, workers: int = 1) -> list[dict]:
+    """Every study's section in the plan's order. With workers > 1 the studies are drawn in that
+    many forked processes at once (figures are most of the report's time, each is drawn on one
+    core); the result is the same, figure for figure."""
+    from sweepbench.report import figures  # noqa: F401  imported once, before the workers fork
+
+    studies = [(name, {**s, "_cells": [the_plan["cells"][c] for c in s["cells"]]})
+               for name, s in the_plan["studies"].items()]
+    workers = min(workers, len(studies))
+    if workers < 2:
+        return [study_section(name, s, t, runs_dir, tables_dir) for name, s in studies]
+    import multiprocessing
+
+    _SHARED.update(t=t, runs_dir=runs_dir, tables_dir=tables_dir)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.starmap(_section_worker, studies, chunksize=1)
+    finally:
+        _SHARED.clear()
+
+
+def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str | None = None,
+                  workers: int = 1) -> dict:
+    if not os.path.exists(plan_path):
+        raise SweepbenchError(f"no plan at {plan_path}; run the workflow (snakemake) or sweepbench aggregate first")
+    the_plan = read_plan(plan_path)
+    from sweepbench.aggregate.tables import TABLE_NAMES
+
+    t = {name: read_table(tables_dir, name) for name in TABLE_NAMES}
+    missing = [n for n, df in t.items() if df.empty and not os.path.exists(os.path.join(tables_dir, f"{n}.csv"))]
+    runs = t["runs"]
+    config = the_plan.get("config", {})
+    studies = study_sections(the_plan, t, runs_dir, tables_dir, workers)
+    for section in studies:
+        reproduction_part(section, section["name"], t)
+    provenance = {}
+    if not runs.empty:
+        for col, label in (("device_name", "device"), ("torch", "torch"), ("git_commit", "git commit")):
+            provenance[label] = ", ".join(str(v) for v in sorted(runs[col].dropna().unique()))
+    provenance["sweepbench"] = __version__
+    return {
+        "title": config.get("title", "sweepbench report"),
+        "n_studies": len(the_plan["studies"]), "n_runs_planned": sum(len(s["runs"]) for s in the_plan["studies"].values()),
+        "n_runs": len(runs), "train_s": float(runs["train_s"].sum()) if not runs.empty else 0.0,
+        "statuses": runs["status"].value_counts().to_dict() if not runs.empty else {},
+        "headlines": headlines(the_plan, t),
+        "missing_tables": missing,
+        "check": check_section(check_dir) if check_dir else None,
+        "studies": studies,
+        "methods": [{"name": n, "doc": docstring(f)} for n, f in METHOD_RULES],
+        "study_configs": {name: yaml.safe_dump(config.get("studies", {}).get(name, {}), sort_keys=False,
+                                               default_flow_style=None, width=100)
+                          for name in the_plan["studies"]},
+        "provenance": provenance,
+        "fmt": fmt,
+    }
+
+
+def render_html(context: dict) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("sweepbench.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def write_figures(context: dict, folder: str) -> list[str]:
+    """Every figure of the report as its own SVG file, <folder>/<study>/<nn>-<title>.svg (for
+    Snakemake's report, `snakemake --report`). Earlier SVG files in the folder are removed."""
+    import glob
+    import re
+
+    for old in glob.glob(os.path.join(folder, "*", "*.svg")):
+        os.remove(old)
+    paths = []
+    for section in context["studies"]:
+        for i, fig in enumerate(section["figures"], 1):
+            slug = re.sub(r"[^a-z0-9]+", "-", fig["title"].lower()).strip("-")
+            path = os.path.join(folder, section["name"], f"{i:02d}-{slug}.svg")
+            write_file(path, base64.b64decode(fig["src"].split(",", 1)[1]))
+            paths.append(path)
+    return paths
+
+
+def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_dir: str | None = None,
+           pdf: bool = True, figures_dir: str | None = None, workers: int = 1) -> dict:
+    """Write <out_dir>/index.html, (pdf=True) <out_dir>/report.pdf and (figures_dir) every figure
+    as an SVG file there; `workers` processes draw the studies (study_sections). Returns their paths."""
+    context = build_context(plan_path, tables_dir, runs_dir, check_dir, workers)
+    if figures_dir:
+        write_figures(context, figures_dir)
+    page = render_html(context)
+    html_path = os.path.join(out_dir, "index.html")
+    write_file(html_path, page)
+    out = {"html": html_path}
+    if pdf:
+        import weasyprint
+
+        pdf_path = os.path.join(out_dir, "report.pdf")
+        write_file(pdf_path, weasyprint.HTML(string=page, base_url=os.path.abspath(out_dir)).write_pdf())
+        out["pdf"] = pdf_path
+    return out

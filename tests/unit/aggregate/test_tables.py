@@ -1,0 +1,160 @@
+import json
+import math
+import os
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import minimal_record, write_record_files
+from sweepbench import SweepbenchError
+from sweepbench.aggregate import tables
+from sweepbench.plan.planner import write_plan
+
+
+def fake_record(lr, bs, seed, steps=None, val_acc=0.9, status="completed", sps=1000.0):
+    """A run.json with the fields the tables read (write_record adds what every record has)."""
+    metrics = {"train_loss": 0.3, "train_accuracy": val_acc, "val_loss": 0.4, "val_accuracy": val_acc,
+               "test_loss": 0.4, "test_accuracy": val_acc}
+    if status == "diverged":
+        metrics = {k: math.nan for k in metrics}
+    return {
+        "status": status,
+        "spec": {"workload": "digits_mlp", "optimizer": "sgd", "lr": lr, "batch_size": bs, "seed": seed,
+                 "accum_steps": 1, "synthetic": False},
+        "workload": {"n_train": 1000},
+        "final": dict(metrics), "best": dict(metrics),
+        "to_target": {"metric": "val_accuracy", "target": 0.8, "reached": steps is not None, "step": steps,
+                      "epoch": None if steps is None else steps / 10, "samples": None if steps is None else steps * bs,
+                      "wall_s": None if steps is None else steps * 0.01},
+        "convergence": {"epoch": None}, "timing": {"steps": 100, "epochs": 10, "train_s": 1.0},
+        "throughput": {"samples_per_s": sps, "step_time_median_s": bs / sps, "step_time_p10_s": bs / sps,
+                       "step_time_p90_s": bs / sps},
+        "memory": {"peak_mb": 100}, "grad_noise_scale": None,
+        "provenance": {"device_name": "cpu", "torch": "2.x", "git_commit": "abc", "code_version": "0"},
+    }
+
+
+def write_record(run_dir, rec):
+    """A complete run record on disk from the fake run.json (the sections every record has added)."""
+    full = minimal_record(**rec)
+    full["timing"] = {"eval_s": 0.1, "startup_s": 1.0, **rec["timing"]}
+    full["final"] = {"step": rec["timing"]["steps"], "epoch_loss": None, **rec["final"]}
+    full["workload"] = {"name": rec["spec"]["workload"], **rec["workload"]}
+    full["divergence"] = {"diverged": rec["status"] == "diverged"}
+    write_record_files(run_dir, full)
+
+
+def make_study(tmp_path, records, study="s"):
+    """Write run records in the plan's layout; records: {(lr, bs): [record per seed]}."""
+    cells, run_ids = {}, []
+    for (lr, bs), recs in records.items():
+        cell = f"{study}/lr~{lr}/bs~{bs}"
+        runs = []
+        for rec in recs:
+            rid = f"{cell}/seed~{rec['spec']['seed']}"
+            write_record(tmp_path / rid, rec)
+            runs.append({"id": rid, "seed": rec["spec"]["seed"], "spec": rec["spec"]})
+            run_ids.append(rid)
+        cells[cell] = {"study": study, "runs": runs}
+    plan = {"studies": {study: {"axes": ["lr", "batch_size"], "cells": list(cells), "runs": run_ids}},
+            "cells": cells, "jobs": {}, "config": {}, "smoke": False}
+    return plan
+
+
+def test_cells_aggregate_seeds_and_diverged_runs_never_poison_a_mean(tmp_path):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100, 0.90), fake_record(0.1, 32, 1, 120, 0.92),
+                                             fake_record(0.1, 32, 2, None, status="diverged")]})
+    t, skipped = tables.build_tables(plan, str(tmp_path))
+    cell = t["cells"].iloc[0]
+    assert skipped == 0 and cell["n_seeds"] == 3 and cell["n_diverged"] == 1
+    assert cell["frac_diverged"] == pytest.approx(1 / 3)
+    assert cell["final_val_accuracy_mean"] == pytest.approx(0.91)
+    assert cell["n_not_reached"] == 1 and math.isnan(cell["steps_to_target_mean"])  # not every seed reached
+
+
+def scaling_records():
+    recs = {}
+    for bs, steps_by_lr in {8: {0.01: 400, 0.1: 300}, 32: {0.01: 200, 0.1: 100}, 128: {0.1: 60, 1.0: 40}}.items():
+        for lr, steps in steps_by_lr.items():
+            recs[(lr, bs)] = [fake_record(lr, bs, s, steps + s, sps=100.0 * bs ** 0.5) for s in range(3)]
+    recs[(1.0, 8)] = [fake_record(1.0, 8, s, None, status="diverged") for s in range(3)]
+    return recs
+
+
+def test_best_lr_scaling_and_throughput(tmp_path):
+    t, _ = tables.build_tables(make_study(tmp_path, scaling_records()), str(tmp_path))
+    best = t["best_lr"].set_index("effective_batch_size")
+    assert list(best["best_lr"]) == [0.1, 0.1, 1.0]
+    assert best.loc[128, "linear_rule_lr"] == pytest.approx(0.1 * 128 / 8)
+    assert best.loc[128, "sqrt_rule_lr"] == pytest.approx(0.1 * 4)
+    sc = t["scaling"].set_index("effective_batch_size")
+    assert sc.loc[8, "steps_to_target_mean"] == 301 and sc.loc[32, "perfect_scaling_steps"] == pytest.approx(301 / 4)
+    assert sc["b_crit"].notna().all() and sc["fastest_to_target"].sum() == 1
+    assert sc.loc[8, "time_to_target_s"] == pytest.approx(301 * 8 / (100 * 8 ** 0.5))
+    th = t["throughput"].set_index("effective_batch_size")
+    assert th.loc[32, "samples_per_s"] == pytest.approx(100 * 32 ** 0.5)
+    ls = t["lr_sensitivity"]
+    assert set(ls["effective_batch_size"]) == {8, 32, 128}
+    assert ls[ls["effective_batch_size"] == 8]["largest_stable_lr"].iloc[0] == 0.1
+
+
+@pytest.mark.parametrize("damage, what", [
+    (lambda d: (d / "run.json").write_text('{"status": "completed", "spec": '), "run.json unreadable"),
+    (lambda d: os.remove(d / "run.json"), "run.json missing"),
+    (lambda d: os.remove(d / "metrics.csv"), "metrics.csv missing"),
+    (lambda d: (d / "steps.csv").write_text("garbage\x00\x01,,\n1,2\n"), "steps.csv does not start with"),
+    (lambda d: (d / "run.json").write_text(json.dumps({**json.loads((d / "run.json").read_text()),
+                                                       "schema_version": 99})), "run.json schema_version 99"),
+    (lambda d: (d / "run.json").write_text(json.dumps({k: v for k, v in json.loads((d / "run.json").read_text()).items()
+                                                       if k != "throughput"})), "run.json lacks throughput"),
+])
+def test_broken_records_stop_the_tables_naming_each_record(tmp_path, damage, what):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, s, 100) for s in (0, 1, 2)]})
+    for seed in (1, 2):
+        damage(tmp_path / "s" / "lr~0.1" / "bs~32" / f"seed~{seed}")
+    with pytest.raises(SweepbenchError) as err:
+        tables.build_tables(plan, str(tmp_path))
+    message = str(err.value)
+    assert message.startswith("2 broken or missing run record(s): ") and "\n" not in message
+    for seed in (1, 2):
+        assert f"{tmp_path}/s/lr~0.1/bs~32/seed~{seed}: {what}" in message
+
+
+def test_partial_tables_count_the_missing_runs(tmp_path):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, s, 100) for s in (0, 1, 2)]})
+    shutil.rmtree(tmp_path / "s" / "lr~0.1" / "bs~32" / "seed~2")     # not trained yet
+    with pytest.raises(SweepbenchError, match="1 broken or missing run record"):
+        tables.build_tables(plan, str(tmp_path))
+    t, missing = tables.build_tables(plan, str(tmp_path), partial=True)
+    cell = t["cells"].iloc[0]
+    assert missing == 1 and (cell["n_seeds"], cell["n_planned"], cell["n_missing"]) == (2, 3, 1)
+
+
+def test_empty_study_gives_empty_tables_with_headers(tmp_path):
+    plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}, "jobs": {}, "config": {},
+            "smoke": False}
+    write_plan(plan, str(tmp_path / "plan.json"))
+    counts = tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "tables"))
+    assert counts == {"runs": 0, "missing": 0}
+    for name in tables.TABLE_NAMES:
+        df = pd.read_csv(tmp_path / "tables" / f"{name}.csv")
+        assert df.empty and len(df.columns) > 3
+
+
+def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path):
+    together = [dict(fake_record(0.1, 32, s, sps=500.0), speed={"batched_runs": 2, "stack": "j:0"}) for s in (0, 1)]
+    plan = make_study(tmp_path, {(0.1, 32): together, (0.1, 64): [fake_record(0.1, 64, 0)]})
+    t, _ = tables.build_tables(plan, str(tmp_path))
+    assert sorted(t["runs"]["batched_runs"]) == [1, 2, 2]
+    tp = t["throughput"].set_index("effective_batch_size")
+    assert tp.loc[32, "batched_runs"] == 2 and tp.loc[32, "samples_per_s"] == 500.0
+    assert tp.loc[64, "batched_runs"] == 1
+
+
+def test_runs_of_a_smoke_plan_are_marked_smoke(tmp_path):
+    plan = make_study(tmp_path, {(0.1, 32): [fake_record(0.1, 32, 0, 100)]})
+    assert not tables.build_tables(plan, str(tmp_path))[0]["runs"]["smoke"].any()
+    smoke, _ = tables.build_tables({**plan, "smoke": True}, str(tmp_path))     # the plan's flag, set by plan()
+    assert smoke["runs"]["smoke"].tolist() == [True]

@@ -1,0 +1,211 @@
+import json
+import os
+import subprocess
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from sweepbench import SweepbenchError, cli
+from sweepbench.check import compare, regression
+
+# ---------------------------------------------------------------- compare.compare and the command
+
+
+def seeds(cells=("s/a", "s/b"), acc=(0.90, 0.91, 0.89, 0.905, 0.895, 0.9, 0.902, 0.898, 0.893, 0.907),
+          sps=1000.0, device="cpu-x", torch="2.x", status="completed", reached=True, train_s=5.0, smoke=False,
+          batched=1, seed0=0):
+    rows = []
+    for cell in cells:
+        for i, a in enumerate(acc):
+            rows.append({"study": "s", "cell": cell, "seed": seed0 + i, "status": status, "target": 0.8,
+                         "target_reached": reached, "smoke": smoke, "batched_runs": batched, "train_s": train_s,
+                         "device_name": device, "torch": torch, "final_val_accuracy": a, "best_val_accuracy": a + 0.01,
+                         "final_val_loss": 1 - a, "best_val_loss": 0.9 - a, "steps_to_target": 100 + i % 3,
+                         "samples_to_target": 3200 + 32 * (i % 3), "samples_per_s": sps * (1 + 0.01 * (i % 3 - 1)),
+                         "step_time_median_s": 32 / sps})
+    return pd.DataFrame(rows)
+
+
+def current(**kw):
+    kw.setdefault("acc", (0.901, 0.899, 0.90))
+    return seeds(seed0=100, **kw)
+
+
+def verdicts(table):
+    return {(r.cell, r.metric): r.verdict for r in table.itertuples()}
+
+
+def test_identical_distribution_passes_with_every_row_and_column():
+    table = compare.compare(seeds(), current(), compare.settings(None))
+    assert list(table.columns) == compare.CHECK_COLUMNS
+    assert set(table["verdict"]) == {"pass"} and len(table) == 2 * (2 + 6 + 2)
+    acc = table[(table["cell"] == "s/a") & (table["metric"] == "final_val_accuracy")].iloc[0]
+    assert acc["n_baseline"] == 10 and acc["n_current"] == 3 and acc["test"] == "t (pooled)" and acc["mde"] > 0.01
+
+
+def test_five_point_accuracy_drop_in_one_cell_is_caught_and_named():
+    cur = pd.concat([current(cells=("s/a",)), current(cells=("s/b",), acc=(0.85, 0.86, 0.84))])
+    table = compare.compare(seeds(), cur, compare.settings(None))
+    v = verdicts(table)
+    assert v[("s/b", "final_val_accuracy")] == "regression" and v[("s/a", "final_val_accuracy")] == "pass"
+    row = table[(table["cell"] == "s/b") & (table["metric"] == "final_val_accuracy")].iloc[0]
+    assert row["delta"] == pytest.approx(-0.05, abs=1e-3) and row["p_adjusted"] < 0.025
+
+
+def test_throughput_down_20_percent_same_device_caught_other_device_or_batch_not_comparable():
+    v = verdicts(compare.compare(seeds(), current(sps=800.0), compare.settings(None)))
+    assert v[("s/a", "samples_per_s")] == "regression" and v[("s/a", "step_time_median_s")] == "regression"
+    table = compare.compare(seeds(), current(sps=800.0, device="cpu-y"), compare.settings(None))
+    row = table[table["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "not comparable" and "cpu-x" in row["reason"]
+    table = compare.compare(seeds(batched=10), current(sps=800.0, batched=3), compare.settings(None))
+    row = table[table["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "not comparable" and "runs trained together in a stack [10] vs [3]" in row["reason"]
+
+
+def test_runs_too_short_to_time_are_not_compared_for_speed():
+    table = compare.compare(seeds(train_s=0.05), current(sps=500.0, train_s=0.05), compare.settings(None))
+    row = table[table["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "not comparable" and "too short to time" in row["reason"]
+
+
+def test_a_cell_that_now_diverges_in_every_seed_is_a_regression():
+    cur = pd.concat([current(cells=("s/a",)), current(cells=("s/b",), status="diverged", reached=False)])
+    v = verdicts(compare.compare(seeds(), cur, compare.settings(None)))
+    assert v[("s/b", "diverged")] == "regression" and v[("s/b", "target_reached")] == "regression"
+    assert ("s/b", "final_val_accuracy") not in v                  # diverged seeds have no accuracy to compare
+
+
+def test_missing_cells_on_either_side_are_listed():
+    table = compare.compare(seeds(cells=("s/a", "s/b")), current(cells=("s/a", "s/c")), compare.settings(None))
+    assert set(table[table["verdict"] == "missing"]["cell"]) == {"s/b", "s/c"}
+
+
+def test_config_tolerances_override_defaults():
+    cur = current(acc=(0.85, 0.86, 0.84))
+    loose = compare.settings({"abs_tol": {"final_val_accuracy": 0.1, "best_val_accuracy": 0.1,
+                                        "final_val_loss": 0.1, "best_val_loss": 0.1}})
+    assert verdicts(compare.compare(seeds(), cur, loose))[("s/a", "final_val_accuracy")] == "pass"
+
+
+def write_tables(tmp_path, df, name="tables"):
+    os.makedirs(tmp_path / name, exist_ok=True)
+    df.assign(git_commit="abc").to_csv(tmp_path / name / "runs.csv", index=False)
+    return str(tmp_path / name / "runs.csv")
+
+
+def cli_check(tmp_path, tables_csv, root, out="c", capsys=None):
+    """`sweepbench check` in a fresh process, or in this one (faster) when given capsys."""
+    args = ["check", "--baseline", "ref", "--tables", os.path.dirname(tables_csv), "--root", root,
+            "--out", str(tmp_path / out), "--plan", str(tmp_path / "no-plan.json")]  # not the checkout's results/
+    if capsys is None:
+        return run_cli(*args)
+    capsys.readouterr()
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A baseline 'ref' of 10 seeds per cell under tmp_path/baselines; returns the root."""
+    root = str(tmp_path / "baselines")
+    compare.save_baseline("ref", os.path.dirname(write_tables(tmp_path, seeds(), "base")), root)
+    return root
+
+
+def test_cli_pass_regression_unknown_exit_codes_and_files(tmp_path, saved, capsys):
+    ok = cli_check(tmp_path, write_tables(tmp_path, current(), "now"), saved, "c1")   # a real process
+    assert ok.returncode == 0 and ok.stdout.startswith("PASS against baseline 'ref' (10 seeds per cell)"), ok.stderr
+    bad = cli_check(tmp_path, write_tables(tmp_path, current(acc=(0.80, 0.81, 0.79)), "bad"), saved, "c2", capsys)
+    assert bad.returncode == 1 and "REGRESSION" in bad.stdout and "s/a final_val_accuracy" in bad.stdout
+    assert list(pd.read_csv(tmp_path / "c2" / "check.csv").columns) == compare.CHECK_COLUMNS
+    summary = json.load(open(tmp_path / "c2" / "summary.json"))
+    assert summary["passed"] is False and summary["baseline_made"]["seeds"] == {"s": list(range(10))}
+    assert cli.main(["check", "--baseline", "nope", "--tables", str(tmp_path / "now"), "--root", saved,
+                     "--plan", str(tmp_path / "no-plan.json")]) == 2
+    unknown = capsys.readouterr()
+    assert "unknown baseline 'nope'; allowed: ref" in unknown.err
+
+
+def test_baseline_meta_records_how_it_was_made(saved):
+    meta = json.load(open(os.path.join(saved, "ref", "meta.json")))
+    assert meta["runs"] == 20 and meta["smoke"] is False and meta["seeds"] == {"s": list(range(10))}
+    assert meta["torch"] == ["2.x"] and meta["git_commit"] == ["abc"] and meta["cpu"] and meta["remake"] == "make baseline"
+
+
+def corrupt(path, fn):
+    lines = open(path).read().splitlines(keepends=True)
+    open(path, "w").write("".join(fn(lines)))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda ls: [ls[0], ls[1].replace(",0.901,", ",abc,", 1)] + ls[2:], "line 2: final_val_accuracy 'abc' is not a number"),
+    (lambda ls: ls[:-1] + [ls[-1][:30]], "does not end with a newline (cut off?)"),
+    (lambda ls: ls[:-1] + [ls[-1][:30] + "\n"], "fields, the header has"),
+    (lambda ls: [ls[0].replace("status", "stat")] + ls[1:], "columns ['status'] missing"),
+    (lambda ls: [ls[0], ls[1].replace("completed", "garbage")] + ls[2:], "line 2: status 'garbage'; allowed: completed"),
+    (lambda ls: ls + [ls[1]], "appears twice"),
+    (lambda ls: [ls[0], ls[1].replace(",False,", ",maybe,", 1)] + ls[2:], "smoke 'maybe'; allowed: True, False"),
+])
+def test_corrupt_current_tables_exit_2_naming_file_and_line(tmp_path, saved, edit, message, capsys):
+    path = write_tables(tmp_path, current(), "now")
+    corrupt(path, edit)
+    proc = cli_check(tmp_path, path, saved, capsys=capsys)
+    assert proc.returncode == 2 and message in proc.stderr and "runs.csv" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not os.path.exists(tmp_path / "c" / "check.csv")
+
+
+def test_corrupt_baseline_exit_2(tmp_path, saved, capsys):
+    now = write_tables(tmp_path, current(), "now")
+    seeds_csv = os.path.join(saved, "ref", "seeds.csv")
+    corrupt(seeds_csv, lambda ls: ls[:-3])                                    # cut at a line boundary
+    proc = cli_check(tmp_path, now, saved, capsys=capsys)
+    assert proc.returncode == 2 and "seeds.csv has 17 rows, meta.json says 20" in proc.stderr
+    corrupt(seeds_csv, lambda ls: [ls[0], ls[1].replace(",True,", ",1.5,", 1)] + ls[2:])
+    proc = cli_check(tmp_path, now, saved, capsys=capsys)
+    assert proc.returncode == 2 and "seeds.csv line 2: target_reached '1.5'" in proc.stderr
+    open(os.path.join(saved, "ref", "meta.json"), "w").write("{not json")
+    proc = cli_check(tmp_path, now, saved, capsys=capsys)
+    assert proc.returncode == 2 and "corrupt baseline" in proc.stderr and "meta.json" in proc.stderr
+
+
+def test_smoke_results_and_real_baseline_are_refused_both_ways(tmp_path, saved, capsys):
+    proc = cli_check(tmp_path, write_tables(tmp_path, current(smoke=True), "smoke"), saved)  # a real process
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "refusing to compare smoke results" in proc.stderr and "real baseline 'ref'" in proc.stderr
+    compare.save_baseline("ref", os.path.dirname(write_tables(tmp_path, seeds(smoke=True), "sb")), saved)
+    proc = cli_check(tmp_path, write_tables(tmp_path, current(), "real"), saved, capsys=capsys)
+    assert proc.returncode == 2 and "refusing to compare real results" in proc.stderr and "smoke baseline" in proc.stderr
+
+
+def test_no_fail_records_why_the_check_did_not_run(tmp_path, saved, capsys):
+    assert cli.main(["check", "--baseline", "ref", "--tables", str(tmp_path / "none"), "--root", saved,
+                     "--out", str(tmp_path / "c"), "--no-fail", "--plan", str(tmp_path / "no-plan.json")]) == 0
+    proc = capsys.readouterr()
+    assert proc.out.startswith("not run against baseline 'ref': no current tables")
+    assert json.load(open(tmp_path / "c" / "summary.json"))["passed"] is None
+
+
+def test_foreign_baseline_is_a_clear_error(tmp_path, saved):
+    other = current().assign(study="t", cell=lambda d: "t/" + d["cell"])
+    with pytest.raises(SweepbenchError, match="shares no cell"):
+        compare.run_check("ref", os.path.dirname(write_tables(tmp_path, other, "other")), str(tmp_path / "c"), None, saved)
+
+
+def test_report_check_section_lists_non_passing_rows_and_how_sure(tmp_path, saved):
+    from sweepbench.report import document
+
+    cur = pd.concat([current(cells=("s/a",)), current(cells=("s/b",), acc=(0.85, 0.86, 0.84))])
+    compare.run_check("ref", os.path.dirname(write_tables(tmp_path, cur, "now")), str(tmp_path / "c"), None, saved)
+    section = document.check_section(str(tmp_path / "c"))
+    assert section["passed"] is False and section["summary"].startswith("REGRESSION")
+    verdict_col = section["table"]["headers"].index("verdict")
+    assert section["table"]["rows"][0][verdict_col] == "regression"            # regressions first
+    assert all(row[verdict_col] != "pass" for row in section["table"]["rows"])
+    mde = {row[0]: row for row in section["mde"]["rows"]}
+    assert set(mde) == {"final_val_accuracy", "best_val_accuracy", "final_val_loss", "best_val_loss", "steps_to_target",
+                        "samples_to_target", "diverged", "target_reached"} and mde["final_val_accuracy"][2] == "10 vs 3"
+    assert "seeds s 0-9" in section["made"] and "torch 2.x" in section["made"]
+    assert ("Regression test (sweepbench check)", regression.regression_test) in document.METHOD_RULES

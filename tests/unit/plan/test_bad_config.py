@@ -1,0 +1,71 @@
+"""Bad configs are refused before any job, with one line naming the value and what is allowed."""
+
+import pytest
+
+from conftest import run_cli
+from sweepbench import SweepbenchError
+from sweepbench.plan.planner import load_config, plan
+
+
+def study(**extra):
+    return {"studies": {"s": {"workload": "digits_mlp", "fixed": {"epochs": 1}, **extra}}}
+
+
+@pytest.mark.parametrize("config, message", [
+    (study(seeds=[0, 0, 1]), "study 's', key seeds: seed 0 appears more than once; allowed: distinct seeds"),
+    (study(seeds=[2**32]), "study 's', key seeds.0: 4294967296 is greater than the maximum"),
+    ({**study(), "results_dir": ""}, "config error in key results_dir: ''"),
+    ({**study(), "results_dir": "/"}, "config error in key results_dir: '/' is the filesystem root"),
+    ({**study(), "report_dir": "../elsewhere"}, "config error in key report_dir: '../elsewhere' is not a folder "
+                                                "inside the working folder"),
+    ({**study(), "results_dir": "."}, "config error in key results_dir: '.' is not a folder inside"),
+    ({**study(), "run": None}, "config error in key run: empty; allowed: study names separated by commas, from s"),
+    ({"studies": {"s": {"workload": "mnist_mlp", "fixed": {"val_size": 70000}}}},
+     "study 's', cell default: bad val_size 70000; allowed: 0..59999 (the training set of mnist has 60000"),
+    ({"studies": {"s": {"workload": "digits_mlp", "target": {"metric": "val_accuracy", "value": 1.5}}}},
+     "bad target 1.5 for val_accuracy; allowed: a number in [0, 1]"),
+    ({"studies": {"s": {"workload": "linreg", "target": {"metric": "train_loss", "value": -1}}}},
+     "bad target -1.0 for train_loss; allowed: a number >= 0"),
+])
+def test_bad_config_values(config, message):
+    with pytest.raises(SweepbenchError) as err:
+        plan(config)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_explicit_absolute_output_folders_are_allowed(tmp_path):
+    p = plan({**study(), "results_dir": str(tmp_path / "r"), "report_dir": str(tmp_path / "rep")})
+    assert len(p["jobs"]) == 1
+
+
+def test_a_repeated_study_name_is_refused_not_dropped(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("studies:\n  a: {workload: linreg}\n  b: {workload: linreg}\n  a: {workload: logreg2d}\n")
+    with pytest.raises(SweepbenchError, match=r"config '.*c.yaml': duplicate key 'a' \(line 4\); allowed: each key once"):
+        load_config(str(path))
+
+
+def test_yaml_11_exponent_without_a_dot_is_explained(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("studies:\n  s: {workload: linreg, fixed: {lr: 1e-3}}\n")
+    with pytest.raises(SweepbenchError, match="bad lr '1e-3' .*write 1.0e-3 or 0.001"):
+        plan(load_config(str(path)))
+
+
+def test_command_line_errors_are_one_line_exit_2(tmp_path):
+    (tmp_path / "latin1.yaml").write_bytes("title: caf\xe9\nstudies: {}\n".encode("latin-1"))
+    proc = run_cli("plan", "--config", str(tmp_path / "latin1.yaml"))
+    assert proc.returncode == 2 and "is not UTF-8 text" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli("aggregate", "--plan", str(tmp_path / "nope.json"), "--out", str(tmp_path / "t"))
+    assert proc.returncode == 2 and "cannot read plan" in proc.stderr and proc.stderr.count("\n") == 1
+    (tmp_path / "plan.json").write_text('{"studies": {}, "cells": {}, "jobs": {}, "config": {}, "smoke": false}')
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    proc = run_cli("aggregate", "--plan", str(tmp_path / "plan.json"), "--out", str(tmp_path / "blocker" / "t"))
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and proc.stderr.count("\n") == 1
+    (tmp_path / "plan.json").write_text('{"studies": {}, "cells": {}}')           # a plan.json of an older sweepbench
+    proc = run_cli("aggregate", "--plan", str(tmp_path / "plan.json"), "--out", str(tmp_path / "t"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    path = str(tmp_path / "plan.json")
+    assert f"plan {path!r} lacks `jobs`, `config`, `smoke`; allowed: the plan.json" in proc.stderr
+    proc = run_cli("check", "--baseline", "b", "--plan", str(tmp_path / "plan.json"), "--root", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "lacks `jobs`, `config`, `smoke`" in proc.stderr
