@@ -1,9 +1,10 @@
 """Where and with what a result was produced, torch-free: the code's version (per workflow step), the git
 commit, the CPU, the process's start-up cost. What a training run records of its torch, device and
-data is sweepbench.environment (training code)."""
+data is sweepbench.train.environment (training code)."""
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import os
@@ -14,32 +15,87 @@ import time
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-# The files whose code decides each workflow step's output. The workflow passes each group's
-# hash as a param of its rules, so editing the training code re-trains, editing the tables code
-# re-aggregates, and so on; editing only the CLI or the planner re-runs nothing.
-CODE_GROUPS = {
-    "training": ("__init__.py", "data/__init__.py", "train/__init__.py", "train/acceleration.py", "train/allocator.py", "data/augment.py", "train/stacked.py", "train/clock.py",
-                 "data/registry.py", "data/datasets.py", "train/engine.py", "train/environment.py", "data/generated.py", "train/models.py", "train/noise_scale.py", "train/objective.py",
-                 "train/optimizers.py", "data/prepare.py", "record.py", "rules.py", "train/run_state.py", "train/schedules.py", "spec.py",
-                 "workloads.py"),
-    "tables": ("aggregate/statistics.py", "record.py", "aggregate/reproduction.py", "rules.py", "aggregate/tables.py"),
-    "check": ("check/compare.py", "check/regression.py"),
-    "report": ("report/figures.py", "data/generated.py", "report/document.py", "aggregate/reproduction.py", "rules.py", "report/templates/report.html.j2",
-               "report/templates/table.html.j2"),
-}
-TRAINING_MODULES = CODE_GROUPS["training"]
-# modules no step's output depends on (a test checks every module is in a group or here)
-NO_OUTPUT_MODULES = ("atomic.py", "plan/batch_cycle.py", "cli.py", "train/job.py", "plan/planner.py", "provenance.py",
-                     "plan/stacks.py", "status.py", "data/tinydata.py", "plan/__init__.py", "aggregate/__init__.py",
-                     "check/__init__.py", "report/__init__.py")
+# The workflow steps whose output depends on code, and the stage packages that are that code. A
+# step's group is those packages' files plus every sweepbench module they import, at any depth
+# (imports inside functions too), with the data files a reached module reads (a folder beside it
+# that its source names: report/templates, plan/schemas). So editing the training code re-trains,
+# editing the tables code re-aggregates, and a shared module re-runs every step that imports it;
+# editing the planner re-runs the tables, check and report steps (they read plan.json through it),
+# and editing only the CLI or `status` re-runs nothing. The workflow passes each group's hash as a
+# param of its rules.
+STEP_PACKAGES = {"training": ("data", "train"), "tables": ("aggregate",), "check": ("check",), "report": ("report",)}
+
+
+def module_path(module: str) -> str | None:
+    """The file of a sweepbench module ('sweepbench.train.engine' -> 'train/engine.py'), relative
+    to the package folder; None when the name is not a module (e.g. a function)."""
+    rel = module.split(".")[1:]
+    for candidate in (os.path.join(*rel) + ".py" if rel else None, os.path.join(*rel, "__init__.py")):
+        if candidate and os.path.isfile(os.path.join(PACKAGE_DIR, candidate)):
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def imports_of(rel_path: str) -> tuple[str, ...]:
+    """The sweepbench modules a file of the package imports, anywhere in it (lazy imports too),
+    with the packages each import executes ('sweepbench', 'sweepbench.train', ...)."""
+    with open(os.path.join(PACKAGE_DIR, rel_path), encoding="utf-8") as f:
+        tree = ast.parse(f.read(), rel_path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.split(".")[0] == "sweepbench")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "sweepbench":
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names if module_path(f"{node.module}.{a.name}"))
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return tuple(sorted(m for m in found if module_path(m)))
+
+
+def package_files(package: str) -> list[str]:
+    """Every file of a stage package (its modules and data files), relative to the package folder."""
+    root = os.path.join(PACKAGE_DIR, package)
+    return sorted(os.path.relpath(os.path.join(d, f), PACKAGE_DIR) for d, dirs, files in os.walk(root)
+                  if "__pycache__" not in d for f in files if not f.endswith((".pyc", ".pyo")))
+
+
+def data_files_read_by(module_file: str) -> list[str]:
+    """The data files in folders beside a module whose names its source mentions (e.g. report/document.py
+    reads report/templates/)."""
+    folder = os.path.dirname(os.path.join(PACKAGE_DIR, module_file))
+    with open(os.path.join(PACKAGE_DIR, module_file), encoding="utf-8") as f:
+        source = f.read()
+    subdirs = [d for d in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, d)) and d != "__pycache__"
+               and not os.path.isfile(os.path.join(folder, d, "__init__.py")) and f'"{d}"' in source]
+    rel = os.path.relpath(folder, PACKAGE_DIR)
+    return [f for d in subdirs for f in package_files(os.path.normpath(os.path.join(rel, d)))]
+
+
+@functools.lru_cache(maxsize=None)
+def code_group(group: str) -> tuple[str, ...]:
+    """The files whose code decides one workflow step's output (STEP_PACKAGES, with their imports)."""
+    files = {f for package in STEP_PACKAGES[group] for f in package_files(package)}
+    todo = [f for f in files if f.endswith(".py")]
+    while todo:
+        for path in map(module_path, imports_of(todo.pop())):
+            for f in [path, *data_files_read_by(path)]:
+                if f not in files:
+                    files.add(f)
+                    todo += [f] if f.endswith(".py") else []
+    return tuple(sorted(files))
 
 
 @functools.lru_cache(maxsize=None)
 def code_version(group: str = "training") -> str:
-    """Hash of one group of CODE_GROUPS (default: the training code): changes whenever that
-    code changes. Every run records the training hash in run.json provenance."""
+    """Hash of one step's code (code_group; default: the training code): changes whenever that
+    code changes, and when a file moves (its path is hashed). Every run records the training hash
+    in run.json provenance."""
     digest = hashlib.sha256()
-    for name in CODE_GROUPS[group]:
+    for name in code_group(group):
         with open(os.path.join(PACKAGE_DIR, name), "rb") as f:
             digest.update(name.encode() + b"\0" + f.read())
     return digest.hexdigest()[:16]
