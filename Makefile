@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup test report check baseline bench clean reproduce
+.PHONY: setup test test-fast lint report check baseline bench clean reproduce
 
 setup: $(STAMP)
 
@@ -41,8 +41,16 @@ reproduce: $(STAMP)
 	  --config 'run=$(REPRODUCE_STUDIES)' results_dir=results/reproduce report_dir=report/reproduce
 	@echo "report: $(abspath report/reproduce/index.html) (section 'Seed vs sweepbench' in each study)"
 
-test: $(STAMP)
+# The full suite (what CI runs), after the lint.
+test: lint
 	$(PY) -m pytest -q
+
+# The inner loop: the unit tests not marked slow (no CLI subprocesses, PDF, browser or Snakefile runs).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks workflow/scripts
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py

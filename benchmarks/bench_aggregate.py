@@ -22,8 +22,8 @@ import time
 
 from sweepbench import record, status
 from sweepbench.aggregate import tables
-from sweepbench.report import document
 from sweepbench.plan.planner import plan, write_plan
+from sweepbench.report import document
 
 OPTIMIZERS = ["sgd", "momentum", "adam", "rmsprop"]
 

@@ -19,11 +19,10 @@ import tempfile
 import time
 
 import torch
-
-from sweepbench.train import engine, stacked
-from sweepbench.spec import resolve
-
 from benchlib import write_csv
+
+from sweepbench.spec import resolve
+from sweepbench.train import engine, stacked
 
 WORKLOADS = {
     "digits_mlp": {"workload": "digits_mlp", "epochs": 5},

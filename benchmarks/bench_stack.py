@@ -22,13 +22,12 @@ import time
 
 import torch
 import yaml
+from benchlib import write_csv
 
 from sweepbench.plan import stacks
+from sweepbench.plan.planner import plan
 from sweepbench.train import engine, stacked
 from sweepbench.train.job import stack_groups
-from sweepbench.plan.planner import plan
-
-from benchlib import write_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -18,7 +18,6 @@ import sys
 import tempfile
 
 import yaml
-
 from benchlib import run_records, run_snakemake, training_seconds, write_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

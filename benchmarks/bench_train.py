@@ -31,13 +31,12 @@ import time
 
 import torch
 import torch.nn.functional as F
+from benchlib import write_csv
 from torch.utils.data import DataLoader, TensorDataset
 
-from sweepbench.train import engine, models
 from sweepbench.spec import resolve
+from sweepbench.train import engine, models
 from sweepbench.workloads import get as get_workload
-
-from benchlib import write_csv
 
 WORKLOADS = {"mlp": "mnist_mlp", "lenet5": "fmnist_lenet5", "wrn": "fmnist_wrn16_10"}
 

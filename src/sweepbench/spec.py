@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 
 from sweepbench import SweepbenchError
-from sweepbench.train.optimizers import OPTIMIZERS
 from sweepbench.record import METRICS
+from sweepbench.train.optimizers import OPTIMIZERS
 from sweepbench.workloads import WORKLOADS
 
 SEED_LIMIT = 2**32  # numpy's seeds are 32-bit

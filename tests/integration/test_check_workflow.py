@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
-
 from test_workflow import ENV, snakemake, workdir
+
+pytestmark = pytest.mark.slow  # runs the real Snakefile
 
 CLI = [sys.executable, "-m", "sweepbench.cli"]
 

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # runs the real Snakefile
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = os.path.join(ROOT, "tests", "integration", "tiny_config.yaml")
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

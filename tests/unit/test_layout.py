@@ -75,6 +75,7 @@ def test_torch_is_imported_only_in_data_and_train(path):
     assert not uses_torch or package_of(path) in TORCH_PACKAGES, f"{path} imports torch"
 
 
+@pytest.mark.slow
 def test_importing_every_module_outside_data_and_train_loads_no_torch():
     """Each workflow step that does not train is a process of its own; torch costs it 1-2 s. (The
     report test also renders a report in a fresh process and checks torch stayed out.)"""

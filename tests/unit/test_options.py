@@ -4,12 +4,12 @@ everything else (parsing, validation, --help, the planner, training) follows fro
 import math
 
 import pytest
-
 from conftest import run_cli
+
 from sweepbench import SweepbenchError, spec
-from sweepbench.train import acceleration, optimizers
 from sweepbench.plan.planner import plan
 from sweepbench.spec import KINDS, OPTIONS, Option, parse_value, resolve
+from sweepbench.train import acceleration, optimizers
 
 # Options whose bounds depend on another option (checked in spec._check_relations) or that have none.
 BOUNDED_ELSEWHERE = {"target": "range depends on target_metric (accuracy in [0, 1], loss >= 0)"}
@@ -28,6 +28,7 @@ def test_every_option_is_complete(name):
     assert o.allowed()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(optimizers.OPTIMIZERS))
 def test_every_optimizer_is_complete(name):
     import torch

@@ -5,11 +5,11 @@ import json
 import os
 
 import pytest
-
 from conftest import run_cli
+
 from sweepbench import SweepbenchError, record
-from sweepbench.train import engine
 from sweepbench.spec import resolve
+from sweepbench.train import engine
 
 TINY = ["--workload", "linreg", "--epochs", "2", "--quiet"]
 
@@ -48,6 +48,7 @@ def test_a_record_of_another_schema_or_missing_a_key_is_refused_naming_the_folde
         record.load_record(str(bad))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("out", [".", "..", "", "results"])
 def test_train_never_replaces_a_folder_that_is_not_a_run_record(tmp_path, out):
     work = tmp_path / "work"
@@ -61,6 +62,7 @@ def test_train_never_replaces_a_folder_that_is_not_a_run_record(tmp_path, out):
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before           # nothing touched, nothing left
 
 
+@pytest.mark.slow
 def test_train_refuses_an_existing_file(tmp_path):
     (tmp_path / "somefile").write_text("precious")
     proc = run_cli("train", *TINY, "--out", "somefile", cwd=tmp_path)
@@ -68,6 +70,7 @@ def test_train_refuses_an_existing_file(tmp_path):
     assert (tmp_path / "somefile").read_text() == "precious" and os.listdir(tmp_path) == ["somefile"]
 
 
+@pytest.mark.slow
 def test_train_replaces_an_earlier_record_of_its_own(tmp_path):
     assert run_cli("train", *TINY, "--out", "r", cwd=tmp_path).returncode == 0
     first = json.loads((tmp_path / "r" / "run.json").read_text())["provenance"]["started_utc"]

@@ -1,7 +1,8 @@
 import pytest
 
 from sweepbench import SweepbenchError
-from sweepbench.spec import OPTIONS as DEFAULTS, parse_value, resolve
+from sweepbench.spec import OPTIONS as DEFAULTS
+from sweepbench.spec import parse_value, resolve
 
 
 def test_workload_defaults_layer_under_user_settings():

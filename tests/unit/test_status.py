@@ -4,12 +4,12 @@ import json
 import os
 
 import pytest
-
 from conftest import minimal_record, run_cli, write_record_files
+
 from sweepbench import SweepbenchError, record
-from sweepbench.train.job import run_progress
 from sweepbench.plan.planner import plan, write_plan
 from sweepbench.status import format_status, status
+from sweepbench.train.job import run_progress
 
 CONFIG = {"studies": {"a": {"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.3]}, "seeds": [0, 1]},
                       "b": {"workload": "linreg", "grid": {"lr": [0.1]}, "seeds": [0, 1]}}}  # b reuses a's cell

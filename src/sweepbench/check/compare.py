@@ -30,8 +30,8 @@ import os
 import numpy as np
 
 from sweepbench import SweepbenchError, __version__
-from sweepbench.check import regression
 from sweepbench.atomic import TempFolder, write_file
+from sweepbench.check import regression
 
 # metric -> (higher is better)
 QUALITY_METRICS = {"final_val_accuracy": True, "best_val_accuracy": True, "final_val_loss": False,

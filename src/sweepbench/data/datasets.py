@@ -21,7 +21,6 @@ import torch
 from sweepbench import SweepbenchError
 from sweepbench.data import generated, registry
 
-
 FLOAT_COPY_LIMIT = 1 << 30  # bytes: images up to 1 GiB as float32 (MNIST's 70k: 220 MB) are converted once
 
 

@@ -20,8 +20,8 @@ import yaml
 
 from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
-from sweepbench.check import regression
 from sweepbench.atomic import write_file
+from sweepbench.check import regression
 from sweepbench.plan.planner import read_plan
 
 TEMPLATE = "report.html.j2"

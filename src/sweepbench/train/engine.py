@@ -28,13 +28,21 @@ import torch
 
 from sweepbench import SweepbenchError, provenance
 from sweepbench.data import datasets
-from sweepbench.train import acceleration, allocator, environment, models, noise_scale, optimizers, schedules
 from sweepbench.data.augment import random_shift_flip
+from sweepbench.record import RecordWriter, RunContext
+from sweepbench.train import acceleration, allocator, environment, models, noise_scale, optimizers, schedules
 from sweepbench.train.clock import Clock
 from sweepbench.train.objective import Objective, evaluate, measure_noise_scale
-from sweepbench.record import RecordWriter, RunContext
-from sweepbench.train.run_state import (FLUSH_EVERY, PendingStep, RunState, after_eval, epoch_verdict, row_head,
-                                  set_initial_loss, take_window)
+from sweepbench.train.run_state import (
+    FLUSH_EVERY,
+    PendingStep,
+    RunState,
+    after_eval,
+    epoch_verdict,
+    row_head,
+    set_initial_loss,
+    take_window,
+)
 from sweepbench.workloads import get as get_workload
 
 # run.json `placement` of a run started by hand: nothing says whether it had its device alone.

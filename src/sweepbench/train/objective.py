@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from sweepbench.data import datasets
-from sweepbench.train import acceleration, noise_scale
 from sweepbench.data.augment import random_shift_flip
+from sweepbench.train import acceleration, noise_scale
 
 
 class Objective:

@@ -29,11 +29,11 @@ from torch import nn
 
 from sweepbench import SweepbenchError
 from sweepbench.data import datasets
+from sweepbench.plan.stacks import check_stackable
 from sweepbench.train import models
 from sweepbench.train.engine import Job, current_batch, seed_everything, train_runs
 from sweepbench.train.objective import Objective, gns_sample, noise_scale_batch, noise_scale_update
 from sweepbench.train.optimizers import ForeachOptimizer
-from sweepbench.plan.stacks import check_stackable
 
 HYPER = ("momentum", "weight_decay")  # per-run optimizer hyper-parameters a stack may mix (and lr)
 EVAL_ELEMENTS = 1 << 24  # inputs (K x samples x features) per stacked evaluation batch: 64 MB of float32

@@ -29,6 +29,7 @@ def test_best_lr_when_no_lr_reached_uses_final_metric():
     assert (lr, how) == (0.1, "final_metric")
 
 
+@pytest.mark.slow
 def test_scaling_fit_recovers_a_known_critical_batch_size(monkeypatch):
     monkeypatch.setattr(statistics, "BOOTSTRAP_SAMPLES", 400)
     s_min, b_crit, covered, trials = 100.0, 64.0, 0, 40

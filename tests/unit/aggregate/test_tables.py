@@ -1,13 +1,12 @@
 import json
 import math
 import os
-
 import shutil
 
 import pandas as pd
 import pytest
-
 from conftest import minimal_record, write_record_files
+
 from sweepbench import SweepbenchError
 from sweepbench.aggregate import tables
 from sweepbench.plan.planner import write_plan

@@ -4,8 +4,8 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from sweepbench import SweepbenchError, cli
 from sweepbench.check import compare, regression
 

@@ -13,11 +13,11 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from sweepbench import SweepbenchError
 from sweepbench.data import datasets, prepare, registry, tinydata
 from sweepbench.spec import resolve
-from conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 FMNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
@@ -104,6 +104,7 @@ def test_search_path_raw_dir_first_then_system_folder(tmp_path, monkeypatch):
     assert torch.load(out, weights_only=True)["y_train"].shape == (20,)          # raw_dir wins
 
 
+@pytest.mark.slow
 def test_missing_dataset_names_every_folder_and_how_to_get_it(tmp_path):
     result = run_cli("prepare", "--dataset", "mnist", "--raw-dir", str(tmp_path / "nothing"),
                      "--data-dir", str(tmp_path / "res"))
@@ -142,6 +143,7 @@ def test_data_source_names_the_tensor_file_its_raw_files_and_detects_a_stale_sid
 
 @pytest.mark.skipif(not os.path.isdir(FMNIST_SYSTEM_DIR),
                     reason="real Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
+@pytest.mark.slow
 def test_real_fashion_mnist_from_the_debian_package_trains_and_records_its_source(tmp_path):
     """The real loading path on the real files: prepare from /usr/share/datasets/fashion-mnist/
     with no data folder, then a short LeNet-5 run on a 512-image subset."""

@@ -1,8 +1,8 @@
 """Bad configs are refused before any job, with one line naming the value and what is allowed."""
 
 import pytest
-
 from conftest import run_cli
+
 from sweepbench import SweepbenchError
 from sweepbench.plan.planner import load_config, plan
 
@@ -52,6 +52,7 @@ def test_yaml_11_exponent_without_a_dot_is_explained(tmp_path):
         plan(load_config(str(path)))
 
 
+@pytest.mark.slow
 def test_command_line_errors_are_one_line_exit_2(tmp_path):
     (tmp_path / "latin1.yaml").write_bytes("title: caf\xe9\nstudies: {}\n".encode("latin-1"))
     proc = run_cli("plan", "--config", str(tmp_path / "latin1.yaml"))

@@ -3,8 +3,8 @@
 import os
 
 import pytest
-
 from conftest import minimal_record, write_record_files
+
 from sweepbench import SweepbenchError
 from sweepbench.plan import batch_cycle
 from sweepbench.plan.planner import plan, read_plan, write_plan

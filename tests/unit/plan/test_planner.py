@@ -4,12 +4,20 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from sweepbench import SweepbenchError
 from sweepbench.data import datasets
-from sweepbench.plan.planner import (DEFAULT_RESOURCES, SLURM_RESOURCES, load_config, load_schema, plan, read_plan,
-                             write_job_specs, write_plan)
+from sweepbench.plan.planner import (
+    DEFAULT_RESOURCES,
+    SLURM_RESOURCES,
+    load_config,
+    load_schema,
+    plan,
+    read_plan,
+    write_job_specs,
+    write_plan,
+)
 from sweepbench.spec import resolve
 
 

@@ -10,10 +10,12 @@ import sys
 import pytest
 
 from sweepbench.aggregate import tables
-from sweepbench.report import document
-from sweepbench.train import engine
 from sweepbench.plan.planner import plan, read_plan, write_plan
+from sweepbench.report import document
 from sweepbench.spec import resolve
+from sweepbench.train import engine
+
+pytestmark = pytest.mark.slow  # trains a tiny plan, renders HTML and PDF, starts a browser
 
 CONFIG = {
     "title": "tiny report",

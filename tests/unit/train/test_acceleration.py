@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import run_cli
+
 from sweepbench import SweepbenchError
-from sweepbench.train import acceleration, engine
 from sweepbench.spec import resolve
+from sweepbench.train import acceleration, engine
 
 LENET = {"workload": "fmnist_lenet5", "synthetic": True, "train_size": 96, "val_size": 32, "epochs": 2,
          "batch_size": 32, "device": "cpu", "threads": 1, "eval_max_samples": 64}
@@ -78,6 +78,7 @@ def test_bf16_autocast_changes_the_arithmetic_but_not_the_training(tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
                     reason="torch.compile on the CPU needs a C++ compiler (g++), and this machine has none")
+@pytest.mark.slow
 def test_compile_warm_up_is_timed_apart_and_leaves_training_unchanged(tmp_path):
     """torch.compile (inductor, C++ on the CPU) compiles each batch size before the clock starts:
     training time excludes it, timing.compile_s records it, and the run trains as in eager mode
@@ -104,6 +105,7 @@ def test_warmup_batches_cover_every_micro_batch_size():
     assert engine.warmup_batches(resolve({"workload": "linreg"}), splits, 100) == []
 
 
+@pytest.mark.slow
 def test_train_pack_records_placement(tmp_path):
     spec = resolve({"workload": "digits_softmax", "epochs": 1, "device": "cpu"})
     runs = tmp_path / "runs.json"

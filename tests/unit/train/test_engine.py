@@ -7,11 +7,11 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from sweepbench import record
-from sweepbench.train import engine, schedules
 from sweepbench.spec import resolve
+from sweepbench.train import engine, schedules
 
 
 def train(tmp_path, name="run", **user):
@@ -43,6 +43,7 @@ SMALL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workload", list(SMALL))
 def test_every_workload_writes_its_three_files(tmp_path, tiny_image_data, workload):
     user = {"workload": workload, **SMALL[workload], **tiny_image_data}
@@ -81,6 +82,7 @@ def test_two_cpu_runs_are_identical_apart_from_time_columns(tmp_path):
     assert np.isfinite(m1["grad_noise_scale"]).all()
 
 
+@pytest.mark.slow
 def test_huge_lr_diverges_cleanly_with_exit_code_zero(tmp_path):
     out = tmp_path / "div"
     proc = run_cli("train", "--workload", "linreg", "--lr", "1e3", "--epochs", "50", "--out", str(out), "--quiet")
@@ -205,6 +207,7 @@ def test_synthetic_data_is_recorded(tmp_path):
     (["--workload", "linreg", "--epochs", "0"], "bad epochs 0; allowed: an integer >= 1"),
     (["--workload", "linreg", "--set", "colour=red"], "unknown option 'colour'"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, args, message):
     out = tmp_path / "runs" / "r"
     proc = run_cli("train", *args, "--out", str(out))
@@ -214,6 +217,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, args, messa
     assert not (tmp_path / "runs").exists() or os.listdir(tmp_path / "runs") == []
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -221,6 +225,7 @@ def test_unwritable_output_folder(tmp_path):
     assert proc.returncode == 2 and "cannot write output folder" in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_mnist_offline_names_folder_and_files(tmp_path):
     proc = run_cli("train", "--workload", "mnist_mlp", "--out", str(tmp_path / "r"),
                    "--set", f"raw_dir={tmp_path}/data", "--set", f"data_dir={tmp_path}/res")

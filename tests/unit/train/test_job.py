@@ -6,8 +6,8 @@ import os
 import pytest
 
 from sweepbench import SweepbenchError
-from sweepbench.train import job
 from sweepbench.spec import resolve
+from sweepbench.train import job
 
 
 def runs(lrs, batch_size=32, seeds=(0,)):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sweepbench.train import engine
-from sweepbench.train.optimizers import OPTIMIZERS as RULES, ForeachOptimizer
+from sweepbench.train.optimizers import OPTIMIZERS as RULES
+from sweepbench.train.optimizers import ForeachOptimizer
 
 
 def _model(seed):
@@ -44,6 +45,7 @@ def test_a_parameter_without_gradient_is_a_clear_error():
         opt.step()
 
 
+@pytest.mark.slow
 def test_a_cpu_run_never_imports_torch_dynamo(tmp_path):
     """The point of these optimizers: torch.optim's first optimizer imports torch._dynamo (~1 s)."""
     code = ("import sys; from sweepbench.train import engine; from sweepbench.spec import resolve; "

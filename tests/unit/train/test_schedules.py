@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from sweepbench.train import schedules
 from sweepbench.spec import defaults
+from sweepbench.train import schedules
 
 
 def spec(**kw):

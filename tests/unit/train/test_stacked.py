@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from sweepbench import SweepbenchError
-from sweepbench.train import engine, stacked
-from sweepbench.spec import resolve
 from sweepbench.plan.stacks import check_stackable as check_batchable
+from sweepbench.spec import resolve
+from sweepbench.train import engine, stacked
 
 METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
 
@@ -82,6 +82,7 @@ def test_runs_that_differ_beyond_hyper_parameters_are_not_stacked():
                          resolve({"workload": "digits_mlp", "batch_size": 32})])
 
 
+@pytest.mark.slow
 def test_train_pack_trains_each_stack_as_one(tmp_path):
     runs = [{"dir": f"lr~{lr}/seed~{s}", "seed": s, "stack": f"job#{lr}",
              "spec": resolve({"workload": "digits_softmax", "epochs": 1, "lr": lr, "seed": s, "device": "cpu"})}
@@ -152,6 +153,7 @@ def test_runs_that_diverge_or_stop_early_leave_the_stack(tmp_path, monkeypatch):
     assert kept[0] == [0, 1, 2] and kept[-1] == [2]                      # the stopped runs cost no more compute
 
 
+@pytest.mark.slow
 def test_lenet5_stacks_as_grouped_convolutions(tmp_path):
     base = {"workload": "fmnist_lenet5", "synthetic": True, "train_size": 96, "batch_size": 16, "epochs": 2,
             "eval_max_samples": 64, "optimizer": "momentum"}
@@ -166,6 +168,7 @@ def test_lenet5_stacks_as_grouped_convolutions(tmp_path):
     [{"workload": "fmnist_lenet5", "synthetic": True, "train_size": 96, "batch_size": 16, "epochs": 2,
       "eval_max_samples": 64, "gns": True, "lr": lr} for lr in (0.01, 0.05)],  # batch norm
 ])
+@pytest.mark.slow
 def test_a_stack_measures_each_runs_gradient_noise_scale(tmp_path, users):
     """One stacked estimate per small batch gives each run the noise scale it has alone."""
     together, alone = stack_vs_alone(tmp_path, users)
