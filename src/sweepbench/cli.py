@@ -141,7 +141,8 @@ def cmd_aggregate(args) -> int:
     from sweepbench.aggregate.tables import aggregate
 
     counts = aggregate(args.plan, args.runs_dir, args.out, partial=args.partial)
-    missing = f"; {counts['missing']} planned runs have no record yet (cells.csv n_missing)" if counts["missing"] else ""
+    missing = (f"; {counts['missing']} planned runs have no record yet (cells.csv n_missing)"
+               if counts["missing"] else "")
     print(f"aggregated {counts['runs']} runs into {args.out}/{missing}")
     return 0
 
@@ -211,7 +212,8 @@ def _data_parsers(sub) -> None:
     p.add_argument("--dataset", required=True, choices=PREPARED)
     p.add_argument("--raw-dir", default=OPTIONS["raw_dir"].default,
                    help="searched first: <raw-dir>/<folder>/raw/ (default data), then system folders")
-    p.add_argument("--data-dir", default=OPTIONS["data_dir"].default, help="where <dataset>.pt goes (default resources)")
+    p.add_argument("--data-dir", default=OPTIONS["data_dir"].default,
+                   help="where <dataset>.pt goes (default resources)")
     p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
     p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")
     p.add_argument("--tiny", action="store_true",
@@ -239,7 +241,8 @@ def _table_parsers(sub) -> None:
     p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
-    p.add_argument("--figures-dir", help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
+    p.add_argument("--figures-dir",
+                   help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count() or 1,
                    help="processes drawing the studies' figures at once (default: this process's CPUs)")

@@ -138,13 +138,14 @@ def write_csv(df, path: str) -> None:
     save_with(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
-CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "final_val_accuracy", "final_test_accuracy",
-                "best_val_accuracy", "best_val_loss", "samples_per_s", "step_time_median_s", "grad_noise_scale"]
+CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "final_val_accuracy",
+                "final_test_accuracy", "best_val_accuracy", "best_val_loss", "samples_per_s", "step_time_median_s",
+                "grad_noise_scale"]
 TARGET_METRICS = ["steps_to_target", "samples_to_target", "seconds_to_target", "epochs_to_target"]
 STATS = ["mean", "std", "ci_lo", "ci_hi"]
 CELL_KEYS = ["study", "cell", "workload", "optimizer", "lr", "batch_size", "effective_batch_size", "synthetic"]
-CELLS_COLUMNS = (CELL_KEYS + ["n_seeds", "n_planned", "n_missing", "n_diverged", "frac_diverged", "target_metric", "target", "n_reached",
-                              "n_not_reached"]
+CELLS_COLUMNS = (CELL_KEYS + ["n_seeds", "n_planned", "n_missing", "n_diverged", "frac_diverged", "target_metric",
+                              "target", "n_reached", "n_not_reached"]
                  + [f"{m}_{s}" for m in CELL_METRICS + TARGET_METRICS for s in STATS])
 
 
@@ -319,7 +320,8 @@ def bmin_bmax_table(cells, threshold_pct: float = 3.5):
             continue
         bmin, bmax = rules.detect_bmin_bmax(list(g["effective_batch_size"]), accs, threshold_pct)
         rows.append({"study": study, "workload": workload, "optimizer": opt, "lr": lr, "threshold_pct": threshold_pct,
-                     "bmin": bmin, "bmax": bmax, "batch_sizes": " ".join(str(int(b)) for b in g["effective_batch_size"]),
+                     "bmin": bmin, "bmax": bmax,
+                     "batch_sizes": " ".join(str(int(b)) for b in g["effective_batch_size"]),
                      "final_train_accuracy": " ".join(f"{a:.4f}" for a in accs)})
     return pd.DataFrame(rows, columns=cols)
 

@@ -110,7 +110,8 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
     path = registry.package_path(registry.get("digits"))
     if path is None:
-        raise SweepbenchError("the digits workloads need scikit-learn's bundled data; allowed: pip install scikit-learn")
+        raise SweepbenchError("the digits workloads need scikit-learn's bundled data; "
+                              "allowed: pip install scikit-learn")
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",")
     return table[:, :-1], table[:, -1].astype(np.int64)

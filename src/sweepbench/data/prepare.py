@@ -128,7 +128,8 @@ def _download(entry: Dataset, raw_dir: str) -> None:
 
 
 def not_found_message(entry: Dataset, raw_dir: str) -> str:
-    where = ", ".join(entry.search_dirs(raw_dir)) + (f", the {entry.package_file[0]} package" if entry.package_file else "")
+    where = ", ".join(entry.search_dirs(raw_dir)) + (f", the {entry.package_file[0]} package"
+                                                     if entry.package_file else "")
     files = ", ".join(entry.raw_files) + (" (or their .gz)" if entry.raw_format == "idx" else "")
     return f"{entry.name} not found: looked for {files} in {where}. Offline: {entry.offline}. Online: {entry.online}"
 

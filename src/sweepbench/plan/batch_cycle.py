@@ -35,7 +35,8 @@ def check(name: str, study: dict, selected: list, config: dict) -> None:
         return
     if source not in config["studies"] or source == name:
         raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from.study: {source!r} is not "
-                              f"another study of this config; allowed: {', '.join(s for s in config['studies'] if s != name)}")
+                              f"another study of this config; "
+                              f"allowed: {', '.join(s for s in config['studies'] if s != name)}")
     if source not in selected:
         raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from.study: {source!r} is not "
                               f"selected to run; add it to `run`")
@@ -44,7 +45,8 @@ def check(name: str, study: dict, selected: list, config: dict) -> None:
         raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from.study: {source!r} has no "
                               f"batch_size axis to detect bmin/bmax from")
     if (study.get("fixed") or {}).get("batch_schedule") != "cyclic":
-        raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from: needs fixed.batch_schedule: cyclic")
+        raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from: "
+                              f"needs fixed.batch_schedule: cyclic")
 
 
 def source_runs(the_plan: dict, job: dict) -> list[str]:

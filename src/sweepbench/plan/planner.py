@@ -154,7 +154,8 @@ def _points(study: dict) -> list[dict]:
 def _check_keys(name: str, where: str, options: dict) -> None:
     for key in options:
         if key == "seed":
-            raise SweepbenchError(f"config error in study {name!r}, key {where}.seed: seeds go in the study's `seeds` list")
+            raise SweepbenchError(f"config error in study {name!r}, key {where}.seed: "
+                                  f"seeds go in the study's `seeds` list")
         if key not in OPTIONS or key == "workload":
             raise SweepbenchError(f"config error in study {name!r}, key {where}.{key}: unknown run option; "
                                   f"allowed: {', '.join(k for k in OPTIONS if k not in ('workload', 'seed'))}")
