@@ -87,7 +87,10 @@ class Training:
 
     @property
     def spec(self) -> dict:
-        """The spec the runs share (they differ in seed only)."""
+        """The first run's spec, read for what a stack's runs share: they may differ in
+        everything in sweepbench.plan.stacks.STACK_VARIES (seed, lr and its schedule, momentum,
+        weight decay, entropy and L2 terms), which are read from each run's own spec
+        (run.states[k].spec, or the stacked model's specs[k])."""
         return self.specs[0]
 
     def active(self) -> list[int]:
