@@ -376,7 +376,8 @@ def _throughput_part(v: StudyView) -> None:
     if not th.empty and th["effective_batch_size"].nunique() > 1 and measures_speed:
         device = th["device_name"].iloc[0]
         figs.append(figure(figures.throughput_bars(th, f"Training throughput on {device}"), "Throughput vs batch size",
-                           "Samples per second from the median step time after warm-up (seed 000's bar chart)."))
+                           "Samples per second: each run's samples over the summed time of its steps after "
+                           "warm-up (timing_warmup_steps), the median over runs (seed 000's bar chart)."))
         section["tables"].append(html_table(th, {
             "effective_batch_size": "batch size", "samples_per_s": "samples/s", "step_time_median_s": "median step (s)",
             "step_time_p10_s": "p10 step (s)", "step_time_p90_s": "p90 step (s)", "n_runs": "runs"},
