@@ -17,8 +17,9 @@ COLUMNS = ["study", "metric", "source", "point", "x_axis", "x", "reference", "ou
            "kendall_tau", "kendall_p", "abs_tol", "rel_tol"]
 
 
-# Reference metrics read from each run's metrics.csv rather than runs.csv: the last epoch's
-# mean mini-batch loss is what Keras prints as `loss` (a running mean over the epoch).
+# Every reference metric is a runs.csv column (reproduction_table gets the runs table); Keras's
+# printed `loss` (a running mean over the epoch) is compared with runs.csv's final_epoch_loss,
+# run.json's final.epoch_loss: the mean mini-batch loss of the last evaluation window.
 
 
 def reference_value(value) -> float:
