@@ -2,10 +2,10 @@
 empty (headers only), atomically.
 
 runs.csv, one row per (study, run); a run reused by two studies appears in both:
-    study, cell, run (run id), workload, the study's axes (axis_<name>), optimizer, lr,
-    batch_size (as configured: a number or 'full'), effective_batch_size (samples per update),
-    seed, status, diverged, synthetic, smoke (the plan ran with `smoke: true`: tiny data, a few steps;
-    the regression check never compares smoke with real results), final_<metric> and best_<metric>
+    study, cell, run (run id), workload, optimizer, lr, batch_size (as configured: a number or
+    'full'), effective_batch_size (samples per update), seed, status, diverged, synthetic, smoke
+    (the plan ran with `smoke: true`: tiny data, a few steps; the regression check never compares
+    smoke with real results), the study's axes (axis_<name>), final_<metric> and best_<metric>
     for train/val/test loss and accuracy, final_epoch_loss (mean mini-batch loss of the last
     evaluation window: a training epoch's running mean, as Keras prints it), target_metric,
     target, target_reached, steps_to_target, epochs_to_target,
