@@ -280,9 +280,6 @@ class RunRecord:
     def metrics_path(self) -> str:
         return os.path.join(self.path, "metrics.csv")
 
-    def steps_path(self) -> str:
-        return os.path.join(self.path, "steps.csv")
-
 
 class BrokenRecord(SweepbenchError):
     """A run folder that is not a complete run record of this schema."""

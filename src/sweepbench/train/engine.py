@@ -506,9 +506,6 @@ class SingleModel:
     def module_for(self, k: int):
         return self.module
 
-    def objective_for(self, k: int) -> Objective:
-        return self.objective
-
     def evaluate(self, ks: list[int], splits: datasets.Splits) -> list[dict]:
         return [evaluate(self.module, self.objective, splits, self.spec)]
 

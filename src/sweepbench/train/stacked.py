@@ -97,9 +97,6 @@ class StackedModel:
         opt.momentum, opt.weight_decay = (self.hyper([self.specs[k][h] for k in runs]) for h in HYPER)
         self._lrs = None
 
-    def objective_for(self, k: int) -> Objective:
-        return self.objectives[k]
-
     # -- training ------------------------------------------------------------------------
     def warm_up(self, run) -> float:
         return 0.0
