@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from sweepbench import rules
+from sweepbench.plan.planner import ABBREVIATIONS, value_slug
 
 COLUMNS = ["study", "metric", "source", "point", "x_axis", "x", "reference", "ours", "diff", "band", "state", "n_seeds",
            "verdict", "n_rows", "n_within_band", "n_divergence_mismatches", "n_ordered_pairs", "n_reversed_pairs",
@@ -39,8 +40,6 @@ def _same(a, b) -> bool:
 
 
 def _point(axes: dict) -> str:
-    from sweepbench.plan.planner import ABBREVIATIONS, value_slug
-
     return ", ".join(f"{ABBREVIATIONS.get(k, k)}={value_slug(v)}" for k, v in axes.items())
 
 

@@ -55,6 +55,7 @@ import os
 
 from sweepbench import SweepbenchError, rules
 from sweepbench.aggregate import statistics
+from sweepbench.aggregate.reproduction import reproduction_table
 from sweepbench.atomic import save_with
 from sweepbench.plan.planner import read_plan
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_record
@@ -360,8 +361,6 @@ def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
     tables = {"runs": runs, "cells": cells, "lr_sensitivity": lr_sensitivity_table(cells), "best_lr": best,
               "scaling": scaling, "throughput": throughput_table(runs, scaling),
               "bmin_bmax": bmin_bmax_table(cells, bmin_threshold_pct), "optimizers": optimizers_table(cells)}
-    from sweepbench.aggregate.reproduction import reproduction_table
-
     tables["reproduction"] = reproduction_table(the_plan, runs)
     return tables, missing
 

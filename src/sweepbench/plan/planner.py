@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from sweepbench import SweepbenchError, atomic
 from sweepbench.data import registry
 from sweepbench.plan import batch_cycle, stacks
+from sweepbench.record import METRICS
 from sweepbench.spec import OPTIONS, resolve
+from sweepbench.workloads import WORKLOADS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -93,8 +95,6 @@ def load_schema() -> dict:
     """The config schema, with the target metrics filled in from sweepbench.record.METRICS and
     the stack modes from sweepbench.plan.stacks.MODES."""
     import yaml
-
-    from sweepbench.record import METRICS
 
     with open(SCHEMA_PATH) as f:
         schema = yaml.safe_load(f)
@@ -240,8 +240,6 @@ def selected_studies(config: dict) -> list[str]:
 
 def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
     """A study's checked settings: workload, option keys, target, seeds, resources, axes."""
-    from sweepbench.workloads import WORKLOADS
-
     study = config["studies"][name]
     batch_cycle.check(name, study, selected, config)
     if study["workload"] not in WORKLOADS:

@@ -15,14 +15,19 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
+from sweepbench.aggregate.tables import TABLE_NAMES
 from sweepbench.atomic import write_file
 from sweepbench.check import regression
+from sweepbench.data import generated
 from sweepbench.plan.planner import read_plan
+from sweepbench.spec import resolve
+from sweepbench.workloads import get as get_workload
 
 TEMPLATE = "report.html.j2"
 MAX_CURVES = 8
@@ -105,8 +110,6 @@ def _select_cells(cells: pd.DataFrame, axes: list) -> tuple[pd.DataFrame, str]:
 def thin(df: pd.DataFrame, group: str, order: str, per_group: int) -> pd.DataFrame:
     """The rows of at most `per_group` values of `order` in each group, evenly spaced (first and
     last kept), so that a big sweep's tables and figures stay readable."""
-    import numpy as np
-
     parts = []
     for _, g in df.groupby(group, sort=False):
         values = np.sort(g[order].unique())
@@ -145,12 +148,6 @@ def _curves(cells: pd.DataFrame, runs: pd.DataFrame, axes, runs_dir: str) -> pd.
 
 def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
     """Seed 001/003: parameter paths over the loss-surface contour (two-parameter models)."""
-    import numpy as np
-
-    from sweepbench.data import generated
-    from sweepbench.spec import resolve
-    from sweepbench.workloads import get as get_workload
-
     workload = study["workload"]
     paths, names = {}, None
     for _, c in cells.iterrows():
@@ -602,8 +599,6 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
     if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; run the workflow (snakemake) or sweepbench aggregate first")
     the_plan = read_plan(plan_path)
-    from sweepbench.aggregate.tables import TABLE_NAMES
-
     t = {name: read_table(tables_dir, name) for name in TABLE_NAMES}
     missing = [n for n, df in t.items() if df.empty and not os.path.exists(os.path.join(tables_dir, f"{n}.csv"))]
     runs = t["runs"]
