@@ -57,7 +57,8 @@ def fake_record(spec: dict) -> tuple[dict, list[dict], list[dict]]:
                                   "test_accuracy")}
     rec = {"schema_version": record.SCHEMA_VERSION, "status": "completed", "stop_reason": "budget exhausted",
            "spec": spec, "workload": {"name": spec["workload"], "n_train": 1079},
-           "final": {"step": last["step"], "epoch_loss": last["epoch_loss"], **final}, "best": final, "divergence": {"diverged": False},
+           "final": {"step": last["step"], "epoch_loss": last["epoch_loss"], **final}, "best": final,
+           "divergence": {"diverged": False},
            "to_target": {"metric": "val_accuracy", "target": 0.8, "reached": reached is not None,
                          "step": reached and reached["step"], "epoch": reached and reached["epoch"],
                          "samples": reached and reached["samples"], "wall_s": reached and reached["wall_s"]},

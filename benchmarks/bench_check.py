@@ -101,7 +101,8 @@ def cell_classes(pool) -> dict:
     stats = g.agg(div=("status", lambda s: (s == "diverged").mean()), reach=("target_reached", "mean"),
                   sd=("final_val_accuracy", "std"))
     agree = (stats["div"] == 0) & stats["reach"].isin([0.0, 1.0])
-    return {"stable": sorted(stats[agree & (stats["sd"] <= 0.01)].index), "never diverged": sorted(stats[stats["div"] == 0].index)}
+    return {"stable": sorted(stats[agree & (stats["sd"] <= 0.01)].index),
+            "never diverged": sorted(stats[stats["div"] == 0].index)}
 
 
 def plant(cur, scenario: str, classes: dict, rng):
@@ -182,7 +183,8 @@ def main() -> None:
             results.append(r)
             print(f"{r['design']:36s} {scenario:22s} {r['rate']:6.1%} of {r['trials']} trials, "
                   f"{r['mean_rows_flagged']:.2f} rows flagged, other cells flagged {r['other_cells_flagged']:.1%} "
-                  f"{r['by_seeds']}; speed rows regressed in {r['speed_alarms']:.0%} ({time.perf_counter() - t0:.0f} s)",
+                  f"{r['by_seeds']}; speed rows regressed in {r['speed_alarms']:.0%} "
+                  f"({time.perf_counter() - t0:.0f} s)",
                   flush=True)
     pd.DataFrame(results).to_csv(args.out, index=False)
     print(f"wrote {args.out}; pool {tables}: {pool['seed'].nunique()} seeds, {pool['cell'].nunique()} cells")

@@ -81,7 +81,8 @@ def main(argv=None) -> int:
             groups = groups_of(the_plan, way, args.max_runs)
             wall = train_all(groups, os.path.join(tmp, way))
             rows.append([args.study, way, len(runs), len(groups), round(wall, 2), round(60 * len(runs) / wall, 1)])
-            print(f"{way:6s}: {len(groups):4d} groups, {wall:7.2f} s, {60 * len(runs) / wall:8.1f} runs/min", flush=True)
+            print(f"{way:6s}: {len(groups):4d} groups, {wall:7.2f} s, {60 * len(runs) / wall:8.1f} runs/min",
+                  flush=True)
     write_csv(args.out, ["study", "way", "runs", "groups", "wall_s", "runs_per_min"], rows)
     return 0
 

@@ -12,7 +12,9 @@ import os
 import sys
 
 from sweepbench import SweepbenchError, __version__
-from sweepbench.spec import OPTIONS, help_text, parse_value
+from sweepbench.data.registry import PREPARED
+from sweepbench.spec import OPTIONS, help_text, parse_value, resolve
+from sweepbench.workloads import WORKLOADS
 
 TRAIN_HELP = """Run one training run and write its record (metrics.csv, steps.csv, run.json) to --out.
 
@@ -60,8 +62,6 @@ def spec_from_args(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from sweepbench.spec import resolve
-
     spec = resolve(spec_from_args(args))
     from sweepbench.train import engine  # torch import happens here, after the cheap checks
 
@@ -84,8 +84,6 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_workloads(args) -> int:
-    from sweepbench.workloads import WORKLOADS
-
     for w in WORKLOADS.values():
         print(f"{w.name:16s} {w.description}\n{'':16s} defaults: {json.dumps(w.defaults)}")
     return 0
@@ -126,8 +124,6 @@ def cmd_train_pack(args) -> int:
                        quiet=args.quiet)
     runs = read_runs(args.runs_file)
     if args.cycle_from_plan:  # batch_cycle_from: the cycle comes from another study's records
-        import os
-
         from sweepbench.plan import batch_cycle
         from sweepbench.plan.planner import read_plan
 
@@ -141,7 +137,8 @@ def cmd_aggregate(args) -> int:
     from sweepbench.aggregate.tables import aggregate
 
     counts = aggregate(args.plan, args.runs_dir, args.out, partial=args.partial)
-    missing = f"; {counts['missing']} planned runs have no record yet (cells.csv n_missing)" if counts["missing"] else ""
+    missing = (f"; {counts['missing']} planned runs have no record yet (cells.csv n_missing)"
+               if counts["missing"] else "")
     print(f"aggregated {counts['runs']} runs into {args.out}/{missing}")
     return 0
 
@@ -168,8 +165,6 @@ def cmd_baseline(args) -> int:
 def cmd_check(args) -> int:
     """Exit 0 pass, 1 regression, 2 usage error or corrupt input; never 1 for anything but a
     regression (an unexpected error is reported in one line and exits 2)."""
-    import os
-
     from sweepbench.check.compare import run_check, write_not_run
     from sweepbench.plan.planner import read_plan
 
@@ -205,13 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data_parsers(sub) -> None:
     """prepare, workloads, plan: what a run needs before it trains."""
-    from sweepbench.data.registry import PREPARED
-
     p = sub.add_parser("prepare", help="turn a dataset's raw files (found offline, see README) into a tensor file")
     p.add_argument("--dataset", required=True, choices=PREPARED)
     p.add_argument("--raw-dir", default=OPTIONS["raw_dir"].default,
                    help="searched first: <raw-dir>/<folder>/raw/ (default data), then system folders")
-    p.add_argument("--data-dir", default=OPTIONS["data_dir"].default, help="where <dataset>.pt goes (default resources)")
+    p.add_argument("--data-dir", default=OPTIONS["data_dir"].default,
+                   help="where <dataset>.pt goes (default resources)")
     p.add_argument("--out", help="tensor file to write (default <data-dir>/<dataset>.pt)")
     p.add_argument("--download", action="store_true", help="download missing files (needs the internet)")
     p.add_argument("--tiny", action="store_true",
@@ -239,7 +233,8 @@ def _table_parsers(sub) -> None:
     p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
-    p.add_argument("--figures-dir", help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
+    p.add_argument("--figures-dir",
+                   help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count() or 1,
                    help="processes drawing the studies' figures at once (default: this process's CPUs)")

@@ -1,7 +1,10 @@
 """The run record: metrics.csv, steps.csv and run.json, written atomically.
 
-This module is the contract every reader (tables, report, check, users' scripts) relies on.
-Column meanings are documented here and copied into the README.
+This module is the contract every reader of a run folder relies on: the tables and
+benchmarks (through load_record), the report (which reads metrics.csv and steps.csv directly
+for its figures) and users' scripts. The regression check reads none of these files, only the
+tables' runs.csv and a baseline's seeds.csv. Column meanings are documented here and copied
+into the README.
 
 metrics.csv, one row per evaluation (step 0 = before training):
     step            optimizer updates done
@@ -276,9 +279,6 @@ class RunRecord:
 
     def metrics_path(self) -> str:
         return os.path.join(self.path, "metrics.csv")
-
-    def steps_path(self) -> str:
-        return os.path.join(self.path, "steps.csv")
 
 
 class BrokenRecord(SweepbenchError):

@@ -123,7 +123,8 @@ def reproduction_verdict(reference, ours, ours_diverged, abs_tol: float, rel_tol
     seed printed nan: it diverged) agrees only with a cell of ours that diverged, and a
     diverged cell of ours agrees only with a NaN reference (a cell counts as diverged when
     more than half of its seeds diverged); a point with no value of ours that did not diverge
-    (a metric the run did not record) is listed as 'no value here' and not judged. Level: a finite row is within the band when
+    (a metric the run did not record) is listed as 'no value here' and not judged.
+    Level: a finite row is within the band when
     |ours - reference| <= max(abs_tol, rel_tol x |reference|). Shape: every pair of finite rows
     whose reference values differ by more than the larger of their two bands (for seconds:
     by anything) must be ordered the same way by our values; one pair ordered the other

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from sweepbench import SweepbenchError
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -93,8 +95,6 @@ for _variant in (
 
 
 def get(name: str) -> Workload:
-    from sweepbench import SweepbenchError
-
     if name not in WORKLOADS:
         raise SweepbenchError(f"unknown workload {name!r}; allowed: {', '.join(WORKLOADS)}")
     return WORKLOADS[name]

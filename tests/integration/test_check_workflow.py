@@ -50,7 +50,8 @@ def test_baseline_from_other_seeds_passes_and_planted_regressions_fail(tmp_path)
     failed = cli(wd, "check", "--baseline", "tiny", "--tables", "planted", "--out", "planted-check")
     assert failed.returncode == 1 and failed.stdout.startswith("REGRESSION"), failed.stdout + failed.stderr
     table = pd.read_csv(wd / "planted-check" / "check.csv")
-    flagged = set(zip(table[table["verdict"] == "regression"]["cell"], table[table["verdict"] == "regression"]["metric"]))
+    flagged = set(zip(table[table["verdict"] == "regression"]["cell"],
+                      table[table["verdict"] == "regression"]["metric"]))
     assert (lowered, "final_val_accuracy") in flagged and (diverging, "diverged") in flagged
     assert {cell for cell, _ in flagged} == {lowered, diverging}
 

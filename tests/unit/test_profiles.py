@@ -24,5 +24,6 @@ def test_the_default_profile_never_overrides_another_profile(name):
 
 
 def test_the_default_profile_sets_no_resources_or_executor():
-    assert not {"default-resources", "set-resources", "resources", "executor", "set-threads"} & profile("default").keys()
+    assert not ({"default-resources", "set-resources", "resources", "executor", "set-threads"}
+                & profile("default").keys())
 

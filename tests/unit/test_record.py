@@ -34,7 +34,8 @@ def test_load_record_gives_a_typed_record(a_record):
 @pytest.mark.parametrize("edit, message", [
     (lambda d: {**d, "schema_version": 1}, "run.json schema_version 1, this sweepbench reads 2"),
     (lambda d: {k: v for k, v in d.items() if k != "to_target"}, "run.json lacks to_target.metric"),
-    (lambda d: {**d, "final": {k: v for k, v in d["final"].items() if k != "val_loss"}}, "run.json lacks final.val_loss"),
+    (lambda d: {**d, "final": {k: v for k, v in d["final"].items() if k != "val_loss"}},
+     "run.json lacks final.val_loss"),
     (lambda d: {**d, "status": "finished"}, "run.json status 'finished'; allowed: completed"),
 ])
 def test_a_record_of_another_schema_or_missing_a_key_is_refused_naming_the_folder(a_record, tmp_path, edit, message):

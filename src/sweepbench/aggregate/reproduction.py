@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 
 from sweepbench import rules
+from sweepbench.plan.planner import ABBREVIATIONS, value_slug
 
 COLUMNS = ["study", "metric", "source", "point", "x_axis", "x", "reference", "ours", "diff", "band", "state", "n_seeds",
            "verdict", "n_rows", "n_within_band", "n_divergence_mismatches", "n_ordered_pairs", "n_reversed_pairs",
            "kendall_tau", "kendall_p", "abs_tol", "rel_tol"]
 
 
-# Reference metrics read from each run's metrics.csv rather than runs.csv: the last epoch's
-# mean mini-batch loss is what Keras prints as `loss` (a running mean over the epoch).
+# Every reference metric is a runs.csv column (reproduction_table gets the runs table); Keras's
+# printed `loss` (a running mean over the epoch) is compared with runs.csv's final_epoch_loss,
+# run.json's final.epoch_loss: the mean mini-batch loss of the last evaluation window.
 
 
 def reference_value(value) -> float:
@@ -38,8 +40,6 @@ def _same(a, b) -> bool:
 
 
 def _point(axes: dict) -> str:
-    from sweepbench.plan.planner import ABBREVIATIONS, value_slug
-
     return ", ".join(f"{ABBREVIATIONS.get(k, k)}={value_slug(v)}" for k, v in axes.items())
 
 
@@ -74,8 +74,9 @@ def reproduction_table(the_plan: dict, runs):
     (1) initialisation and randomness: the Keras-born models here use Keras's scheme
     (Glorot-uniform weights, zero biases, Keras's BatchNorm settings), but PyTorch's random
     streams differ from TensorFlow's, so initial weights and batch orders are other draws from
-    the same distributions, and PyTorch's default initialisation would differ again; (2) Keras's printed `loss`/`accuracy` is the running mean over the last
-    epoch's mini-batches (in training mode: BatchNorm uses batch statistics, the weights keep
+    the same distributions, and PyTorch's default initialisation would differ again;
+    (2) Keras's printed `loss`/`accuracy` is the running mean over the last epoch's
+    mini-batches (in training mode: BatchNorm uses batch statistics, the weights keep
     moving), sweepbench's final_train_* is a full training-set evaluation after the epoch in
     evaluation mode (so seed 002's printed `loss` is compared with final_epoch_loss, the same
     running mean over the last epoch, while its `accuracy` can only be compared with the
@@ -150,7 +151,8 @@ def verdict_line(group) -> str:
     first = group.iloc[0]
     parts = [f"{first['metric']}: {first['verdict']} ({int(first['n_rows'])} of {len(group)} printed points compared"]
     if first["n_within_band"] == first["n_within_band"] and first["n_within_band"] is not None:
-        band = f"±max({first['abs_tol']:g}, {first['rel_tol']:g} × seed)" if first["rel_tol"] else f"±{first['abs_tol']:g}"
+        band = (f"±max({first['abs_tol']:g}, {first['rel_tol']:g} × seed)" if first["rel_tol"]
+                else f"±{first['abs_tol']:g}")
         parts.append(f"{int(first['n_within_band'])} within the band {band}")
     parts.append(f"{int(first['n_reversed_pairs'])} of {int(first['n_ordered_pairs'])} clearly ordered pairs reversed")
     if int(first["n_divergence_mismatches"]):

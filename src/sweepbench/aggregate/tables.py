@@ -2,10 +2,10 @@
 empty (headers only), atomically.
 
 runs.csv, one row per (study, run); a run reused by two studies appears in both:
-    study, cell, run (run id), workload, the study's axes (axis_<name>), optimizer, lr,
-    batch_size (as configured: a number or 'full'), effective_batch_size (samples per update),
-    seed, status, diverged, synthetic, smoke (the plan ran with `smoke: true`: tiny data, a few steps;
-    the regression check never compares smoke with real results), final_<metric> and best_<metric>
+    study, cell, run (run id), workload, optimizer, lr, batch_size (as configured: a number or
+    'full'), effective_batch_size (samples per update), seed, status, diverged, synthetic, smoke
+    (the plan ran with `smoke: true`: tiny data, a few steps; the regression check never compares
+    smoke with real results), the study's axes (axis_<name>), final_<metric> and best_<metric>
     for train/val/test loss and accuracy, final_epoch_loss (mean mini-batch loss of the last
     evaluation window: a training epoch's running mean, as Keras prints it), target_metric,
     target, target_reached, steps_to_target, epochs_to_target,
@@ -55,6 +55,7 @@ import os
 
 from sweepbench import SweepbenchError, rules
 from sweepbench.aggregate import statistics
+from sweepbench.aggregate.reproduction import reproduction_table
 from sweepbench.atomic import save_with
 from sweepbench.plan.planner import read_plan
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_record
@@ -138,13 +139,14 @@ def write_csv(df, path: str) -> None:
     save_with(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
-CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "final_val_accuracy", "final_test_accuracy",
-                "best_val_accuracy", "best_val_loss", "samples_per_s", "step_time_median_s", "grad_noise_scale"]
+CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "final_val_accuracy",
+                "final_test_accuracy", "best_val_accuracy", "best_val_loss", "samples_per_s", "step_time_median_s",
+                "grad_noise_scale"]
 TARGET_METRICS = ["steps_to_target", "samples_to_target", "seconds_to_target", "epochs_to_target"]
 STATS = ["mean", "std", "ci_lo", "ci_hi"]
 CELL_KEYS = ["study", "cell", "workload", "optimizer", "lr", "batch_size", "effective_batch_size", "synthetic"]
-CELLS_COLUMNS = (CELL_KEYS + ["n_seeds", "n_planned", "n_missing", "n_diverged", "frac_diverged", "target_metric", "target", "n_reached",
-                              "n_not_reached"]
+CELLS_COLUMNS = (CELL_KEYS + ["n_seeds", "n_planned", "n_missing", "n_diverged", "frac_diverged", "target_metric",
+                              "target", "n_reached", "n_not_reached"]
                  + [f"{m}_{s}" for m in CELL_METRICS + TARGET_METRICS for s in STATS])
 
 
@@ -319,7 +321,8 @@ def bmin_bmax_table(cells, threshold_pct: float = 3.5):
             continue
         bmin, bmax = rules.detect_bmin_bmax(list(g["effective_batch_size"]), accs, threshold_pct)
         rows.append({"study": study, "workload": workload, "optimizer": opt, "lr": lr, "threshold_pct": threshold_pct,
-                     "bmin": bmin, "bmax": bmax, "batch_sizes": " ".join(str(int(b)) for b in g["effective_batch_size"]),
+                     "bmin": bmin, "bmax": bmax,
+                     "batch_sizes": " ".join(str(int(b)) for b in g["effective_batch_size"]),
                      "final_train_accuracy": " ".join(f"{a:.4f}" for a in accs)})
     return pd.DataFrame(rows, columns=cols)
 
@@ -358,8 +361,6 @@ def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
     tables = {"runs": runs, "cells": cells, "lr_sensitivity": lr_sensitivity_table(cells), "best_lr": best,
               "scaling": scaling, "throughput": throughput_table(runs, scaling),
               "bmin_bmax": bmin_bmax_table(cells, bmin_threshold_pct), "optimizers": optimizers_table(cells)}
-    from sweepbench.aggregate.reproduction import reproduction_table
-
     tables["reproduction"] = reproduction_table(the_plan, runs)
     return tables, missing
 

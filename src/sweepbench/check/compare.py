@@ -32,6 +32,7 @@ import numpy as np
 from sweepbench import SweepbenchError, __version__
 from sweepbench.atomic import TempFolder, write_file
 from sweepbench.check import regression
+from sweepbench.provenance import cpu_name
 
 # metric -> (higher is better)
 QUALITY_METRICS = {"final_val_accuracy": True, "best_val_accuracy": True, "final_val_loss": False,
@@ -101,7 +102,8 @@ def quality_comparisons(key, b, c, s: dict) -> list:
         bv, cv = bq[metric].dropna().to_numpy(float), cq[metric].dropna().to_numpy(float)
         if len(bv) and len(cv):
             tol = s["abs_tol"].get(metric, 0.0) + s["rel_tol"].get(metric, 0.0) * abs(bv.mean())
-            out.append(regression.Comparison(cell, metric, bv, cv, higher, tolerance=tol, log_scale=metric in LOG_SCALE))
+            out.append(regression.Comparison(cell, metric, bv, cv, higher, tolerance=tol,
+                                             log_scale=metric in LOG_SCALE))
     return out
 
 
@@ -109,7 +111,8 @@ def speed_rows(row0: dict, b, c, s: dict) -> list[dict]:
     rows = []
     values = lambda d, col: sorted({int(v) if isinstance(v, float) and v.is_integer() else v for v in d[col]})
     why = next((f"{what} {values(b, col)} vs {values(c, col)}"
-                for col, what in (("device_name", "device"), ("torch", "torch"), ("batched_runs", "runs trained together in a stack"))
+                for col, what in (("device_name", "device"), ("torch", "torch"),
+                                  ("batched_runs", "runs trained together in a stack"))
                 if set(b[col]) != set(c[col])), "")
     timed = min(b["train_s"].mean(), c["train_s"].mean())
     for metric, higher in SPEED_METRICS.items():
@@ -236,8 +239,6 @@ def baseline_dir(name: str, root: str = "baselines") -> str:
 
 def baseline_meta(name: str, runs, seeds) -> dict:
     """meta.json: how the baseline was made (seeds, machine, torch, commit, smoke or not)."""
-    from sweepbench.provenance import cpu_name
-
     col = lambda c: sorted(str(v) for v in runs[c].dropna().unique()) if c in runs else []
     return {"name": name, "sweepbench": __version__, "runs": len(seeds), "cells": int(seeds["cell"].nunique()),
             "studies": sorted(seeds["study"].unique()), "smoke": bool(seeds["smoke"].any()),
@@ -259,8 +260,10 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
     out = baseline_dir(name, root)
     folder = TempFolder(out)
     try:
-        write_file(os.path.join(folder.path, "seeds.csv"), seeds.assign(seed=seeds["seed"].astype(int)).to_csv(index=False))
-        write_file(os.path.join(folder.path, "meta.json"), json.dumps(baseline_meta(name, runs, seeds), indent=1) + "\n")
+        write_file(os.path.join(folder.path, "seeds.csv"),
+                   seeds.assign(seed=seeds["seed"].astype(int)).to_csv(index=False))
+        write_file(os.path.join(folder.path, "meta.json"),
+                   json.dumps(baseline_meta(name, runs, seeds), indent=1) + "\n")
     except BaseException:
         folder.discard()
         raise
@@ -271,7 +274,8 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
 def load_baseline(name: str, root: str = "baselines"):
     path = baseline_dir(name, root)
     if not os.path.isdir(path):
-        have = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if os.path.isdir(root) else []
+        have = (sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+                if os.path.isdir(root) else [])
         raise SweepbenchError(f"unknown baseline {name!r}; allowed: {', '.join(have) or '(none saved yet)'} "
                               f"(sweepbench baseline save NAME creates one)")
     meta_path = os.path.join(path, "meta.json")
@@ -296,7 +300,8 @@ def load_both(name: str, tables_dir: str, root: str):
     if not os.path.exists(runs_path):
         raise SweepbenchError(f"no current tables at {tables_dir}/ (runs.csv missing); run the workflow first")
     cur = read_seed_table(runs_path)
-    base_smoke, cur_smoke = smoke_flag(base, os.path.join(baseline_dir(name, root), "seeds.csv")), smoke_flag(cur, runs_path)
+    base_smoke = smoke_flag(base, os.path.join(baseline_dir(name, root), "seeds.csv"))
+    cur_smoke = smoke_flag(cur, runs_path)
     if base_smoke != cur_smoke:
         kinds = ("smoke", "real") if cur_smoke else ("real", "smoke")
         raise SweepbenchError(f"refusing to compare {kinds[0]} results ({runs_path}) with the {kinds[1]} baseline "
@@ -318,8 +323,8 @@ def summary_line(name: str, meta: dict, table, n_cells: int) -> str:
     hints = int(table["seeds_needed"].notna().sum())
     return (f"{'REGRESSION' if regressed else 'PASS'} against baseline {name!r}{made}: {n_cells} cells compared; "
             + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-            + (f"; {hints} comparisons would need more seeds to detect twice their tolerance (seeds_needed in check.csv)"
-               if hints else "")
+            + (f"; {hints} comparisons would need more seeds to detect twice their tolerance "
+               "(seeds_needed in check.csv)" if hints else "")
             + (f". Regressed: {'; '.join(names.head(5))}" + (" ..." if len(names) > 5 else "") if regressed else ""))
 
 
@@ -331,7 +336,8 @@ def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | Non
     counts = {v: int((table["verdict"] == v).sum()) for v in VERDICTS}
     summary = {"baseline": name, "passed": counts["regression"] == 0, "counts": counts,
                "line": summary_line(name, meta, table, len(common)),
-               "baseline_made": {k: meta.get(k) for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "smoke")}}
+               "baseline_made": {k: meta.get(k)
+                                 for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "smoke")}}
     os.makedirs(out_dir, exist_ok=True)
     write_file(os.path.join(out_dir, "check.csv"), table.to_csv(index=False))
     write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))

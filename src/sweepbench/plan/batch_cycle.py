@@ -16,6 +16,7 @@ import os
 
 from sweepbench import SweepbenchError
 from sweepbench.record import BrokenRecord, load_record
+from sweepbench.rules import detect_bmin_bmax
 
 DEFAULT_THRESHOLD_PCT = 3.5
 
@@ -35,7 +36,8 @@ def check(name: str, study: dict, selected: list, config: dict) -> None:
         return
     if source not in config["studies"] or source == name:
         raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from.study: {source!r} is not "
-                              f"another study of this config; allowed: {', '.join(s for s in config['studies'] if s != name)}")
+                              f"another study of this config; "
+                              f"allowed: {', '.join(s for s in config['studies'] if s != name)}")
     if source not in selected:
         raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from.study: {source!r} is not "
                               f"selected to run; add it to `run`")
@@ -44,7 +46,8 @@ def check(name: str, study: dict, selected: list, config: dict) -> None:
         raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from.study: {source!r} has no "
                               f"batch_size axis to detect bmin/bmax from")
     if (study.get("fixed") or {}).get("batch_schedule") != "cyclic":
-        raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from: needs fixed.batch_schedule: cyclic")
+        raise SweepbenchError(f"config error in study {name!r}, key batch_cycle_from: "
+                              f"needs fixed.batch_schedule: cyclic")
 
 
 def source_runs(the_plan: dict, job: dict) -> list[str]:
@@ -76,8 +79,6 @@ def accuracy_by_batch(run_dirs: list[str]) -> tuple[list[int], list[float]]:
 
 def apply(the_plan: dict, job_id: str, runs_dir: str) -> list[dict]:
     """The job's runs, with batch_size = bmin and batch_cycle = bmin..bmax where the study asks."""
-    from sweepbench.rules import detect_bmin_bmax
-
     job = the_plan["jobs"][job_id]
     spec_from = job.get("batch_cycle_from")
     if not spec_from or the_plan["smoke"]:

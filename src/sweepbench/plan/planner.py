@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from sweepbench import SweepbenchError, atomic
 from sweepbench.data import registry
 from sweepbench.plan import batch_cycle, stacks
+from sweepbench.record import METRICS
 from sweepbench.spec import OPTIONS, resolve
+from sweepbench.workloads import WORKLOADS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -94,8 +96,6 @@ def load_schema() -> dict:
     the stack modes from sweepbench.plan.stacks.MODES."""
     import yaml
 
-    from sweepbench.record import METRICS
-
     with open(SCHEMA_PATH) as f:
         schema = yaml.safe_load(f)
     schema["$defs"]["study"]["properties"]["target"]["properties"]["metric"]["enum"] = list(METRICS)
@@ -154,7 +154,8 @@ def _points(study: dict) -> list[dict]:
 def _check_keys(name: str, where: str, options: dict) -> None:
     for key in options:
         if key == "seed":
-            raise SweepbenchError(f"config error in study {name!r}, key {where}.seed: seeds go in the study's `seeds` list")
+            raise SweepbenchError(f"config error in study {name!r}, key {where}.seed: "
+                                  f"seeds go in the study's `seeds` list")
         if key not in OPTIONS or key == "workload":
             raise SweepbenchError(f"config error in study {name!r}, key {where}.{key}: unknown run option; "
                                   f"allowed: {', '.join(k for k in OPTIONS if k not in ('workload', 'seed'))}")
@@ -239,8 +240,6 @@ def selected_studies(config: dict) -> list[str]:
 
 def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
     """A study's checked settings: workload, option keys, target, seeds, resources, axes."""
-    from sweepbench.workloads import WORKLOADS
-
     study = config["studies"][name]
     batch_cycle.check(name, study, selected, config)
     if study["workload"] not in WORKLOADS:

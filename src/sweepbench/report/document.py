@@ -15,14 +15,19 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
+from sweepbench.aggregate.tables import TABLE_NAMES
 from sweepbench.atomic import write_file
 from sweepbench.check import regression
+from sweepbench.data import generated
 from sweepbench.plan.planner import read_plan
+from sweepbench.spec import resolve
+from sweepbench.workloads import get as get_workload
 
 TEMPLATE = "report.html.j2"
 MAX_CURVES = 8
@@ -56,7 +61,8 @@ def html_table(df: pd.DataFrame, columns: dict, caption: str = "") -> dict:
 
 
 def figure(svg: str, title: str, caption: str) -> dict:
-    return {"title": title, "caption": caption, "src": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()}
+    return {"title": title, "caption": caption,
+            "src": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()}
 
 
 def read_table(tables_dir: str, name: str) -> pd.DataFrame:
@@ -97,14 +103,13 @@ def _select_cells(cells: pd.DataFrame, axes: list) -> tuple[pd.DataFrame, str]:
             picked.append(g.loc[g[key].idxmax() if key.endswith("accuracy_mean") else g[key].idxmin()])
     chosen = pd.DataFrame(picked).head(MAX_CURVES)
     how = "best" if key.endswith("accuracy_mean") else "lowest final training loss"
-    return chosen, f" Showing, for each {group_axis}, the cell with the {how} {'validation accuracy' if how == 'best' else ''}".rstrip() + "."
+    return chosen, (f" Showing, for each {group_axis}, the cell with the {how} "
+                    f"{'validation accuracy' if how == 'best' else ''}").rstrip() + "."
 
 
 def thin(df: pd.DataFrame, group: str, order: str, per_group: int) -> pd.DataFrame:
     """The rows of at most `per_group` values of `order` in each group, evenly spaced (first and
     last kept), so that a big sweep's tables and figures stay readable."""
-    import numpy as np
-
     parts = []
     for _, g in df.groupby(group, sort=False):
         values = np.sort(g[order].unique())
@@ -143,12 +148,6 @@ def _curves(cells: pd.DataFrame, runs: pd.DataFrame, axes, runs_dir: str) -> pd.
 
 def _trajectory_section(study, cells, runs, axes, runs_dir, figs) -> None:
     """Seed 001/003: parameter paths over the loss-surface contour (two-parameter models)."""
-    import numpy as np
-
-    from sweepbench.data import generated
-    from sweepbench.spec import resolve
-    from sweepbench.workloads import get as get_workload
-
     workload = study["workload"]
     paths, names = {}, None
     for _, c in cells.iterrows():
@@ -235,7 +234,8 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
         return section
     missing = len(study["runs"]) - len(runs)
     if missing > 0:
-        section["notes"].append(f"{missing} of {len(study['runs'])} runs have no record yet; the figures show the rest.")
+        section["notes"].append(f"{missing} of {len(study['runs'])} runs have no record yet; "
+                                f"the figures show the rest.")
     diverged = int(runs["diverged"].sum())
     if diverged == len(runs):
         section["notes"].append("Every run of this study diverged; only the divergence points can be shown.")
@@ -273,7 +273,8 @@ def _curve_figures(v: StudyView) -> pd.DataFrame:
         metric = "val_accuracy" if has_acc else "val_loss"
         c2 = curves.dropna(subset=[metric])
         if len(c2):
-            figs.append(figure(figures.learning_curves(c2, "wall_s", metric, f"{metric.replace('_', ' ')} vs training time"),
+            figs.append(figure(figures.learning_curves(c2, "wall_s", metric,
+                                                       f"{metric.replace('_', ' ')} vs training time"),
                                f"{metric} vs training time",
                                "Against measured training seconds on this machine (evaluation excluded): what a "
                                "user waits for." + how))
@@ -294,7 +295,8 @@ def _lr_figures(v: StudyView) -> None:
         shown = ls_cells if n_lines <= MAX_CURVES else thin(ls_cells, "optimizer", "effective_batch_size",
                                                              max(1, MAX_CURVES // ls_cells["optimizer"].nunique()))
         some = "" if shown is ls_cells else (f" Showing {shown['effective_batch_size'].nunique()} of "
-                                             f"{ls_cells['effective_batch_size'].nunique()} batch sizes, evenly spaced; "
+                                             f"{ls_cells['effective_batch_size'].nunique()} batch sizes, "
+                                             f"evenly spaced; "
                                              f"every one: {tables_dir}/lr_sensitivity.csv.")
         figs.append(figure(figures.lr_sensitivity(shown, metric, "Learning-rate sensitivity"),
                            "Learning-rate sensitivity",
@@ -332,7 +334,8 @@ def _batch_figures(v: StudyView) -> None:
                            "started from the smallest batch size."))
         if sc["grad_noise_scale_mean"].notna().any():
             figs.append(figure(figures.noise_scale(sc, "Gradient noise scale vs critical batch size"),
-                               "Gradient noise scale", "McCandlish et al. (2018) predict B_crit ≈ B_simple; the measured "
+                               "Gradient noise scale",
+                               "McCandlish et al. (2018) predict B_crit ≈ B_simple; the measured "
                                "noise scale (end of each best-lr run) beside the fitted B_crit."))
         if sc["time_to_target_s"].notna().any():
             figs.append(figure(figures.time_to_target(sc, "Time to target vs batch size (this machine)"),
@@ -350,7 +353,8 @@ def _batch_figures(v: StudyView) -> None:
         shown, some = cells, ""
         if len(cells.groupby(["optimizer", "lr"])) > MAX_CURVES:  # each optimizer at its best learning rate
             means = cells.groupby(["optimizer", "lr"])[f"{metric}_mean"].mean().dropna()
-            best = means.groupby(level=0).idxmax() if rules.higher_is_better(metric) else means.groupby(level=0).idxmin()
+            best = (means.groupby(level=0).idxmax() if rules.higher_is_better(metric)
+                    else means.groupby(level=0).idxmin())
             shown = cells[cells.set_index(["optimizer", "lr"]).index.isin(list(best))]
             some = (" Showing each optimizer at the learning rate with the best mean over batch sizes; every cell: "
                     f"{tables_dir}/cells.csv.")
@@ -369,7 +373,8 @@ def _throughput_part(v: StudyView) -> None:
     if not th.empty and th["effective_batch_size"].nunique() > 1 and measures_speed:
         device = th["device_name"].iloc[0]
         figs.append(figure(figures.throughput_bars(th, f"Training throughput on {device}"), "Throughput vs batch size",
-                           "Samples per second from the median step time after warm-up (seed 000's bar chart)."))
+                           "Samples per second: each run's samples over the summed time of its steps after "
+                           "warm-up (timing_warmup_steps), the median over runs (seed 000's bar chart)."))
         section["tables"].append(html_table(th, {
             "effective_batch_size": "batch size", "samples_per_s": "samples/s", "step_time_median_s": "median step (s)",
             "step_time_p10_s": "p10 step (s)", "step_time_p90_s": "p90 step (s)", "n_runs": "runs"},
@@ -391,7 +396,8 @@ def _schedule_figure(v: StudyView, chosen: pd.DataFrame) -> None:
                 s["label"] = _cell_label(c, axes)
                 lr_paths.append(s)
     if lr_paths:
-        figs.append(figure(figures.lr_schedule(pd.concat(lr_paths), "Learning rate over iterations"), "Learning-rate schedule",
+        figs.append(figure(figures.lr_schedule(pd.concat(lr_paths), "Learning rate over iterations"),
+                           "Learning-rate schedule",
                            "The learning rate each update used (seed 002's CLR plots)."))
 
 
@@ -429,7 +435,8 @@ def headlines(the_plan: dict, t: dict) -> list[str]:
         if len(b):
             b = b.iloc[0]
             metric = (f"best validation accuracy {b['best_val_accuracy_mean']:.3f}"
-                      if pd.notna(b["best_val_accuracy_mean"]) else f"best validation loss {b['best_val_loss_mean']:.4g}")
+                      if pd.notna(b["best_val_accuracy_mean"])
+                      else f"best validation loss {b['best_val_loss_mean']:.4g}")
             out.append(f"{study} ({b['workload']}): the best configuration was {b['optimizer']} at learning rate "
                        f"{b['lr']:g} ({metric}, mean over {int(b['n_seeds'])} seeds).")
     sc = t["scaling"]
@@ -592,8 +599,6 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
     if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; run the workflow (snakemake) or sweepbench aggregate first")
     the_plan = read_plan(plan_path)
-    from sweepbench.aggregate.tables import TABLE_NAMES
-
     t = {name: read_table(tables_dir, name) for name in TABLE_NAMES}
     missing = [n for n, df in t.items() if df.empty and not os.path.exists(os.path.join(tables_dir, f"{n}.csv"))]
     runs = t["runs"]
@@ -608,7 +613,8 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
     provenance["sweepbench"] = __version__
     return {
         "title": config.get("title", "sweepbench report"),
-        "n_studies": len(the_plan["studies"]), "n_runs_planned": sum(len(s["runs"]) for s in the_plan["studies"].values()),
+        "n_studies": len(the_plan["studies"]),
+        "n_runs_planned": sum(len(s["runs"]) for s in the_plan["studies"].values()),
         "n_runs": len(runs), "train_s": float(runs["train_s"].sum()) if not runs.empty else 0.0,
         "statuses": runs["status"].value_counts().to_dict() if not runs.empty else {},
         "headlines": headlines(the_plan, t),

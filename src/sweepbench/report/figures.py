@@ -63,7 +63,8 @@ def learning_curves(curves, x: str, metric: str, title: str) -> str:
     xlabels = {"epoch": "epoch", "step": "optimizer step", "wall_s": "training time (s)", "samples": "samples seen"}
     ax.set_xlabel(xlabels.get(x, x))
     ax.set_ylabel(_label(metric))
-    if metric.endswith("loss") and (curves[metric] > 0).all() and curves[metric].max() / max(curves[metric].min(), 1e-12) > 20:
+    if (metric.endswith("loss") and (curves[metric] > 0).all()
+            and curves[metric].max() / max(curves[metric].min(), 1e-12) > 20):
         ax.set_yscale("log")
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2 if len(labels) > 6 else 1, frameon=False)
@@ -108,7 +109,8 @@ def lr_sensitivity(cells, metric: str, title: str) -> str:
             top = np.nanmax(cells[f"{metric}_mean"]) if cells[f"{metric}_mean"].notna().any() else 1
             ax.scatter(np.log10(bad["lr"]), [top] * len(bad), marker="x", color=color, s=40, zorder=5)
     ax.set_xlabel("log10 learning rate")
-    ax.set_ylabel(_label(metric.replace("final_", "").replace("best_", "")) + (" (best)" if metric.startswith("best_") else " (final)"))
+    ax.set_ylabel(_label(metric.replace("final_", "").replace("best_", ""))
+                  + (" (best)" if metric.startswith("best_") else " (final)"))
     ax.set_title(title)
     ax.legend(fontsize=7, frameon=False, ncol=2 if len(groups) > 6 else 1)
     return to_svg(fig)
@@ -118,8 +120,8 @@ def heatmap(cells, metric: str, title: str) -> str:
     """Optimizer x learning-rate grid of a metric's mean (seed 003's grid search)."""
     table = cells.pivot_table(index="optimizer", columns="lr", values=f"{metric}_mean")
     fig, ax = plt.subplots(figsize=(WIDTH, 0.5 + 0.45 * len(table)))
-    sns.heatmap(table, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar_kws={"label": _label(metric.split("_", 1)[1])},
-                annot_kws={"fontsize": 7})
+    sns.heatmap(table, annot=True, fmt=".3f", cmap="viridis", ax=ax,
+                cbar_kws={"label": _label(metric.split("_", 1)[1])}, annot_kws={"fontsize": 7})
     ax.set_xticklabels([f"{c:g}" for c in table.columns], rotation=0, fontsize=7)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("optimizer")
@@ -137,7 +139,8 @@ def scaling(sc, title: str) -> str:
     if np.isfinite(b_crit):
         lo, hi = b.min() / 1.5, b.max() * 1.5
         ax.axvspan(lo, min(b_crit / 2, hi), color="tab:green", alpha=0.07, label="perfect scaling")
-        ax.axvspan(max(b_crit / 2, lo), min(2 * b_crit, hi), color="tab:orange", alpha=0.07, label="diminishing returns")
+        ax.axvspan(max(b_crit / 2, lo), min(2 * b_crit, hi), color="tab:orange", alpha=0.07,
+                   label="diminishing returns")
         if 2 * b_crit < hi:
             ax.axvspan(2 * b_crit, hi, color="tab:red", alpha=0.07, label="maximal data parallelism")
         xs = np.geomspace(lo, hi, 100)
@@ -165,11 +168,13 @@ def best_lr_vs_batch(best, title: str) -> str:
 
 def noise_scale(sc, title: str) -> str:
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
-    ax.plot(sc["effective_batch_size"], sc["grad_noise_scale_mean"], "o-", label="gradient noise scale B_simple (end of run)")
+    ax.plot(sc["effective_batch_size"], sc["grad_noise_scale_mean"], "o-",
+            label="gradient noise scale B_simple (end of run)")
     b_crit = sc["b_crit"].iloc[0]
     if np.isfinite(b_crit):
         ax.axhline(b_crit, color="black", lw=1, label=f"fitted critical batch size B_crit = {b_crit:.0f}")
-        ax.axhspan(sc["b_crit_ci_lo"].iloc[0], sc["b_crit_ci_hi"].iloc[0], color="black", alpha=0.08, label="B_crit 95% CI")
+        ax.axhspan(sc["b_crit_ci_lo"].iloc[0], sc["b_crit_ci_hi"].iloc[0], color="black", alpha=0.08,
+                   label="B_crit 95% CI")
     _style_axes(ax, "batch size of the run (samples per update)", "samples", title)
     return to_svg(fig)
 
@@ -181,7 +186,8 @@ def metric_vs_batch(cells, metric: str, title: str) -> str:
     colors = sns.color_palette(PALETTE, len(groups))
     for color, ((opt, lr), g) in zip(colors, groups):
         g = g.sort_values("effective_batch_size")
-        ax.plot(np.log2(g["effective_batch_size"]), g[f"{metric}_mean"], "o-", color=color, ms=3, label=f"{opt}, lr={lr:g}")
+        ax.plot(np.log2(g["effective_batch_size"]), g[f"{metric}_mean"], "o-", color=color, ms=3,
+                label=f"{opt}, lr={lr:g}")
     ax.set_xlabel("log2 batch size")
     ax.set_ylabel(_label(metric.replace("final_", "")) + " (final)")
     ax.set_title(title)

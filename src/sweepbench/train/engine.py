@@ -87,7 +87,10 @@ class Training:
 
     @property
     def spec(self) -> dict:
-        """The spec the runs share (they differ in seed only)."""
+        """The first run's spec, read for what a stack's runs share: they may differ in
+        everything in sweepbench.plan.stacks.STACK_VARIES (seed, lr and its schedule, momentum,
+        weight decay, entropy and L2 terms), which are read from each run's own spec
+        (run.states[k].spec, or the stacked model's specs[k])."""
         return self.specs[0]
 
     def active(self) -> list[int]:
@@ -502,9 +505,6 @@ class SingleModel:
 
     def module_for(self, k: int):
         return self.module
-
-    def objective_for(self, k: int) -> Objective:
-        return self.objective
 
     def evaluate(self, ks: list[int], splits: datasets.Splits) -> list[dict]:
         return [evaluate(self.module, self.objective, splits, self.spec)]

@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass
 
 from sweepbench import SweepbenchError, atomic
+from sweepbench.plan.stacks import check_stackable
 from sweepbench.provenance import code_version
 from sweepbench.record import BrokenRecord, load_record
+from sweepbench.spec import validate
 
 
 @dataclass
@@ -65,9 +67,6 @@ def is_done(run_dir: str, spec: dict) -> bool:
 def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None) -> dict:
     """Train the runs that are not done yet (a stack's runs at once), print a progress line per
     run, then write the manifest. Returns the manifest's content."""
-    from sweepbench.plan.stacks import check_stackable
-    from sweepbench.spec import validate
-
     for run in runs:
         validate(run["spec"])
         if opts.threads:

@@ -2,9 +2,13 @@
 
 An entry names the torch.optim class and keyword arguments (used by `optimizer_impl`
 `for-loop`, and `fused` where torch has a fused kernel on that device type) and sweepbench's
-own multi-tensor update rule (`foreach`, the default off CUDA). Everything else derives from
-the table: the spec's allowed optimizers, `acceleration.optimizer_impl`, `make`. A test
-adds an entry and trains with it, and checks that every entry is complete.
+own multi-tensor update rule (`foreach`, the default off CUDA). The spec's allowed
+optimizers, `acceleration.optimizer_impl` and `make` derive from the table. Two details of
+the foreach rules are not in it but hard-coded by rule name in ForeachOptimizer.__init__:
+decoupled weight decay for adamw (every other rule adds L2 decay to the gradient) and the
+default eps (1e-10 for adagrad, 1e-8 for the others), torch.optim's defaults; a new entry
+that needs either must be added there too. A test adds an entry and trains with it, and
+checks that every entry is complete.
 
 Why own update rules: constructing torch.optim's first optimizer imports torch._dynamo,
 about 1 s per process on a 2-core machine, and a sweep starts many processes; its CPU step

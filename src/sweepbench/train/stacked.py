@@ -85,7 +85,8 @@ class StackedModel:
         if runs == self.rows:
             return
         pos = torch.tensor([self.rows.index(k) for k in runs], device=self.device)
-        index = {n: (pos[:, None] * r + torch.arange(r, device=self.device)).reshape(-1) for n, r in self.per_run.items()}
+        index = {n: (pos[:, None] * r + torch.arange(r, device=self.device)).reshape(-1)
+                 for n, r in self.per_run.items()}
         self.params = {n: p.detach()[index[n]].clone().requires_grad_() for n, p in self.params.items()}
         self.buffers = {n: b[index[n]].clone() for n, b in self.buffers.items()}
         names = list(self.params)
@@ -95,9 +96,6 @@ class StackedModel:
         self.rows = list(runs)
         opt.momentum, opt.weight_decay = (self.hyper([self.specs[k][h] for k in runs]) for h in HYPER)
         self._lrs = None
-
-    def objective_for(self, k: int) -> Objective:
-        return self.objectives[k]
 
     # -- training ------------------------------------------------------------------------
     def warm_up(self, run) -> float:

@@ -132,7 +132,8 @@ def test_cli_pass_regression_unknown_exit_codes_and_files(tmp_path, saved, capsy
 def test_baseline_meta_records_how_it_was_made(saved):
     meta = json.load(open(os.path.join(saved, "ref", "meta.json")))
     assert meta["runs"] == 20 and meta["smoke"] is False and meta["seeds"] == {"s": list(range(10))}
-    assert meta["torch"] == ["2.x"] and meta["git_commit"] == ["abc"] and meta["cpu"] and meta["remake"] == "make baseline"
+    assert (meta["torch"] == ["2.x"] and meta["git_commit"] == ["abc"] and meta["cpu"]
+            and meta["remake"] == "make baseline")
 
 
 def corrupt(path, fn):
@@ -141,11 +142,13 @@ def corrupt(path, fn):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda ls: [ls[0], ls[1].replace(",0.901,", ",abc,", 1)] + ls[2:], "line 2: final_val_accuracy 'abc' is not a number"),
+    (lambda ls: [ls[0], ls[1].replace(",0.901,", ",abc,", 1)] + ls[2:],
+     "line 2: final_val_accuracy 'abc' is not a number"),
     (lambda ls: ls[:-1] + [ls[-1][:30]], "does not end with a newline (cut off?)"),
     (lambda ls: ls[:-1] + [ls[-1][:30] + "\n"], "fields, the header has"),
     (lambda ls: [ls[0].replace("status", "stat")] + ls[1:], "columns ['status'] missing"),
-    (lambda ls: [ls[0], ls[1].replace("completed", "garbage")] + ls[2:], "line 2: status 'garbage'; allowed: completed"),
+    (lambda ls: [ls[0], ls[1].replace("completed", "garbage")] + ls[2:],
+     "line 2: status 'garbage'; allowed: completed"),
     (lambda ls: ls + [ls[1]], "appears twice"),
     (lambda ls: [ls[0], ls[1].replace(",False,", ",maybe,", 1)] + ls[2:], "smoke 'maybe'; allowed: True, False"),
 ])
@@ -177,7 +180,8 @@ def test_smoke_results_and_real_baseline_are_refused_both_ways(tmp_path, saved, 
     assert "refusing to compare smoke results" in proc.stderr and "real baseline 'ref'" in proc.stderr
     compare.save_baseline("ref", os.path.dirname(write_tables(tmp_path, seeds(smoke=True), "sb")), saved)
     proc = cli_check(tmp_path, write_tables(tmp_path, current(), "real"), saved, capsys=capsys)
-    assert proc.returncode == 2 and "refusing to compare real results" in proc.stderr and "smoke baseline" in proc.stderr
+    assert (proc.returncode == 2 and "refusing to compare real results" in proc.stderr
+            and "smoke baseline" in proc.stderr)
 
 
 def test_no_fail_records_why_the_check_did_not_run(tmp_path, saved, capsys):
@@ -191,7 +195,8 @@ def test_no_fail_records_why_the_check_did_not_run(tmp_path, saved, capsys):
 def test_foreign_baseline_is_a_clear_error(tmp_path, saved):
     other = current().assign(study="t", cell=lambda d: "t/" + d["cell"])
     with pytest.raises(SweepbenchError, match="shares no cell"):
-        compare.run_check("ref", os.path.dirname(write_tables(tmp_path, other, "other")), str(tmp_path / "c"), None, saved)
+        compare.run_check("ref", os.path.dirname(write_tables(tmp_path, other, "other")), str(tmp_path / "c"), None,
+                          saved)
 
 
 def test_report_check_section_lists_non_passing_rows_and_how_sure(tmp_path, saved):

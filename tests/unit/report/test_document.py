@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow  # trains a tiny plan, renders HTML and PDF, start
 CONFIG = {
     "title": "tiny report",
     "studies": {
-        "gd_vs_sgd": {"workload": "linreg", "fixed": {"epochs": 20, "lr": 0.001}, "grid": {"batch_size": ["full", 1, 16]}},
+        "gd_vs_sgd": {"workload": "linreg", "fixed": {"epochs": 20, "lr": 0.001},
+                      "grid": {"batch_size": ["full", 1, 16]}},
         "grid": {"workload": "digits_softmax", "fixed": {"epochs": 2}, "seeds": [0, 1],
                  "grid": {"optimizer": ["sgd", "adam"], "lr": [0.01, 0.1, 50.0]},
                  "target": {"metric": "val_accuracy", "value": 0.8}},
@@ -163,7 +164,8 @@ def test_seed_vs_sweepbench_section_table_plot_verdict_and_methods(results, tmp_
                         str(tmp_path / "report"), pdf=False)
     page = open(out["html"]).read()
     section = page[page.index('id="study-gd_vs_sgd"'):page.index('id="study-grid"')]
-    assert "Seed vs sweepbench, final_train_loss: reproduced (2 of 3 printed points compared; 2 within the band" in section
+    assert ("Seed vs sweepbench, final_train_loss: reproduced (2 of 3 printed points compared; "
+            "2 within the band") in section
     assert "Source: seed 001, Out[9]; Out[9]." in section and "not run here" in section   # B=64 was not run
     assert section.count("<img") >= 1 + section.count("Seed vs sweepbench: final_train_loss")  # the overlay plot
     assert "Reproduction verdict (seed vs sweepbench)" in page and "running mean over the last" in page
