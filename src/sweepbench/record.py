@@ -316,6 +316,37 @@ def load_record(run_dir: str) -> RunRecord:
     return RunRecord(path=run_dir, **{k: data.get(k) for k in names})
 
 
+# Spec keys a training job sets from its allocation when it runs (train-pack --threads), not from the plan.
+RUN_TIME_KEYS = ("threads",)
+
+
+def spec_mismatch(recorded: dict, planned: dict, derived=()) -> str | None:
+    """Whether a run record is of the planned run: None, or the first option whose value differs,
+    e.g. "epochs 3 in the record, 5 planned" (a record of an older config, of another cell, a smoke
+    record among real ones). Not compared: RUN_TIME_KEYS and `derived`, the keys a job derives
+    when it trains (a batch cycle from another study's bmin/bmax, sweepbench.plan.batch_cycle)."""
+    skip = set(RUN_TIME_KEYS) | set(derived)
+    for key in sorted((set(recorded) | set(planned)) - skip):
+        if key not in recorded:
+            return f"{key} not in the record (made by an older sweepbench), {planned[key]!r} planned"
+        if key not in planned:
+            return f"{key} {recorded[key]!r} in the record is no option of this sweepbench"
+        if recorded[key] != planned[key]:
+            return f"{key} {recorded[key]!r} in the record, {planned[key]!r} planned"
+    return None
+
+
+def load_planned_record(run_dir: str, planned: dict, derived=()) -> RunRecord:
+    """load_record, refusing (BrokenRecord) a complete record that is not of the planned spec
+    (spec_mismatch): every reader of a plan's records goes through this, so no table, status or
+    bmin/bmax ever averages in a record that the workflow would re-train."""
+    rec = load_record(run_dir)
+    why = spec_mismatch(rec.spec, planned, derived)
+    if why:
+        raise BrokenRecord(f"broken run record {run_dir}: not the planned run: {why}")
+    return rec
+
+
 def _check_header(run_dir: str, name: str, columns: list[str], broken) -> None:
     try:
         with open(os.path.join(run_dir, name), errors="replace") as f:

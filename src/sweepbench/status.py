@@ -13,7 +13,7 @@ import os
 import re
 
 from sweepbench import SweepbenchError, record
-from sweepbench.plan.planner import read_plan
+from sweepbench.plan.planner import derived_keys, read_plan
 
 STATES = ("done", "running", "missing", "diverged", "broken")
 PROGRESS = re.compile(r"^runs? (\d+)(?:-(\d+))?/(\d+)\b")  # train-pack's lines: "run 37/120 ..."
@@ -34,7 +34,8 @@ def run_states(the_plan: dict, runs_dir: str, workflow_running: bool) -> dict:
     """{run id: (state, detail)} for every planned run. A half-written run (a temporary folder)
     counts as running only while a Snakemake holds its lock; after a kill it is missing."""
     listings, states = {}, {}
-    for cell in the_plan["cells"].values():
+    for cell_id, cell in the_plan["cells"].items():
+        derived = derived_keys(the_plan, cell_id)
         for run in cell["runs"]:
             parent, name = os.path.split(os.path.join(runs_dir, run["id"]))
             if parent not in listings:
@@ -42,7 +43,7 @@ def run_states(the_plan: dict, runs_dir: str, workflow_running: bool) -> dict:
             finished, writing = listings[parent]
             if name in finished:
                 try:
-                    rec = record.load_record(os.path.join(parent, name))
+                    rec = record.load_planned_record(os.path.join(parent, name), run["spec"], derived)
                     states[run["id"]] = ("diverged" if rec.status == "diverged" else "done", "")
                 except record.BrokenRecord as err:
                     states[run["id"]] = ("broken", str(err).split(": ", 1)[-1])

@@ -107,3 +107,15 @@ def test_written_files_and_folders_get_the_usual_modes_not_private_ones(tmp_path
         os.umask(old)
     assert oct(os.stat(tmp_path / "index.html").st_mode & 0o777) == "0o644"
     assert oct(os.stat(tmp_path / "run").st_mode & 0o777) == "0o755"
+
+
+def test_spec_mismatch_names_the_first_differing_option_and_skips_what_a_job_sets_itself():
+    planned = {"workload": "linreg", "lr": 0.1, "epochs": 5, "threads": 0, "batch_size": 8, "batch_cycle": [8]}
+    assert record.spec_mismatch(dict(planned, threads=2), planned) is None            # train-pack's --threads
+    assert record.spec_mismatch(dict(planned, epochs=3), planned) == "epochs 3 in the record, 5 planned"
+    cycled = dict(planned, batch_size=16, batch_cycle=[16, 32])                          # batch_cycle_from
+    assert record.spec_mismatch(cycled, planned) == "batch_cycle [16, 32] in the record, [8] planned"
+    assert record.spec_mismatch(cycled, planned, derived=("batch_size", "batch_cycle")) is None
+    older = {k: v for k, v in planned.items() if k != "epochs"}
+    assert record.spec_mismatch(older, planned) == "epochs not in the record (made by an older sweepbench), 5 planned"
+    assert record.spec_mismatch(planned, older) == "epochs 5 in the record is no option of this sweepbench"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pytest
 from conftest import minimal_record, run_cli, write_record_files
@@ -15,8 +16,14 @@ CONFIG = {"studies": {"a": {"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.3]
                       "b": {"workload": "linreg", "grid": {"lr": [0.1]}, "seeds": [0, 1]}}}  # b reuses a's cell
 
 
-def write_record(run_dir, status_="completed"):
-    write_record_files(run_dir, minimal_record(status=status_))
+PLAN = plan(CONFIG)
+SPECS = {run["id"]: run["spec"] for cell in PLAN["cells"].values() for run in cell["runs"]}
+
+
+def write_record(run_dir, status_="completed", **spec_changes):
+    """A record of the run planned at run_dir (with spec_changes: a record of another spec)."""
+    run_id = "/".join(run_dir.parts[-3:])
+    write_record_files(run_dir, minimal_record(status=status_, spec={**SPECS[run_id], **spec_changes}))
 
 
 @pytest.fixture
@@ -72,3 +79,17 @@ def test_cli_status_and_its_errors(results):
 def test_progress_labels():
     assert run_progress(37, 37, 120) == "run 37/120"
     assert run_progress(4, 6, 96) == "runs 4-6/96"
+
+
+def test_a_record_of_another_spec_is_never_counted_done(results):
+    """A record trained under an older config (epochs changed since), or copied from another cell:
+    the workflow would re-train it, so status calls it broken and says why, instead of done."""
+    runs = results / "results" / "runs" / "a"
+    shutil.rmtree(runs / "lr~0.1" / "seed~0")
+    write_record(runs / "lr~0.1" / "seed~0", epochs=3)
+    shutil.copytree(runs / "lr~0.1" / "seed~1", runs / "lr~0.3" / "seed~1")  # lr 0.1's record in lr 0.3's place
+    out = status(str(results / "results"), str(results))
+    assert out["studies"]["a"]["done"] == 0 and out["studies"]["a"]["broken"] == 4
+    why = dict(out["broken"])
+    assert why["a/lr~0.1/seed~0"] == "not the planned run: epochs 3 in the record, 1000 planned"
+    assert why["a/lr~0.3/seed~1"] == "not the planned run: lr 0.1 in the record, 0.3 planned"

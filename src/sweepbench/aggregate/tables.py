@@ -57,8 +57,8 @@ from sweepbench import SweepbenchError, rules
 from sweepbench.aggregate import statistics
 from sweepbench.aggregate.reproduction import reproduction_table
 from sweepbench.atomic import save_with
-from sweepbench.plan.planner import read_plan
-from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_record
+from sweepbench.plan.planner import derived_keys, read_plan
+from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_planned_record
 
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
                 "seed", "status", "diverged", "synthetic", "smoke"]
@@ -101,10 +101,11 @@ def run_row(rec: RunRecord) -> dict:
 
 
 def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
-    """One row per (study, run) of the plan, each record read by sweepbench.record.load_record.
+    """One row per (study, run) of the plan, each record read by sweepbench.record.load_planned_record.
     A broken record (missing file, unreadable or incomplete run.json, wrong schema, garbled
-    CSV) is an error naming every broken record; a run with no record at all is an error
-    too unless `partial` (then it is counted: cells.csv's n_planned and n_missing say so).
+    CSV, or a complete record that is not of the planned spec) is an error naming every broken
+    record; a run with no record at all is an error too unless `partial` (then it is counted:
+    cells.csv's n_planned and n_missing say so).
     Returns (DataFrame, number of planned runs without a record)."""
     import pandas as pd
 
@@ -119,7 +120,7 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
                     missing += 1
                     continue
                 try:
-                    row = run_row(load_record(run_dir))
+                    row = run_row(load_planned_record(run_dir, run["spec"], derived_keys(the_plan, cell_id)))
                 except BrokenRecord as err:
                     broken.append(str(err).removeprefix("broken run record "))
                     continue

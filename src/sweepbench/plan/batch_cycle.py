@@ -15,10 +15,11 @@ import math
 import os
 
 from sweepbench import SweepbenchError
-from sweepbench.record import BrokenRecord, load_record
+from sweepbench.record import BrokenRecord, load_planned_record
 from sweepbench.rules import detect_bmin_bmax
 
 DEFAULT_THRESHOLD_PCT = 3.5
+DERIVED_KEYS = ("batch_size", "batch_cycle")  # what `apply` sets in a job's specs when it trains
 
 
 def cycle(bmin: int, bmax: int) -> list[int]:
@@ -50,19 +51,22 @@ def check(name: str, study: dict, selected: list, config: dict) -> None:
                               f"needs fixed.batch_schedule: cyclic")
 
 
-def source_runs(the_plan: dict, job: dict) -> list[str]:
-    """The run ids of the study a job's batch cycle comes from (empty when it has none)."""
+def source_runs(the_plan: dict, job: dict) -> list[dict]:
+    """The planned runs ({id, seed, spec}) of the study a job's batch cycle comes from (empty when
+    it has none)."""
     source = (job.get("batch_cycle_from") or {}).get("study")
-    return the_plan["studies"][source]["runs"] if source else []
+    if not source:
+        return []
+    return [run for cell in the_plan["studies"][source]["cells"] for run in the_plan["cells"][cell]["runs"]]
 
 
-def accuracy_by_batch(run_dirs: list[str]) -> tuple[list[int], list[float]]:
-    """Mean final training accuracy per effective batch size over runs that did not diverge
-    (NaN where every seed diverged), from the runs' run.json."""
+def accuracy_by_batch(runs_dir: str, runs: list[dict]) -> tuple[list[int], list[float]]:
+    """Mean final training accuracy per effective batch size over planned runs that did not
+    diverge (NaN where every seed diverged), from the runs' run.json (each of its planned spec)."""
     by_batch: dict[int, list[float]] = {}
-    for run_dir in run_dirs:
+    for run in runs:
         try:
-            rec = load_record(run_dir)
+            rec = load_planned_record(os.path.join(runs_dir, run["id"]), run["spec"])
         except BrokenRecord as err:
             raise SweepbenchError(f"cannot read bmin/bmax input: {err}") from None
         batch = int(rec.spec["batch_size"]) * int(rec.spec["accum_steps"])
@@ -84,7 +88,7 @@ def apply(the_plan: dict, job_id: str, runs_dir: str) -> list[dict]:
     if not spec_from or the_plan["smoke"]:
         return job["runs"]
     threshold = float(spec_from.get("threshold_pct", DEFAULT_THRESHOLD_PCT))
-    sizes, accs = accuracy_by_batch([os.path.join(runs_dir, r) for r in source_runs(the_plan, job)])
+    sizes, accs = accuracy_by_batch(runs_dir, source_runs(the_plan, job))
     bmin, bmax = detect_bmin_bmax(sizes, accs, threshold)
     if bmin is None:
         raise SweepbenchError(f"study {job['study']!r}: no batch-size step of study {spec_from['study']!r} loses less "

@@ -320,8 +320,18 @@ def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
                                                    "resources": sp.resources, "runs": [],
                                                    "batch_cycle_from": sp.study.get("batch_cycle_from")})
         job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]} for r in runs]
+    if seen[key] in sp.entry["cells"]:  # its runs would be tabulated twice
+        raise sp.error("keys grid/rows", f"two points give the same runs, cell {seen[key]} (a repeated grid value or "
+                       "row, or values that resolve alike); allowed: each cell once")
     sp.entry["cells"].append(seen[key])
     sp.entry["runs"] += [r["id"] for r in cells[seen[key]]["runs"]]
+
+
+def derived_keys(the_plan: dict, cell_id: str) -> tuple[str, ...]:
+    """The spec keys a cell's runs get only when they train (record.spec_mismatch skips them): the
+    batch cycle of a job with batch_cycle_from, derived from another study's records."""
+    job = the_plan.get("jobs", {}).get(the_plan["cells"][cell_id].get("job")) or {}  # tests' plans may have none
+    return batch_cycle.DERIVED_KEYS if job.get("batch_cycle_from") and not the_plan.get("smoke") else ()
 
 
 def _strict_loader():

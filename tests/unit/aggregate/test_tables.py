@@ -157,3 +157,24 @@ def test_runs_of_a_smoke_plan_are_marked_smoke(tmp_path):
     assert not tables.build_tables(plan, str(tmp_path))[0]["runs"]["smoke"].any()
     smoke, _ = tables.build_tables({**plan, "smoke": True}, str(tmp_path))     # the plan's flag, set by plan()
     assert smoke["runs"]["smoke"].tolist() == [True]
+
+
+def test_aggregate_refuses_a_complete_record_that_is_not_the_planned_run(tmp_path):
+    """A smoke record among real ones, or a record trained under an older config, is never averaged
+    in: the tables stop naming the file and the first option that differs."""
+    from sweepbench.plan.planner import plan
+
+    config = {"studies": {"s": {"workload": "linreg", "grid": {"lr": [0.1, 0.2]}, "seeds": [0]}}}
+    real, smoke = plan(config), plan({**config, "smoke": True})
+    write_plan(real, str(tmp_path / "plan.json"))
+    for the_plan in (real, smoke):  # smoke's records where real ones should be, then the real ones
+        for cell in the_plan["cells"].values():
+            for run in cell["runs"]:
+                write_record_files(tmp_path / "runs" / run["id"], minimal_record(spec=run["spec"]))
+    with pytest.raises(SweepbenchError, match=r"2 broken or missing run record\(s\): .*s/lr~0.1/seed~0: not the "
+                                              r"planned run: clip_batch_size True in the record, False planned"):
+        tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path / "runs"), str(tmp_path / "tables"))
+    for cell in real["cells"].values():  # the real records back: the same call tabulates both runs
+        for run in cell["runs"]:
+            write_record_files(tmp_path / "runs" / run["id"], minimal_record(spec=run["spec"]))
+    assert tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path / "runs"), str(tmp_path / "tables"))["runs"] == 2

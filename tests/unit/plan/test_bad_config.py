@@ -71,3 +71,15 @@ def test_command_line_errors_are_one_line_exit_2(tmp_path):
     assert f"plan {path!r} lacks `jobs`, `config`, `smoke`; allowed: the plan.json" in proc.stderr
     proc = run_cli("check", "--baseline", "b", "--plan", str(tmp_path / "plan.json"), "--root", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "lacks `jobs`, `config`, `smoke`" in proc.stderr
+
+
+@pytest.mark.parametrize("study, cell", [
+    ({"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.1]}}, "s/lr~0.1"),
+    ({"workload": "linreg", "rows": [{"lr": 0.1}, {"lr": 0.1}]}, "s/lr~0.1"),
+    ({"workload": "linreg", "rows": [{"lr": 0.1, "epochs": 1000}, {"lr": 0.1}]}, "s/"),  # epochs 1000 is the default
+])
+def test_points_that_give_the_same_cell_twice_are_refused_naming_it(study, cell):
+    """A cell planned twice in one study would tabulate each of its runs twice (n_seeds 4 of 2 planned)."""
+    with pytest.raises(SweepbenchError, match=f"config error in study 's', keys grid/rows: two points give the "
+                                              f"same runs, cell {cell}"):
+        plan({"studies": {"s": study}})

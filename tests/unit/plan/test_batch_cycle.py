@@ -1,5 +1,6 @@
 """batch_cycle_from: a study's cyclic batch sizes from another study's bmin/bmax (seed 002 Q5 -> Q6)."""
 
+import json
 import os
 
 import pytest
@@ -37,6 +38,21 @@ def test_the_cycle_is_the_seeds_16_to_256_from_its_own_accuracy_table(tmp_path):
     from_file = read_plan(write_plan(the_plan, str(tmp_path / "plan.json")))      # what --cycle-from-plan reads
     assert batch_cycle.apply(from_file, job_id, str(tmp_path)) == runs
 
+
+
+def test_a_source_record_of_another_spec_is_refused_not_read(tmp_path):
+    """bmin/bmax come only from records of the planned batch sweep: one trained under an older
+    config (here 2 epochs where 1 is planned) would pick another cycle."""
+    the_plan = plan(CONFIG)
+    _records(str(tmp_path), the_plan, SEED002_ACC)
+    stale = os.path.join(str(tmp_path), the_plan["studies"]["sweep"]["runs"][3], "run.json")
+    rec = json.load(open(stale))
+    rec["spec"]["epochs"] = 2
+    json.dump(rec, open(stale, "w"))
+    job_id = next(j for j, job in the_plan["jobs"].items() if job["study"] == "cyclic")
+    with pytest.raises(SweepbenchError, match=r"cannot read bmin/bmax input: broken run record .*bs~128/seed~0: "
+                                              r"not the planned run: epochs 2 in the record, 1 planned"):
+        batch_cycle.apply(the_plan, job_id, str(tmp_path))
 
 def test_no_cheap_range_is_an_error_and_smoke_keeps_the_configured_cycle(tmp_path):
     the_plan = plan(CONFIG)
