@@ -3,7 +3,8 @@
 `write_file` writes to a temporary sibling and renames it into place. `TempFolder` reserves
 a temporary sibling folder, is filled, and is renamed into place by `commit`. A failure
 (read-only folder, full disk) is a one-line SweepbenchError naming the path, and leaves no
-temporary file behind.
+temporary file behind. `refuse_foreign` guards every output that replaces a folder: it replaces
+only files it recognises as its own, and refuses a folder holding anything else, untouched.
 """
 
 from __future__ import annotations
@@ -105,3 +106,28 @@ class TempFolder:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def foreign_files(folder: str, owned) -> list[str]:
+    """The files under `folder` (paths relative to it, sorted) that `owned(relative path)` does not
+    recognise as written by the output that replaces the folder; [] when it is absent or empty."""
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for parent, _, files in os.walk(folder):
+        found += [os.path.relpath(os.path.join(parent, name), folder) for name in files]
+    return sorted(rel for rel in found if not owned(rel.replace(os.sep, "/")))
+
+
+def refuse_foreign(folder: str, owned, what: str) -> None:
+    """A one-line SweepbenchError, before anything is written or deleted, when `folder` is a file or
+    holds files `owned` does not recognise (a user's notes beside a baseline, their own folder
+    named as an output): an output replaces only what it wrote itself."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise SweepbenchError(f"bad {what} {folder!r}: it is an existing file; allowed: a folder")
+    foreign = foreign_files(folder, owned)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise SweepbenchError(f"bad {what} {folder!r}: it holds files sweepbench did not write ({shown}), left "
+                              "untouched; allowed: a new folder, an empty one, or one that holds only what "
+                              "sweepbench wrote there")

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from sweepbench import SweepbenchError, rules
-from sweepbench.atomic import TempFolder, cannot_write
+from sweepbench.atomic import TempFolder, cannot_write, foreign_files
 
 SCHEMA_VERSION = 2  # 2: speed.stack (the stack a run trained in), final.epoch_loss
 SPLITS = ("train", "val", "test")
@@ -228,7 +228,7 @@ def check_replaceable(out_dir: str) -> None:
     elif os.path.lexists(path) and not os.path.isdir(path):
         reason = "it is an existing file"
     elif os.path.isdir(path):
-        extra = sorted(set(os.listdir(path)) - set(RECORD_FILES) - set(OPTIONAL_FILES))
+        extra = foreign_files(path, lambda rel: rel in RECORD_FILES + OPTIONAL_FILES)
         if extra:
             reason = f"it holds other files ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
     if reason:

@@ -210,3 +210,22 @@ def test_a_repeated_study_name_stops_the_workflow(tmp_path):
     (wd / "config" / "config.yaml").write_text("studies:\n  a: {workload: linreg}\n  a: {workload: logreg2d}\n")
     proc = snakemake(wd, "--dry-run")
     assert proc.returncode != 0 and "duplicate key 'a' (line 3)" in proc.stderr
+
+
+def test_the_workflow_never_replaces_what_sweepbench_did_not_write(tmp_path):
+    """Checked when Snakemake starts, before any job: a smoke run into a real sweep's results, and a
+    report_dir whose figures/ holds a user's file (Snakemake clears that folder for the report job)."""
+    from sweepbench.plan.planner import load_config, plan, write_plan
+
+    wd = workdir(tmp_path)
+    write_plan(plan(load_config(TINY)), str(wd / "results" / "plan.json"))
+    os.makedirs(wd / "results" / "runs" / "linreg_gd_sgd")
+    smoke = snakemake(wd, "-n", "--config", "smoke=true")
+    assert smoke.returncode == 1 and "holds a real sweep's records" in smoke.stderr, smoke.stderr[-2000:]
+    shutil.rmtree(wd / "results")
+    mine = wd / "report" / "figures" / "notes.txt"
+    os.makedirs(mine.parent)
+    mine.write_text("mine")
+    real = snakemake(wd, "-n")
+    assert real.returncode == 1 and "bad report_dir's figures folder" in real.stderr and "notes.txt" in real.stderr
+    assert mine.read_text() == "mine"

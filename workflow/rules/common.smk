@@ -5,14 +5,18 @@ import os
 import sys
 
 from sweepbench import SweepbenchError
-from sweepbench.plan.planner import SMOKE_DATA_DIR, SMOKE_RAW_DIR, is_smoke, load_config, plan
+from sweepbench.plan.planner import SMOKE_DATA_DIR, SMOKE_RAW_DIR, check_smoke_results, is_smoke, load_config, plan
 from sweepbench.data.registry import needs_tensor_file, wildcard_pattern
 from sweepbench.provenance import code_version
+from sweepbench.report import figure_files
 
 try:
     for path in workflow.configfiles:  # read again strictly: YAML keeps one of two repeated keys silently
         load_config(path)
     PLAN = plan(config)
+    # outputs never replace what sweepbench did not write (Snakemake clears the report's figures folder)
+    check_smoke_results(config)
+    figure_files.check_folder(os.path.join(config.get("report_dir", "report"), "figures"), "report_dir's figures folder")
 except SweepbenchError as err:
     print(f"sweepbench: {err}", file=sys.stderr)
     sys.exit(1)

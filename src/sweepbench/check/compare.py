@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from sweepbench import SweepbenchError, __version__
-from sweepbench.atomic import TempFolder, write_file
+from sweepbench.atomic import TempFolder, refuse_foreign, write_file
 from sweepbench.check import regression
 from sweepbench.provenance import cpu_name
 
@@ -46,6 +46,7 @@ NUMERIC_COLUMNS = ["seed", "target", "batched_runs", "train_s"] + list(QUALITY_M
 BOOL_COLUMNS = ["target_reached", "smoke"]
 STATUSES = ("completed", "converged", "target_reached", "diverged")
 BASELINE_COMMAND = "make baseline"
+BASELINE_FILES = ("seeds.csv", "meta.json")  # what `baseline save` writes (and replaces)
 # Defaults; a config's `check:` block overrides them (validated by the config schema).
 DEFAULTS = {
     "alpha": 0.05,        # chance that unchanged code reports any quality regression (regression.regression_test)
@@ -258,6 +259,7 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
 
     runs = pd.read_csv(runs_path, usecols=lambda c: c in ("device_name", "torch", "git_commit"))
     out = baseline_dir(name, root)
+    refuse_foreign(out, lambda rel: rel in BASELINE_FILES, "baseline folder")
     folder = TempFolder(out)
     try:
         write_file(os.path.join(folder.path, "seeds.csv"),

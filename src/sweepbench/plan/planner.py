@@ -403,6 +403,25 @@ def check_output_dirs(config: dict) -> None:
                                   f"folder; allowed: a relative folder such as {default!r}, or an absolute path")
 
 
+def check_smoke_results(config: dict) -> None:
+    """A smoke run never replaces a real sweep's records: refused (one line, before any job) when
+    its results_dir holds run records under a plan.json that is not a smoke plan. Called by the
+    workflow when it starts; `plan()` itself reads no files."""
+    results = config.get("results_dir", "results")
+    plan_path, runs = os.path.join(results, "plan.json"), os.path.join(results, "runs")
+    if not is_smoke(config) or not os.path.isfile(plan_path) or not os.path.isdir(runs) or not os.listdir(runs):
+        return
+    try:
+        real = not read_plan(plan_path)["smoke"]
+    except SweepbenchError:  # a plan of an older sweepbench: its records are real as far as anyone knows
+        real = True
+    if real:
+        raise SweepbenchError(f"config error in key smoke: true, but {results}/ holds a real sweep's records "
+                              f"({plan_path} is not a smoke plan) that smoke runs would replace; allowed: "
+                              "smoke=true with results_dir=results-smoke report_dir=report-smoke (or another "
+                              "folder)")
+
+
 def write_job_specs(the_plan: dict, specs_dir: str) -> int:
     """<specs_dir>/<job>.json for every job: its runs, what `sweepbench train-pack --runs-file`
     reads. Only files whose content changed are rewritten (atomically), so one call at the

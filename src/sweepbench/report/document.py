@@ -26,6 +26,7 @@ from sweepbench.atomic import write_file
 from sweepbench.check import regression
 from sweepbench.data import generated
 from sweepbench.plan.planner import read_plan
+from sweepbench.report import figure_files
 from sweepbench.spec import resolve
 from sweepbench.workloads import get as get_workload
 
@@ -639,18 +640,14 @@ def render_html(context: dict) -> str:
 
 
 def write_figures(context: dict, folder: str) -> list[str]:
-    """Every figure of the report as its own SVG file, <folder>/<study>/<nn>-<title>.svg (for
-    Snakemake's report, `snakemake --report`). Earlier SVG files in the folder are removed."""
-    import glob
-    import re
-
-    for old in glob.glob(os.path.join(folder, "*", "*.svg")):
-        os.remove(old)
+    """Every figure of the report as its own SVG file (figure_files.figure_path), for Snakemake's
+    report (`snakemake --report`). The report's earlier SVG files there are replaced; a folder that
+    holds anything else is refused untouched (figure_files.check_folder)."""
+    figure_files.clear(folder)
     paths = []
     for section in context["studies"]:
         for i, fig in enumerate(section["figures"], 1):
-            slug = re.sub(r"[^a-z0-9]+", "-", fig["title"].lower()).strip("-")
-            path = os.path.join(folder, section["name"], f"{i:02d}-{slug}.svg")
+            path = figure_files.figure_path(folder, section["name"], i, fig["title"])
             write_file(path, base64.b64decode(fig["src"].split(",", 1)[1]))
             paths.append(path)
     return paths

@@ -129,6 +129,20 @@ def test_cli_pass_regression_unknown_exit_codes_and_files(tmp_path, saved, capsy
     assert "unknown baseline 'nope'; allowed: ref" in unknown.err
 
 
+
+def test_baseline_save_replaces_its_own_files_and_refuses_a_folder_with_others(tmp_path, saved):
+    """`baseline save NAME` replaced the whole folder: a NOTES.md beside the tables was lost."""
+    tables = os.path.dirname(write_tables(tmp_path, seeds(), "again"))
+    assert compare.save_baseline("ref", tables, saved) == os.path.join(saved, "ref")   # its own files: replaced
+    notes = tmp_path / "baselines" / "ref" / "NOTES.md"
+    notes.write_text("why this baseline")
+    before = {f: open(os.path.join(saved, "ref", f), "rb").read() for f in os.listdir(os.path.join(saved, "ref"))}
+    with pytest.raises(SweepbenchError, match=r"bad baseline folder '.*ref': it holds files sweepbench did not "
+                                              r"write \(NOTES.md\), left untouched"):
+        compare.save_baseline("ref", tables, saved)
+    assert {f: open(os.path.join(saved, "ref", f), "rb").read() for f in os.listdir(os.path.join(saved, "ref"))} \
+        == before
+
 def test_baseline_meta_records_how_it_was_made(saved):
     meta = json.load(open(os.path.join(saved, "ref", "meta.json")))
     assert meta["runs"] == 20 and meta["smoke"] is False and meta["seeds"] == {"s": list(range(10))}

@@ -215,3 +215,21 @@ def test_read_plan_names_an_unreadable_file_and_write_plan_checks_what_it_writes
     with pytest.raises(SweepbenchError, match="lacks `smoke`"):
         write_plan({k: v for k, v in the_plan.items() if k != "smoke"}, str(tmp_path / "plan.json"))
     assert not list(tmp_path.glob("plan.json*")) and not list(tmp_path.glob(".plan.json*"))      # nothing written
+
+
+
+def test_a_smoke_run_never_replaces_a_real_sweeps_records(tmp_path):
+    """The README's smoke line in a folder with finished real results replaced them (165 of 245)."""
+    from sweepbench.plan.planner import check_smoke_results
+
+    config = {"studies": {"s": {"workload": "linreg"}}, "results_dir": str(tmp_path / "results")}
+    check_smoke_results({**config, "smoke": True})                                   # nothing there yet
+    write_plan(plan(config), str(tmp_path / "results" / "plan.json"))
+    check_smoke_results({**config, "smoke": True})                                   # a plan, no records yet
+    os.makedirs(tmp_path / "results" / "runs" / "s")
+    with pytest.raises(SweepbenchError, match=r"config error in key smoke: true, but .*results/ holds a real "
+                                              r"sweep's records .* allowed: smoke=true with results_dir=results-smoke"):
+        check_smoke_results({**config, "smoke": True})
+    check_smoke_results(config)                                                      # a real run may go there
+    write_plan(plan({**config, "smoke": True}), str(tmp_path / "results" / "plan.json"))
+    check_smoke_results({**config, "smoke": True})                                   # smoke over smoke: fine

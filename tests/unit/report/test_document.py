@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from sweepbench import SweepbenchError
 from sweepbench.aggregate import tables
 from sweepbench.plan.planner import plan, read_plan, write_plan
 from sweepbench.report import document
@@ -125,6 +126,17 @@ def test_every_figure_also_as_an_svg_file_for_snakemakes_report(results, tmp_pat
     assert page.count('<img src="data:image/svg+xml;base64,') == len(files)        # one file per figure
     assert (tmp_path / "figures" / files[0]).read_text().lstrip().startswith(("<?xml", "<svg"))
 
+
+
+def test_figures_dir_of_a_users_own_files_is_refused_untouched(results, tmp_path):
+    """`report --figures-dir DIR` deleted every DIR/*/*.svg, a user's own drawings included."""
+    mine = tmp_path / "figures" / "talk" / "diagram.svg"
+    os.makedirs(mine.parent)
+    mine.write_text("<svg/>")
+    with pytest.raises(SweepbenchError, match=r"bad --figures-dir '.*figures': it holds files sweepbench did not "
+                                              r"write \(talk/diagram.svg\), left untouched"):
+        render(results, tmp_path / "report", pdf=False, figures_dir=str(tmp_path / "figures"))
+    assert mine.read_text() == "<svg/>"
 
 def test_big_tables_show_a_selection_and_name_the_full_csv():
     import pandas as pd
