@@ -310,8 +310,13 @@ def load_record(run_dir: str) -> RunRecord:
         absent = [k for k in keys if not isinstance(value, dict) or k not in value]
         if absent:
             raise broken(f"run.json lacks {section}.{absent[0]}")
-    _check_header(run_dir, "metrics.csv", METRIC_COLUMNS, broken)
-    _check_header(run_dir, "steps.csv", STEP_COLUMNS, broken)
+    for section, keys in REQUIRED.items():
+        for key in keys:
+            problem = value_problem(section, key, data[section][key])
+            if problem:
+                raise broken(f"run.json {section}.{key} {data[section][key]!r}: {problem}")
+    _check_csv(run_dir, "metrics.csv", METRIC_COLUMNS, broken)
+    _check_csv(run_dir, "steps.csv", STEP_COLUMNS, broken)
     names = [f.name for f in fields(RunRecord) if f.name != "path"]
     return RunRecord(path=run_dir, **{k: data.get(k) for k in names})
 
@@ -347,11 +352,48 @@ def load_planned_record(run_dir: str, planned: dict, derived=()) -> RunRecord:
     return rec
 
 
-def _check_header(run_dir: str, name: str, columns: list[str], broken) -> None:
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def value_problem(section: str, key: str, value) -> str | None:
+    """What is wrong with a REQUIRED run.json value, or None: accuracies are None (not evaluated,
+    or NaN) or in [0, 1]; losses a number, "inf"/"-inf" (diverged) or None; flags booleans; counts,
+    seconds and rates None or >= 0; names text or None (a hand-edited "n/a" or an accuracy of 2.5
+    would otherwise be averaged into the tables)."""
+    if _is_number(value) and math.isnan(value):  # NaN (JSON's non-standard token) means "no value", as null does
+        value = None
+    if key.endswith("accuracy"):
+        ok = value is None or (_is_number(value) and 0 <= value <= 1)
+        return None if ok else "allowed: an accuracy in [0, 1], or null"
+    if key.endswith("loss"):
+        ok = value is None or value in ("inf", "-inf") or _is_number(value)
+        return None if ok else 'allowed: a number, "inf", "-inf" or null'
+    if key in ("reached", "diverged", "synthetic"):
+        return None if isinstance(value, bool) else "allowed: true or false"
+    if section in ("spec", "workload", "provenance") or key in ("metric", "stack"):
+        return None  # the spec is checked against the plan (spec_mismatch); names are text
+    if key == "target":
+        return None if value is None or _is_number(value) else "allowed: a number or null"
+    ok = value is None or (_is_number(value) and value >= 0)
+    return None if ok else "allowed: a number >= 0, or null"
+
+
+def _check_csv(run_dir: str, name: str, columns: list[str], broken) -> None:
+    """The CSV starts with its columns, ends with a newline, and its last row has as many fields
+    as the header (a file cut mid-row is broken)."""
+    path = os.path.join(run_dir, name)
     try:
-        with open(os.path.join(run_dir, name), errors="replace") as f:
-            header = f.readline().rstrip("\n").split(",")
+        with open(path, "rb") as f:
+            header = f.readline().decode(errors="replace").rstrip("\n").split(",")
+            f.seek(max(0, os.path.getsize(path) - 65536))
+            tail = f.read().decode(errors="replace")
     except OSError as err:
         raise broken(f"{name} unreadable ({err.strerror})") from None
     if header[:len(columns)] != columns:
         raise broken(f"{name} does not start with the columns {','.join(columns)}")
+    if not tail.endswith("\n"):
+        raise broken(f"{name} does not end with a newline (cut off?)")
+    last = tail.rstrip("\n").rsplit("\n", 1)[-1]
+    if last.count(",") != len(header) - 1:
+        raise broken(f"{name}'s last row has {last.count(',') + 1} fields, the header {len(header)} (cut off?)")

@@ -37,6 +37,13 @@ def test_load_record_gives_a_typed_record(a_record):
     (lambda d: {**d, "final": {k: v for k, v in d["final"].items() if k != "val_loss"}},
      "run.json lacks final.val_loss"),
     (lambda d: {**d, "status": "finished"}, "run.json status 'finished'; allowed: completed"),
+    (lambda d: {**d, "final": {**d["final"], "val_accuracy": 2.5}},
+     r"run.json final.val_accuracy 2.5: allowed: an accuracy in \[0, 1\], or null"),
+    (lambda d: {**d, "final": {**d["final"], "train_loss": "n/a"}},
+     "run.json final.train_loss 'n/a': allowed: a number"),
+    (lambda d: {**d, "timing": {**d["timing"], "train_s": -1}}, "run.json timing.train_s -1: allowed: a number >= 0"),
+    (lambda d: {**d, "divergence": {**d["divergence"], "diverged": "no"}},
+     "run.json divergence.diverged 'no': allowed: true or false"),
 ])
 def test_a_record_of_another_schema_or_missing_a_key_is_refused_naming_the_folder(a_record, tmp_path, edit, message):
     import shutil
@@ -119,3 +126,17 @@ def test_spec_mismatch_names_the_first_differing_option_and_skips_what_a_job_set
     older = {k: v for k, v in planned.items() if k != "epochs"}
     assert record.spec_mismatch(older, planned) == "epochs not in the record (made by an older sweepbench), 5 planned"
     assert record.spec_mismatch(planned, older) == "epochs 5 in the record is no option of this sweepbench"
+
+
+
+@pytest.mark.parametrize("cut, message", [(lambda t: t[:-1], "does not end with a newline"),
+                                          (lambda t: t.rstrip("\n").rsplit(",", 3)[0] + "\n", "last row has")])
+def test_a_csv_cut_mid_row_is_refused(a_record, tmp_path, cut, message):
+    """A metrics.csv cut mid-row (a full disk, a copy interrupted) is broken, not read as far as it goes."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    (bad / "metrics.csv").write_text(cut((bad / "metrics.csv").read_text()))
+    with pytest.raises(record.BrokenRecord, match=f"broken run record {bad}: metrics.csv.*{message}"):
+        record.load_record(str(bad))

@@ -135,10 +135,21 @@ def value_slug(value) -> str:
     return str(value)
 
 
+PATH_PART = re.compile(r"[A-Za-z0-9._+=~-]{1,200}")  # one folder name of a run id; never "." or ".."
+
+
 def cell_slug(axes: dict) -> str:
+    """The cell's part of a run id, `<abbreviation>~<value>` per axis. A part that could leave its
+    folder or confuse Snakemake (a value with `/`, `..`, `<...>`, spaces) is refused, naming it."""
     if not axes:
         return "default"
-    return "/".join(f"{ABBREVIATIONS.get(k, k)}~{value_slug(v)}" for k, v in axes.items())
+    parts = [f"{ABBREVIATIONS.get(k, k)}~{value_slug(v)}" for k, v in axes.items()]
+    for (key, value), part in zip(axes.items(), parts):
+        if not PATH_PART.fullmatch(part) or part.strip(".") == "":
+            raise SweepbenchError(f"bad {key} value {value!r} on an axis: it becomes the folder name {part!r} of its "
+                                  "runs; allowed: values whose text uses only letters, digits and . _ + = ~ - "
+                                  "(up to 200 characters), e.g. a fixed option instead of an axis for a path")
+    return "/".join(parts)
 
 
 def _points(study: dict) -> list[dict]:
@@ -281,6 +292,10 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
 
 def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
     """One cell's resolved run spec (its first seed), checked against the workload's data."""
+    try:
+        label = cell_slug(point)  # its runs' folder names, checked first
+    except SweepbenchError as err:
+        raise sp.error("keys grid/rows", err) from None
     options = {**sp.fixed, **point, "workload": sp.workload.name}
     if not sp.resources["gpu"] and options.get("device", "auto") == "auto":
         options["device"] = "cpu"  # a job that asks for no GPU must not take one (resource accounting)
@@ -289,7 +304,7 @@ def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
         spec = apply_smoke(spec) if is_smoke(config) else spec
         n = _train_samples(spec, sp.workload.dataset)
     except SweepbenchError as err:
-        raise sp.error(f"cell {cell_slug(point)}", err) from None
+        raise sp.error(f"cell {label}", err) from None
     bs = spec["batch_size"]
     if bs != "full" and bs > n and not spec["clip_batch_size"]:
         raise sp.error("key batch_size", f"{bs} is larger than the training set of {sp.workload.name} ({n} "

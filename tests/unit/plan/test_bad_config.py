@@ -83,3 +83,13 @@ def test_points_that_give_the_same_cell_twice_are_refused_naming_it(study, cell)
     with pytest.raises(SweepbenchError, match=f"config error in study 's', keys grid/rows: two points give the "
                                               f"same runs, cell {cell}"):
         plan({"studies": {"s": study}})
+
+
+@pytest.mark.parametrize("value", ["../../outside", "a/b", "<name>", "{job}", "with space", "x" * 201])
+def test_an_axis_value_that_cannot_be_a_folder_name_is_refused(value):
+    """Axis values become run folder names: `data_dir: ../x` on an axis wrote records outside results/."""
+    with pytest.raises(SweepbenchError, match=r"config error in study 's', keys grid/rows: bad data_dir value .* on "
+                                              r"an axis: it becomes the folder name .*; allowed: values whose text "):
+        plan({"studies": {"s": {"workload": "linreg", "grid": {"data_dir": ["resources", value]}}}})
+    with pytest.raises(SweepbenchError, match="bad data_dir value"):
+        plan({"studies": {"s": {"workload": "linreg", "rows": [{"data_dir": value}]}}})
