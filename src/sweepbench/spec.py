@@ -32,7 +32,9 @@ class Option:
     """One run option. `low`/`high` bound numbers and the entries of int lists (inclusive, or
     exclusive with `low_open`/`high_open`); `choices` (a tuple or a registry dict, read at
     check time) lists the allowed values of a choice; `nullable` allows None ("the workload
-    decides", or "off")."""
+    decides", or "off"). `models` / `tasks`: the only workloads the option acts on (by their
+    model, or their task); set (truthy) on any other workload it is refused, since a sweep over
+    it would give identical cells under different labels."""
 
     name: str
     default: object
@@ -45,6 +47,8 @@ class Option:
     choices: tuple | dict = ()
     nullable: bool = False
     min_items: int = 0
+    models: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
 
     def allowed(self) -> str:
         """What the option accepts, in words (the second half of every error message)."""
@@ -152,14 +156,17 @@ OPTIONS: dict[str, Option] = _options(
     O("data_dir", "resources", "text", "prepared dataset tensor files (<data_dir>/<dataset>.pt)"),
     O("raw_dir", "data", "text", "torchvision's raw download folder (used to prepare the tensor file)"),
     O("download", False, "bool", "let torchvision download missing raw files (needs the internet)"),
-    O("augment", None, "bool", "random flips and shifts (WideResNet workload)", nullable=True),
+    O("augment", None, "bool", "random flips and shifts (WideResNet workload)", nullable=True,
+      models=("lenet5", "wrn16_10")),
     # model and loss
-    O("hidden", None, "ints", "MLP hidden widths, e.g. [20, 20]", low=1, nullable=True, min_items=1),
-    O("dropout", None, "float", "dropout rate (WideResNet)", low=0, high=1, high_open=True, nullable=True),
+    O("hidden", None, "ints", "MLP hidden widths, e.g. [20, 20]", low=1, nullable=True, min_items=1,
+      models=("mlp",)),
+    O("dropout", None, "float", "dropout rate (WideResNet)", low=0, high=1, high_open=True, nullable=True,
+      models=("wrn16_10",)),
     O("reg_lambda", None, "float", "L2 penalty 0.5 * reg_lambda * ||W||^2 on weight matrices", low=0,
       nullable=True),
     O("entropy_alpha", None, "float", "weight of the prediction-entropy term (seed 003's composite loss)",
-      low=0, nullable=True),
+      low=0, nullable=True, tasks=("multiclass",)),
     # optimizer
     O("momentum", 0.9, "float", "momentum of momentum and nesterov", low=0, high=1, high_open=True),
     O("weight_decay", 0.0, "float", "decoupled for adamw, L2 for the rest", low=0),
@@ -287,6 +294,20 @@ def validate(spec: dict) -> None:
     for name, option in OPTIONS.items():
         option.check(spec[name])
     _check_relations(spec)
+    _check_acts_on_workload(spec)
+
+
+def _check_acts_on_workload(spec: dict) -> None:
+    """Refuse an option set on a workload it does not act on (Option.models / Option.tasks)."""
+    workload = WORKLOADS[spec["workload"]]
+    for name, option in OPTIONS.items():
+        if not spec[name] or not (option.models or option.tasks):
+            continue
+        if workload.model not in option.models and workload.task not in option.tasks:
+            users = sorted(w.name for w in WORKLOADS.values() if w.model in option.models or w.task in option.tasks)
+            raise SweepbenchError(f"bad {name} {spec[name]!r} for workload {workload.name} (model {workload.model}, "
+                                  f"task {workload.task}), which ignores it; allowed: leave {name} unset, or a "
+                                  f"workload that uses it: {', '.join(users)}")
 
 
 def _check_relations(spec: dict) -> None:

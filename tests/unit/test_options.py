@@ -130,3 +130,27 @@ def test_bad_values_on_the_command_line_are_one_line_exit_2(tmp_path, args, mess
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("workload, option, value, users", [
+    ("digits_softmax", "hidden", [10], "digits_mlp"),
+    ("mnist_mlp", "dropout", 0.5, "fmnist_wrn16_10"),
+    ("linreg", "entropy_alpha", 0.1, "digits_mlp"),
+    ("digits_mlp", "augment", True, "fmnist_lenet5"),
+])
+def test_an_option_the_workload_ignores_is_refused_naming_who_uses_it(workload, option, value, users):
+    """`hidden` on a softmax or `dropout` on the MLP was accepted and recorded: a sweep over it gave
+    identical cells under different labels."""
+    message = (rf"bad {option} .* for workload {workload} \(model .*\), which ignores it; allowed: leave {option} "
+               rf"unset, or a workload that uses it: .*{users}")
+    with pytest.raises(SweepbenchError, match=message):
+        spec.resolve({"workload": workload, option: value})
+    spec.resolve({"workload": workload, option: None})                    # unset (or off) is fine
+
+
+def test_every_scoped_option_names_real_models_and_tasks():
+    from sweepbench.workloads import WORKLOADS
+
+    models, tasks = {w.model for w in WORKLOADS.values()}, {w.task for w in WORKLOADS.values()}
+    for option in spec.OPTIONS.values():
+        assert set(option.models) <= models and set(option.tasks) <= tasks, option.name

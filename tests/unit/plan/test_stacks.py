@@ -136,7 +136,8 @@ def test_every_option_is_classified_for_stacks_exactly_once():
 def test_a_stack_refuses_a_required_option_at_another_value(key, value):
     from sweepbench.spec import resolve
 
-    specs = [resolve({"workload": "digits_mlp", "seed": s, key: value}) for s in (0, 1)]
+    workload = "fmnist_lenet5" if key == "augment" else "digits_mlp"  # augment acts on image models only
+    specs = [resolve({"workload": workload, "seed": s, key: value}) for s in (0, 1)]
     with pytest.raises(SweepbenchError, match=f"cannot stack runs with {key}={value!r}; allowed: "):
         stacks.check_stackable(specs)
     stacks.check_stackable([resolve({"workload": "digits_mlp", "seed": s}) for s in (0, 1)])  # defaults stack
