@@ -139,7 +139,7 @@ OPTIONS: dict[str, Option] = _options(
     # what to train
     O("workload", None, "choice", "name from sweepbench.workloads.WORKLOADS (required)", choices=WORKLOADS),
     O("optimizer", "sgd", "choice", "update rule (sweepbench.train.optimizers.OPTIMIZERS)", choices=OPTIMIZERS),
-    O("lr", 0.01, "float", "base learning rate", low=0, low_open=True),
+    O("lr", 0.01, "float", "base learning rate", low=0, low_open=True, high=10_000),
     O("batch_size", 32, "batch_size", "samples per micro-batch, or full (gradient descent on the whole set)"),
     O("clip_batch_size", False, "bool", "clip batch sizes larger than the training set instead of failing"),
     O("epochs", 10, "int", "maximum number of epochs", low=1),
@@ -159,8 +159,8 @@ OPTIONS: dict[str, Option] = _options(
     O("augment", None, "bool", "random flips and shifts (WideResNet workload)", nullable=True,
       models=("lenet5", "wrn16_10")),
     # model and loss
-    O("hidden", None, "ints", "MLP hidden widths, e.g. [20, 20]", low=1, nullable=True, min_items=1,
-      models=("mlp",)),
+    O("hidden", None, "ints", "MLP hidden widths, e.g. [20, 20]", low=1, high=100_000, nullable=True,
+      min_items=1, models=("mlp",)),
     O("dropout", None, "float", "dropout rate (WideResNet)", low=0, high=1, high_open=True, nullable=True,
       models=("wrn16_10",)),
     O("reg_lambda", None, "float", "L2 penalty 0.5 * reg_lambda * ||W||^2 on weight matrices", low=0,
@@ -206,13 +206,14 @@ OPTIONS: dict[str, Option] = _options(
     O("steps_cap", 5000, "int", "steps.csv keeps at most about this many evenly spaced steps", low=1),
     O("gns", False, "bool", "estimate the gradient noise scale at every evaluation"),
     O("gns_batches", 8, "int", "small batches per noise-scale estimate (big batch = gns_batches x batch_size)",
-      low=2),
+      low=2, high=1024),
     O("gns_ema", 0.9, "float", "moving-average factor of the two noise-scale estimates", low=0, high=1,
       high_open=True),
     O("timing_warmup_steps", 10, "int", "steps excluded from step-time statistics", low=0),
     # machine
     O("device", "auto", "choice", "where to train", choices=("auto", "cpu", "cuda")),
-    O("threads", 0, "int", "torch CPU threads (0 = torch's default)", low=0),
+    O("threads", 0, "int", "torch CPU threads (0 = torch's default; at most the machine's cores)", low=0,
+      high=1024),
     # speed (each is recorded in run.json `speed`; see the README's "Speed")
     O("precision", "fp32", "choice", "bf16: torch.autocast to bfloat16 for the forward pass; weights stay fp32",
       choices=("fp32", "bf16")),

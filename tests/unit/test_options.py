@@ -2,6 +2,8 @@
 everything else (parsing, validation, --help, the planner, training) follows from that entry."""
 
 import math
+import os
+import re
 
 import pytest
 from conftest import run_cli
@@ -84,8 +86,8 @@ CONFIG_CASES = [  # (option, bad value, message) through the planner, as a confi
     ("dropout", "abc", "bad dropout 'abc' (text, not a number); allowed: a finite number >= 0 and < 1"),
     ("dropout", 1.5, "bad dropout 1.5; allowed: a finite number >= 0 and < 1"),
     ("reg_lambda", -1, "bad reg_lambda -1; allowed: a finite number >= 0"),
-    ("hidden", [0], "bad hidden [0]; allowed: a non-empty list of integers each >= 1"),
-    ("hidden", [], "bad hidden []; allowed: a non-empty list of integers each >= 1"),
+    ("hidden", [0], "bad hidden [0]; allowed: a non-empty list of integers with >= 1 and <= 100000"),
+    ("hidden", [], "bad hidden []; allowed: a non-empty list of integers with >= 1 and <= 100000"),
     ("hidden", "20,20", "bad hidden '20,20'; allowed: a non-empty list of integers"),
     ("step_milestones", ["a"], "bad step_milestones ['a']; allowed: a list of integers each >= 1"),
     ("entropy_alpha", -0.5, "bad entropy_alpha -0.5; allowed: a finite number >= 0"),
@@ -122,7 +124,7 @@ def test_loss_target_below_zero_is_refused():
     (["--seed", "-1"], "bad seed -1; allowed: an integer >= 0 and < 4294967296"),
     (["--seed", str(2**32)], "bad seed 4294967296; allowed: an integer >= 0 and < 4294967296"),
     (["--set", "dropout=abc"], "bad value 'abc' for dropout; expected a finite number >= 0 and < 1"),
-    (["--set", "hidden=0"], "bad hidden [0]; allowed: a non-empty list of integers each >= 1"),
+    (["--set", "hidden=0"], "bad hidden [0]; allowed: a non-empty list of integers with >= 1 and <= 100000"),
     (["--set", "diverge_factor=nan"], "bad diverge_factor nan (not finite)"),
 ])
 def test_bad_values_on_the_command_line_are_one_line_exit_2(tmp_path, args, message):
@@ -154,3 +156,24 @@ def test_every_scoped_option_names_real_models_and_tasks():
     models, tasks = {w.model for w in WORKLOADS.values()}, {w.task for w in WORKLOADS.values()}
     for option in spec.OPTIONS.values():
         assert set(option.models) <= models and set(option.tasks) <= tasks, option.name
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("lr", 1e300, "bad lr 1e+300; allowed: a finite number > 0 and <= 10000"),
+    ("hidden", [10**9], "bad hidden [1000000000]; allowed: a non-empty list of integers with >= 1 and <= 100000"),
+    ("gns_batches", 10**9, "bad gns_batches 1000000000; allowed: an integer >= 2 and <= 1024"),
+    ("threads", 100000, "bad threads 100000; allowed: an integer >= 0 and <= 1024"),
+])
+def test_options_are_bounded_before_anything_is_allocated(key, value, message):
+    """hidden [10^9] allocated until it crashed, gns_batches 10^9 grew to 13 GB, lr 1e300 overflowed."""
+    workload = "digits_mlp"
+    with pytest.raises(SweepbenchError, match=re.escape(message)):
+        spec.resolve({"workload": workload, key: value})
+
+
+def test_threads_beyond_the_cores_are_capped_and_said(capsys):
+    from sweepbench.train.engine import usable_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert usable_threads(1) == 1 and usable_threads(cores + 5) == cores
+    assert f"threads {cores + 5} capped at the {cores} cores" in capsys.readouterr().err

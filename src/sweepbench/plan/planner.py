@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -152,6 +153,22 @@ def cell_slug(axes: dict) -> str:
     return "/".join(parts)
 
 
+MAX_RUNS = 100_000  # the most runs a plan may have unless the config sets `max_runs` (the default config: 245)
+
+
+def check_plan_size(config: dict, sp: "StudyPlan", runs_before: int) -> int:
+    """The runs planned so far with this study's, counted from its grid and rows before they are
+    expanded; past the config's `max_runs` (default MAX_RUNS) the plan is refused, saying its size
+    (a grid of 10^6 cells would otherwise plan for minutes without a word)."""
+    grid, rows = sp.study.get("grid") or {}, sp.study.get("rows") or []
+    total = runs_before + math.prod(len(values) for values in grid.values()) * max(1, len(rows)) * len(sp.seeds)
+    limit = config.get("max_runs", MAX_RUNS)
+    if total > limit:
+        raise sp.error("keys grid/rows/seeds", f"the plan would have {total:,} runs or more, above max_runs "
+                       f"{limit:,}; allowed: a smaller grid, or `max_runs: {total}` in the config if you mean it")
+    return total
+
+
 def _points(study: dict) -> list[dict]:
     grid = study.get("grid") or {}
     keys = list(grid)
@@ -219,8 +236,10 @@ def plan(config: dict) -> dict:
     _check_keys("(defaults)", "defaults", config.get("defaults") or {})
     the_plan = {"studies": {}, "cells": {}, "jobs": {}, "config": config, "smoke": is_smoke(config)}
     seen: dict = {}  # a cell's resolved spec and seeds -> its id (an equal cell is trained once)
+    n_runs = 0
     for name in selected:
         sp = _study_plan(name, config, selected)
+        n_runs = check_plan_size(config, sp, n_runs)
         for point in _points(sp.study):
             spec = _cell_spec(sp, point, config)
             _add_cell(the_plan, sp, spec, seen)
@@ -351,13 +370,16 @@ def derived_keys(the_plan: dict, cell_id: str) -> tuple[str, ...]:
 
 def _strict_loader():
     """yaml.SafeLoader that refuses a mapping with a repeated key (YAML would keep the last one:
-    a study silently dropped)."""
+    a study silently dropped); merge keys (`<<: *anchor`) work as in YAML, an own key overriding a
+    merged one."""
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):
             seen = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged by SafeLoader, keys may repeat
+                    continue
                 key = self.construct_object(key_node, deep=deep)
                 if key in seen:
                     raise SweepbenchError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); "
@@ -399,7 +421,28 @@ def load_config(path: str) -> dict:
         raise SweepbenchError(f"config {path!r}: {err}") from None
     if not isinstance(config, dict):
         raise SweepbenchError(f"config {path!r} must be a mapping with a `studies` key")
+    if expanded_size(config) > MAX_CONFIG_NODES:
+        raise SweepbenchError(f"config {path!r} has more than {MAX_CONFIG_NODES:,} values once its YAML aliases are "
+                              "expanded (an alias bomb?); allowed: a config of that size or less")
     return copy.deepcopy(config)
+
+
+MAX_CONFIG_NODES = 1_000_000  # values of a config with its aliases expanded (the largest shipped: 433)
+
+
+def expanded_size(obj, budget: int = MAX_CONFIG_NODES + 1) -> int:
+    """How many values `obj` has with every shared (aliased) part counted each time it appears,
+    counted up to `budget` only: a billion-laughs config stops here in milliseconds, instead of
+    expanding in the plan or an error message until memory runs out."""
+    count, todo = 0, [obj]
+    while todo and count < budget:
+        item = todo.pop()
+        count += 1
+        if isinstance(item, dict):
+            todo += list(item.keys()) + list(item.values())
+        elif isinstance(item, list):
+            todo += item
+    return count
 
 
 def check_output_dirs(config: dict) -> None:

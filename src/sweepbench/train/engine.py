@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -121,6 +122,16 @@ def seed_everything(seed: int, deterministic: bool, device: torch.device) -> Non
         torch.backends.cudnn.benchmark = not deterministic
 
 
+def usable_threads(threads: int) -> int:
+    """The torch threads a run uses: `threads`, at most the cores this process may run on (more only
+    slow it down). Capping is said on stderr, and run.json's provenance.torch_threads records the
+    number used."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads > cores:
+        print(f"sweepbench: threads {threads} capped at the {cores} cores this process may use", file=sys.stderr)
+    return min(threads, cores)
+
+
 def make_optimizer(spec: dict, params, impl: str = "for-loop"):
     """The spec's optimizer (sweepbench.train.optimizers.make)."""
     return optimizers.make(spec, params, impl)
@@ -166,7 +177,7 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
     workload = get_workload(spec["workload"])
     device = pick_device(spec["device"])
     if spec["threads"]:
-        torch.set_num_threads(spec["threads"])
+        torch.set_num_threads(usable_threads(spec["threads"]))
     allocator.keep_large_blocks()
     seed_everything(spec["seed"], spec["deterministic"], device)
     t0 = time.perf_counter()

@@ -93,3 +93,38 @@ def test_an_axis_value_that_cannot_be_a_folder_name_is_refused(value):
         plan({"studies": {"s": {"workload": "linreg", "grid": {"data_dir": ["resources", value]}}}})
     with pytest.raises(SweepbenchError, match="bad data_dir value"):
         plan({"studies": {"s": {"workload": "linreg", "rows": [{"data_dir": value}]}}})
+
+
+def test_yaml_merge_keys_work_and_repeated_keys_are_still_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &base {workload: linreg, fixed: {epochs: 2}}\n"
+                    "studies:\n  a: {<<: *base, seeds: [0, 1]}\n  b:\n    <<: *base\n    workload: logreg2d\n")
+    config = load_config(str(path))
+    assert config["studies"]["a"] == {"workload": "linreg", "fixed": {"epochs": 2}, "seeds": [0, 1]}
+    assert config["studies"]["b"]["workload"] == "logreg2d"                  # an own key overrides a merged one
+    path.write_text("studies:\n  a: {<<: {workload: linreg}, workload: x, workload: y}\n")
+    with pytest.raises(SweepbenchError, match="duplicate key 'workload'"):
+        load_config(str(path))
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly_in_one_line(tmp_path):
+    """Nine levels of ten aliases each: a billion values once expanded (it ran out of memory)."""
+    import time
+
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nstudies: {s: {workload: linreg, fixed: {hidden: *a9}}}\n")
+    t0 = time.perf_counter()
+    with pytest.raises(SweepbenchError) as err:
+        load_config(str(path))
+    assert time.perf_counter() - t0 < 5 and len(str(err.value)) < 300
+    assert "more than 1,000,000 values once its YAML aliases are expanded" in str(err.value)
+
+
+def test_a_plan_past_max_runs_is_refused_saying_its_size_unless_the_config_allows_it():
+    study = {"workload": "linreg", "grid": {"lr": [0.001 * (i + 1) for i in range(50)]}, "seeds": [0, 1]}
+    with pytest.raises(SweepbenchError, match=r"study 's', keys grid/rows/seeds: the plan would have 100 runs or "
+                                              r"more, above max_runs 99; allowed: a smaller grid, or `max_runs: 100`"):
+        plan({"studies": {"s": study}, "max_runs": 99})
+    assert len(plan({"studies": {"s": study}, "max_runs": 100})["cells"]) == 50
