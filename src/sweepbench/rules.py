@@ -106,6 +106,21 @@ REFERENCE_TOLERANCES = {"accuracy": (0.05, 0.0, True), "loss": (0.05, 0.25, True
 VERDICTS = ("reproduced", "ordering reproduced, levels differ", "not reproduced", "not compared")
 
 
+def reference_value(value) -> float:
+    """A printed number; nan, None or the text 'nan' mean the seed printed nan (diverged). Anything
+    else (a date, a word) is a ValueError, which the planner reports as a config error."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "nan"):
+        return math.nan
+    if isinstance(value, str):  # YAML reads 1e-3 (no dot) as text
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a printed number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a printed number")
+    return float(value)
+
+
 def reference_kind(metric: str) -> str:
     """accuracy, loss or seconds, from the name of our metric column (e.g. final_train_accuracy, train_s)."""
     if metric.endswith("accuracy"):

@@ -54,13 +54,39 @@ def run_states(the_plan: dict, runs_dir: str, workflow_running: bool) -> dict:
     return states
 
 
-def workflow_running(workdir: str = ".") -> bool:
-    """Whether a Snakemake holds its lock in workdir (it writes .snakemake/locks/ while it runs;
-    read, never touched)."""
+def lock_held(workdir: str = ".") -> bool:
+    """Whether .snakemake/locks/ in workdir holds a lock (Snakemake writes it while it runs and
+    leaves it behind when killed; read, never touched)."""
     try:
         return bool(os.listdir(os.path.join(workdir, ".snakemake", "locks")))
     except OSError:
         return False
+
+
+def snakemake_alive(workdir: str = ".") -> bool | None:
+    """Whether a Snakemake process runs in workdir on this machine (from /proc: its command line
+    names snakemake, its working folder is workdir); None where /proc cannot tell."""
+    if not os.path.isdir("/proc"):
+        return None
+    target = os.path.realpath(workdir)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                head = f.read().split(b"\0")[:3]
+            if any(b"snakemake" in os.path.basename(part) for part in head) and \
+                    os.path.realpath(f"/proc/{pid}/cwd") == target:
+                return True
+        except OSError:  # gone meanwhile, or another user's process
+            continue
+    return False
+
+
+def workflow_state(workdir: str = ".") -> str:
+    """"running" (a lock, and a Snakemake in this folder or no /proc to tell), "stale lock" (a lock
+    left by a killed Snakemake: half-written runs are then missing, not running), or "not running"."""
+    if not lock_held(workdir):
+        return "not running"
+    return "stale lock" if snakemake_alive(workdir) is False else "running"
 
 
 def last_progress(log_path: str) -> str | None:
@@ -77,13 +103,14 @@ def last_progress(log_path: str) -> str | None:
 def status(results_dir: str, workdir: str = ".") -> dict:
     """{"studies": {name: {"planned": n, state: count}}, "total": {...} (each run once, also one
     that two studies share), "jobs": [in-progress job lines], "broken": [(run id, why)],
-    "workflow_running": bool}."""
+    "workflow_running": bool, "workflow": workflow_state}."""
     plan_path = os.path.join(results_dir, "plan.json")
     if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; allowed: the results folder of a workflow that has "
                               f"started (snakemake writes plan.json first), e.g. --results-dir results")
     the_plan = read_plan(plan_path)
-    running = workflow_running(workdir)
+    workflow = workflow_state(workdir)
+    running = workflow == "running"
     states = run_states(the_plan, os.path.join(results_dir, "runs"), running)
     studies = {}
     for name, study in the_plan["studies"].items():
@@ -99,7 +126,8 @@ def status(results_dir: str, workdir: str = ".") -> dict:
     jobs = [f"{job}: {last_progress(os.path.join(results_dir, 'logs', 'train', job + '.log')) or 'started'}"
             for job in busy]
     broken = [(run_id, why) for run_id, (state, why) in states.items() if state == "broken"]
-    return {"studies": studies, "total": total, "jobs": jobs, "broken": broken, "workflow_running": running}
+    return {"studies": studies, "total": total, "jobs": jobs, "broken": broken, "workflow_running": running,
+            "workflow": workflow}
 
 
 def format_status(result: dict, max_broken: int = 10) -> str:
@@ -109,7 +137,9 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     lines = [f"{'study':<{width}}" + "".join(f"{c:>10}" for c in cols)]
     for name, counts in [*result["studies"].items(), ("total", result["total"])]:
         lines.append(f"{name:<{width}}" + "".join(f"{counts[c]:>10,}" for c in cols))
-    lines.append("snakemake: " + ("running (its lock is held)" if result["workflow_running"] else "not running"))
+    lines.append("snakemake: " + {"running": "running (its lock is held)", "not running": "not running",
+                                  "stale lock": "not running, but a killed run left its lock in .snakemake/locks/ "
+                                                "(clear it: snakemake --unlock)"}[result["workflow"]])
     lines += [f"in progress: {line}" for line in result["jobs"]]
     lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
     if len(result["broken"]) > max_broken:

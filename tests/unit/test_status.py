@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import minimal_record, run_cli, write_record_files
@@ -45,7 +47,19 @@ def results(tmp_path):
     return tmp_path
 
 
-def test_counts_per_study_while_snakemake_runs(results):
+@pytest.fixture
+def snakemake_process(results):
+    """A real process whose command line names snakemake, working in the results' folder."""
+    fake = results / "bin" / "snakemake"
+    os.makedirs(fake.parent)
+    fake.write_text("import time\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(fake)], cwd=str(results))
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_counts_per_study_while_snakemake_runs(results, snakemake_process):
     os.makedirs(results / ".snakemake" / "locks")
     (results / ".snakemake" / "locks" / "0.input.lock").write_text("")
     out = status(str(results / "results"), str(results))
@@ -93,3 +107,16 @@ def test_a_record_of_another_spec_is_never_counted_done(results):
     why = dict(out["broken"])
     assert why["a/lr~0.1/seed~0"] == "not the planned run: epochs 3 in the record, 1000 planned"
     assert why["a/lr~0.3/seed~1"] == "not the planned run: lr 0.1 in the record, 0.3 planned"
+
+
+def test_a_lock_left_by_a_killed_snakemake_is_told_from_a_running_one(results, snakemake_process):
+    """After kill -9 Snakemake leaves its lock: status said "running" and counted half-written runs
+    as running; it now says the lock is stale and how to clear it."""
+    os.makedirs(results / ".snakemake" / "locks")
+    (results / ".snakemake" / "locks" / "0.input.lock").write_text("")
+    assert status(str(results / "results"), str(results))["workflow"] == "running"
+    snakemake_process.kill()
+    snakemake_process.wait()
+    out = status(str(results / "results"), str(results))
+    assert out["workflow"] == "stale lock" and out["studies"]["a"]["running"] == 0
+    assert "a killed run left its lock in .snakemake/locks/ (clear it: snakemake --unlock)" in format_status(out)

@@ -23,13 +23,6 @@ COLUMNS = ["study", "metric", "source", "point", "x_axis", "x", "reference", "ou
 # run.json's final.epoch_loss: the mean mini-batch loss of the last evaluation window.
 
 
-def reference_value(value) -> float:
-    """A printed number; nan, None or the text 'nan' mean the seed printed nan (diverged)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "nan"):
-        return math.nan
-    return float(value)
-
-
 def _same(a, b) -> bool:
     if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
         return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) \
@@ -116,7 +109,7 @@ def _metric_rows(name: str, ref: dict, metric: str, meta: dict, study_runs, plan
         axes = {k: v for k, v in row.items() if k not in metric_keys}
         value, diverged, n = _ours(study_runs, axes, metric) if not study_runs.empty else (None, False, 0)
         entry = {"point": _point(axes), "point_axes": axes, **_x(axes, ref["rows"], metric_keys),
-                 "reference": reference_value(row[metric]), "n_seeds": n}
+                 "reference": rules.reference_value(row[metric]), "n_seeds": n}
         (compared if n else skipped).append((entry, value, diverged))
     verdict = rules.reproduction_verdict([e["reference"] for e, _, _ in compared], [v for _, v, _ in compared],
                                          [d for _, _, d in compared], abs_tol, rel_tol, level)

@@ -162,18 +162,25 @@ def write_prepared(data: dict, sources: dict, out_path: str) -> None:
     records the tensor file's sha256, so a sidecar left from another tensor file is detected."""
     import torch
 
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)) or ".", exist_ok=True)
+    if os.path.isdir(out_path):
+        raise SweepbenchError(f"bad --out {out_path!r}: it is a folder; allowed: a tensor file path such as "
+                              "resources/<dataset>.pt")
     tensors = {"x_train": torch.from_numpy(np.array(data["x_train"], dtype=np.uint8)),
                "y_train": torch.from_numpy(np.asarray(data["y_train"], dtype=np.int64)),
                "x_test": torch.from_numpy(np.array(data["x_test"], dtype=np.uint8)),
                "y_test": torch.from_numpy(np.asarray(data["y_test"], dtype=np.int64))}
     tmp, side_tmp = f"{out_path}.tmp-{os.getpid()}", f"{sources_path(out_path)}.tmp-{os.getpid()}"
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)) or ".", exist_ok=True)
         torch.save(tensors, tmp)
         with open(side_tmp, "w") as f:
             json.dump({**sources, "tensor_sha256": sha256_file(tmp)}, f, indent=1)
         os.replace(side_tmp, sources_path(out_path))
         os.replace(tmp, out_path)
+    except (OSError, RuntimeError) as err:  # torch.save reports an unwritable path as a RuntimeError
+        detail = err.strerror if isinstance(err, OSError) else str(err).rsplit("strerror: ", 1)[-1]
+        raise SweepbenchError(f"cannot write {out_path}: {detail}; allowed: a path in a writable folder with "
+                              "free space") from None
     finally:
         for path in (tmp, side_tmp):
             if os.path.exists(path):

@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from sweepbench import SweepbenchError, atomic
+from sweepbench import SweepbenchError, atomic, rules
 from sweepbench.data import registry
 from sweepbench.plan import batch_cycle, stacks
 from sweepbench.record import METRICS
@@ -109,6 +109,11 @@ def validate_config(config: dict) -> None:
     """JSON-Schema validation; the first error is reported with its place in the config."""
     import jsonschema
 
+    names = config.get("studies") if isinstance(config.get("studies"), dict) else {}
+    bad = next((n for n in names if not isinstance(n, str)), "")
+    if bad != "":  # YAML reads `1:` or `~:` as a number or null, which no schema pattern checks
+        raise SweepbenchError(f"config error in key studies: study name {bad!r} is not text; allowed: names of "
+                              "letters, digits, _ and - (quote a number: '1')")
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -268,6 +273,17 @@ def selected_studies(config: dict) -> list[str]:
     return selected
 
 
+def _check_reference(name: str, reference: dict | None) -> None:
+    """Every printed value of a study's `reference` rows is a number, nan or null (rules.reference_value)."""
+    for i, row in enumerate((reference or {}).get("rows") or []):
+        for metric in (reference.get("metrics") or {}):
+            try:
+                rules.reference_value(row.get(metric))
+            except ValueError as err:
+                raise SweepbenchError(f"config error in study {name!r}, key reference.rows[{i}].{metric}: {err}; "
+                                      "allowed: a number, nan or null (empty)") from None
+
+
 def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
     """A study's checked settings: workload, option keys, target, seeds, resources, axes."""
     study = config["studies"][name]
@@ -280,6 +296,7 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
     _check_keys(name, "grid", study.get("grid") or {})
     for i, row in enumerate(study.get("rows") or []):
         _check_keys(name, f"rows[{i}]", row)
+    _check_reference(name, study.get("reference"))
     target = study.get("target")
     if target:
         fixed.setdefault("target_metric", target["metric"])

@@ -72,8 +72,9 @@ def read_table(tables_dir: str, name: str) -> pd.DataFrame:
         return pd.DataFrame()
     try:
         return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+    except pd.errors.EmptyDataError:  # aggregate writes every table with its header, even when it has no rows
+        raise SweepbenchError(f"table {path} is empty, not even its header (cut off?); allowed: the tables "
+                              "`sweepbench aggregate` writes (run it again)") from None
 
 
 def docstring(obj) -> str:

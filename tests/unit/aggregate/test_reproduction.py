@@ -4,7 +4,8 @@ import math
 
 import pandas as pd
 
-from sweepbench.aggregate.reproduction import reference_value, reproduction_table, verdict_line
+from sweepbench.aggregate.reproduction import reproduction_table, verdict_line
+from sweepbench.rules import reference_value
 
 REFERENCE = {"source": "seed 002, In [55];", "metrics": {"final_train_accuracy": {"cell": "Out[58]"}},
              "rows": [{"lr": 10.0, "final_train_accuracy": 0.10}, {"lr": 0.1, "final_train_accuracy": 0.903},

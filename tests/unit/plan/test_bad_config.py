@@ -128,3 +128,23 @@ def test_a_plan_past_max_runs_is_refused_saying_its_size_unless_the_config_allow
                                               r"more, above max_runs 99; allowed: a smaller grid, or `max_runs: 100`"):
         plan({"studies": {"s": study}, "max_runs": 99})
     assert len(plan({"studies": {"s": study}, "max_runs": 100})["cells"]) == 50
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text, name", [("1", "1"), ("~", "None")])
+def test_a_study_name_that_is_not_text_is_refused_in_one_line(tmp_path, text, name):
+    (tmp_path / "c.yaml").write_text(f"studies:\n  {text}: {{workload: linreg}}\n")
+    proc = run_cli("plan", "--config", str(tmp_path / "c.yaml"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"config error in key studies: study name {name} is not text" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["about 0.5", "2020-01-01"])
+def test_a_reference_row_value_that_is_not_a_number_is_a_config_error(tmp_path, value):
+    (tmp_path / "c.yaml").write_text(
+        "studies:\n  s:\n    workload: linreg\n    grid: {lr: [0.1]}\n    reference:\n      source: seed\n"
+        "      metrics: {final_train_loss: {cell: 'Out[1]'}}\n"
+        f"      rows: [{{lr: 0.1, final_train_loss: {value}}}]\n")
+    with pytest.raises(SweepbenchError, match=r"config error in study 's', key reference.rows\[0\].final_train_loss: "
+                                              r".* is not a printed number; allowed: a number, nan or null"):
+        plan(load_config(str(tmp_path / "c.yaml")))

@@ -138,6 +138,16 @@ def test_figures_dir_of_a_users_own_files_is_refused_untouched(results, tmp_path
         render(results, tmp_path / "report", pdf=False, figures_dir=str(tmp_path / "figures"))
     assert mine.read_text() == "<svg/>"
 
+
+def test_an_empty_table_file_is_one_line_not_a_traceback(results, tmp_path):
+    """A cells.csv cut to 0 bytes (aggregate writes every table with its header) crashed the report."""
+    shutil.copytree(results / "tables", tmp_path / "tables")
+    (tmp_path / "tables" / "cells.csv").write_text("")
+    with pytest.raises(SweepbenchError, match=r"table .*cells.csv is empty, not even its header \(cut off\?\); "
+                                              r"allowed: the tables `sweepbench aggregate` writes"):
+        document.render(str(results / "plan.json"), str(tmp_path / "tables"), str(results / "runs"),
+                        str(tmp_path / "out"), pdf=False)
+
 def test_big_tables_show_a_selection_and_name_the_full_csv():
     import pandas as pd
 
