@@ -30,6 +30,7 @@ import torch
 from sweepbench import SweepbenchError, provenance
 from sweepbench.data import datasets
 from sweepbench.data.augment import random_shift_flip
+from sweepbench.plan import stacks
 from sweepbench.record import RecordWriter, RunContext
 from sweepbench.train import acceleration, allocator, environment, models, noise_scale, optimizers, schedules
 from sweepbench.train.clock import Clock
@@ -186,6 +187,7 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
         datasets.featurewise_normalise(splits)
     n_train = len(splits.y_train)
     check_batch_sizes(spec, n_train, workload.name)
+    check_memory(specs, workload.model, splits.n_inputs, n_train)
     splits = splits.to(device).as_float()
     data_load_s = time.perf_counter() - t0
     model = model_kind(specs, workload, splits, device)
@@ -205,6 +207,28 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
         run.best = {"metric": "val_accuracy" if workload.has_accuracy else "val_loss", "value": None,
                     "step": None, "state": None}
     return run
+
+
+def available_mb() -> float | None:
+    """Memory this machine can still give (Linux's MemAvailable), in MB; None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int) -> None:
+    """Refuse, before the model is built, runs whose weights, gradients, optimizer state and largest
+    batch's activations (plan.stacks.run_mb's estimate, per run of a stack) exceed the memory this
+    machine has available (an MLP of hidden [10^9] allocated until it crashed)."""
+    need = sum(stacks.run_mb(model, s, n_inputs, stacks.largest_batch(s, n_train)) for s in specs)
+    have = available_mb()
+    if have is not None and need > have:
+        raise SweepbenchError(f"bad model and batch size for this machine: the run{'s' if len(specs) > 1 else ''} "
+                              f"need about {need:,.0f} MB (weights, gradients, optimizer state and the largest "
+                              f"batch's activations), {have:,.0f} MB is available; allowed: a smaller model "
+                              "(hidden) or batch size")
 
 
 def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from sweepbench import record
+from sweepbench import SweepbenchError, record
 from sweepbench.spec import resolve
 from sweepbench.train import engine, schedules
 
@@ -259,3 +259,15 @@ def test_save_best_keeps_reloads_and_evaluates_the_best_weights(tmp_path, tiny_i
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     fresh = models.build("mlp", {"hidden": [20, 20]}, 784)
     fresh.load_state_dict(state)                                            # a usable checkpoint
+
+
+def test_a_model_and_batch_that_cannot_fit_are_refused_before_the_model_is_built(tmp_path, monkeypatch):
+    """hidden [10^9] allocated until the process crashed: the estimate is checked first, nothing written."""
+    monkeypatch.setattr(engine, "available_mb", lambda: 512.0)
+    spec = resolve({"workload": "digits_mlp", "hidden": [100_000, 100_000], "epochs": 1})
+    with pytest.raises(SweepbenchError, match=r"bad model and batch size for this machine: the run need about "
+                                              r"[\d,]+ MB .*, 512 MB is available; allowed: a smaller model"):
+        engine.train(spec, str(tmp_path / "run"), quiet=True)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(engine, "available_mb", lambda: None)               # unknown: not refused
+    engine.train(resolve({"workload": "digits_mlp", "epochs": 1}), str(tmp_path / "ok"), quiet=True)
