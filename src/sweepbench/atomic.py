@@ -108,15 +108,24 @@ class TempFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def foreign_files(folder: str, owned) -> list[str]:
-    """The files under `folder` (paths relative to it, sorted) that `owned(relative path)` does not
-    recognise as written by the output that replaces the folder; [] when it is absent or empty."""
+def foreign_files(folder: str, owned, most: int = 4) -> list[str]:
+    """Up to `most` entries under `folder` (paths relative to it, sorted) that `owned(relative path)`
+    does not recognise as written by the output that replaces the folder: files it does not own,
+    links, and folders that hold nothing it owns; [] when the folder is absent or empty."""
     if not os.path.isdir(folder):
         return []
     found = []
-    for parent, _, files in os.walk(folder):
-        found += [os.path.relpath(os.path.join(parent, name), folder) for name in files]
-    return sorted(rel for rel in found if not owned(rel.replace(os.sep, "/")))
+    for parent, dirs, files in os.walk(folder):
+        rel = os.path.relpath(parent, folder)
+        names = [os.path.normpath(os.path.join(rel, n)).replace(os.sep, "/") for n in files]
+        found += [n for n, f in zip(names, files) if os.path.islink(os.path.join(parent, f)) or not owned(n)]
+        links = [d for d in dirs if os.path.islink(os.path.join(parent, d))]
+        found += [os.path.normpath(os.path.join(rel, d)).replace(os.sep, "/") + "/" for d in links]
+        if parent != folder and not dirs and not files:
+            found.append(rel.replace(os.sep, "/") + "/")  # an empty folder: nothing of the output's
+        if len(found) >= most:
+            break
+    return sorted(found)[:most]
 
 
 def refuse_foreign(folder: str, owned, what: str) -> None:

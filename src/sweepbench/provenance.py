@@ -63,16 +63,18 @@ def package_files(package: str) -> list[str]:
                   if "__pycache__" not in d for f in files if not f.endswith((".pyc", ".pyo")))
 
 
-def data_files_read_by(module_file: str) -> list[str]:
+@functools.lru_cache(maxsize=None)
+def data_files_read_by(module_file: str) -> tuple[str, ...]:
     """The data files in folders beside a module whose names its source mentions (e.g. report/document.py
     reads report/templates/)."""
     folder = os.path.dirname(os.path.join(PACKAGE_DIR, module_file))
     with open(os.path.join(PACKAGE_DIR, module_file), encoding="utf-8") as f:
         source = f.read()
     subdirs = [d for d in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, d)) and d != "__pycache__"
-               and not os.path.isfile(os.path.join(folder, d, "__init__.py")) and f'"{d}"' in source]
+               and not os.path.isfile(os.path.join(folder, d, "__init__.py"))
+               and (f'"{d}"' in source or f"'{d}'" in source)]
     rel = os.path.relpath(folder, PACKAGE_DIR)
-    return [f for d in subdirs for f in package_files(os.path.normpath(os.path.join(rel, d)))]
+    return tuple(f for d in subdirs for f in package_files(os.path.normpath(os.path.join(rel, d))))
 
 
 @functools.lru_cache(maxsize=None)

@@ -386,8 +386,12 @@ def _check_csv(run_dir: str, name: str, columns: list[str], broken) -> None:
     try:
         with open(path, "rb") as f:
             header = f.readline().decode(errors="replace").rstrip("\n").split(",")
-            f.seek(max(0, os.path.getsize(path) - 65536))
-            tail = f.read().decode(errors="replace")
+            size, tail = os.path.getsize(path), ""
+            for span in (4096, 65536, size):  # enough to hold the last row, read from the end
+                f.seek(max(0, size - span))
+                tail = f.read().decode(errors="replace")
+                if tail.count("\n") >= 2 or span >= size:
+                    break
     except OSError as err:
         raise broken(f"{name} unreadable ({err.strerror})") from None
     if header[:len(columns)] != columns:

@@ -156,7 +156,7 @@ OPTIONS: dict[str, Option] = _options(
     O("data_dir", "resources", "text", "prepared dataset tensor files (<data_dir>/<dataset>.pt)"),
     O("raw_dir", "data", "text", "torchvision's raw download folder (used to prepare the tensor file)"),
     O("download", False, "bool", "let torchvision download missing raw files (needs the internet)"),
-    O("augment", None, "bool", "random flips and shifts (WideResNet workload)", nullable=True,
+    O("augment", None, "bool", "random flips and shifts (image models: LeNet-5, WideResNet)", nullable=True,
       models=("lenet5", "wrn16_10")),
     # model and loss
     O("hidden", None, "ints", "MLP hidden widths, e.g. [20, 20]", low=1, high=100_000, nullable=True,

@@ -1,10 +1,10 @@
 """`sweepbench status`: where a sweep stands, from the run records on disk.
 
 For each study of the plan the workflow last wrote (results/plan.json): runs planned, done,
-running, missing, diverged and broken. It reads only the plan, the run folders and the job
-logs, never Snakemake's state, so it can be asked at any time, while a workflow runs, without
-touching its lock. Cheap enough for 10,000 runs: one directory listing per cell folder and one
-run.json per finished run.
+running, missing, diverged and broken. It reads only the plan, the run folders, the job logs
+and (to tell a lock a killed Snakemake left) this machine's process list, never Snakemake's
+state, so it can be asked at any time, while a workflow runs, without touching its lock. Cheap
+enough for 10,000 runs: one directory listing per cell folder and one record per finished run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import os
 import re
 
 from sweepbench import SweepbenchError, record
-from sweepbench.plan.planner import derived_keys, read_plan
+from sweepbench.plan.batch_cycle import derived_keys
+from sweepbench.plan.planner import read_plan
 
 STATES = ("done", "running", "missing", "diverged", "broken")
 PROGRESS = re.compile(r"^runs? (\d+)(?:-(\d+))?/(\d+)\b")  # train-pack's lines: "run 37/120 ..."
@@ -82,11 +83,12 @@ def snakemake_alive(workdir: str = ".") -> bool | None:
 
 
 def workflow_state(workdir: str = ".") -> str:
-    """"running" (a lock, and a Snakemake in this folder or no /proc to tell), "stale lock" (a lock
-    left by a killed Snakemake: half-written runs are then missing, not running), or "not running"."""
+    """"running" (a lock, and a Snakemake in this folder on this machine, or no /proc to tell),
+    "lock, none here" (a lock, but no Snakemake in this folder on this machine: one killed, or one
+    running on another host), or "not running"."""
     if not lock_held(workdir):
         return "not running"
-    return "stale lock" if snakemake_alive(workdir) is False else "running"
+    return "lock, none here" if snakemake_alive(workdir) is False else "running"
 
 
 def last_progress(log_path: str) -> str | None:
@@ -110,7 +112,7 @@ def status(results_dir: str, workdir: str = ".") -> dict:
                               f"started (snakemake writes plan.json first), e.g. --results-dir results")
     the_plan = read_plan(plan_path)
     workflow = workflow_state(workdir)
-    running = workflow == "running"
+    running = workflow != "not running"  # a lock: its half-written runs may be running on another host
     states = run_states(the_plan, os.path.join(results_dir, "runs"), running)
     studies = {}
     for name, study in the_plan["studies"].items():
@@ -138,8 +140,9 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     for name, counts in [*result["studies"].items(), ("total", result["total"])]:
         lines.append(f"{name:<{width}}" + "".join(f"{counts[c]:>10,}" for c in cols))
     lines.append("snakemake: " + {"running": "running (its lock is held)", "not running": "not running",
-                                  "stale lock": "not running, but a killed run left its lock in .snakemake/locks/ "
-                                                "(clear it: snakemake --unlock)"}[result["workflow"]])
+                                  "lock, none here": "its lock is held, but no Snakemake runs in this folder on "
+                                                     "this machine; if none runs anywhere (a killed run), clear "
+                                                     "it: snakemake --unlock"}[result["workflow"]])
     lines += [f"in progress: {line}" for line in result["jobs"]]
     lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
     if len(result["broken"]) > max_broken:

@@ -140,3 +140,15 @@ def test_a_csv_cut_mid_row_is_refused(a_record, tmp_path, cut, message):
     (bad / "metrics.csv").write_text(cut((bad / "metrics.csv").read_text()))
     with pytest.raises(record.BrokenRecord, match=f"broken run record {bad}: metrics.csv.*{message}"):
         record.load_record(str(bad))
+
+
+def test_an_output_folder_with_a_link_or_an_empty_folder_inside_is_foreign(tmp_path):
+    from sweepbench.atomic import foreign_files
+
+    folder = tmp_path / "out"
+    os.makedirs(folder / "empty")
+    (folder / "run.json").write_text("{}")
+    os.symlink(tmp_path, folder / "home")
+    owned = lambda rel: rel in record.RECORD_FILES  # noqa: E731
+    assert foreign_files(str(folder), owned) == ["empty/", "home/"]
+    assert foreign_files(str(tmp_path / "none"), owned) == []

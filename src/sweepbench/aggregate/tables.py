@@ -57,7 +57,8 @@ from sweepbench import SweepbenchError, rules
 from sweepbench.aggregate import statistics
 from sweepbench.aggregate.reproduction import reproduction_table
 from sweepbench.atomic import save_with
-from sweepbench.plan.planner import derived_keys, read_plan
+from sweepbench.plan.batch_cycle import derived_keys
+from sweepbench.plan.planner import read_plan
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_planned_record
 
 BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",

@@ -51,22 +51,30 @@ def check(name: str, study: dict, selected: list, config: dict) -> None:
                               f"needs fixed.batch_schedule: cyclic")
 
 
-def source_runs(the_plan: dict, job: dict) -> list[dict]:
-    """The planned runs ({id, seed, spec}) of the study a job's batch cycle comes from (empty when
-    it has none)."""
+def derived_keys(the_plan: dict, cell_id: str) -> tuple[str, ...]:
+    """The spec keys a cell's runs get only when they train (record.spec_mismatch skips them): the
+    batch cycle of a job with batch_cycle_from, derived from another study's records."""
+    job = the_plan.get("jobs", {}).get(the_plan["cells"][cell_id].get("job")) or {}  # tests' plans may have none
+    return DERIVED_KEYS if job.get("batch_cycle_from") and not the_plan.get("smoke") else ()
+
+
+def source_runs(the_plan: dict, job: dict) -> list[tuple[dict, tuple]]:
+    """The planned runs ({id, seed, spec}) of the study a job's batch cycle comes from, each with its
+    derived keys (derived_keys); empty when it has none."""
     source = (job.get("batch_cycle_from") or {}).get("study")
     if not source:
         return []
-    return [run for cell in the_plan["studies"][source]["cells"] for run in the_plan["cells"][cell]["runs"]]
+    return [(run, derived_keys(the_plan, cell)) for cell in the_plan["studies"][source]["cells"]
+            for run in the_plan["cells"][cell]["runs"]]
 
 
-def accuracy_by_batch(runs_dir: str, runs: list[dict]) -> tuple[list[int], list[float]]:
+def accuracy_by_batch(runs_dir: str, runs: list[tuple[dict, tuple]]) -> tuple[list[int], list[float]]:
     """Mean final training accuracy per effective batch size over planned runs that did not
     diverge (NaN where every seed diverged), from the runs' run.json (each of its planned spec)."""
     by_batch: dict[int, list[float]] = {}
-    for run in runs:
+    for run, derived in runs:
         try:
-            rec = load_planned_record(os.path.join(runs_dir, run["id"]), run["spec"])
+            rec = load_planned_record(os.path.join(runs_dir, run["id"]), run["spec"], derived)
         except BrokenRecord as err:
             raise SweepbenchError(f"cannot read bmin/bmax input: {err}") from None
         batch = int(rec.spec["batch_size"]) * int(rec.spec["accum_steps"])

@@ -141,7 +141,7 @@ def value_slug(value) -> str:
     return str(value)
 
 
-PATH_PART = re.compile(r"[A-Za-z0-9._+=~-]{1,200}")  # one folder name of a run id; never "." or ".."
+PATH_PART = re.compile(r"[A-Za-z0-9._+=~-]{1,200}")  # one folder name of a run id (`key~value`: never "..")
 
 
 def cell_slug(axes: dict) -> str:
@@ -151,7 +151,7 @@ def cell_slug(axes: dict) -> str:
         return "default"
     parts = [f"{ABBREVIATIONS.get(k, k)}~{value_slug(v)}" for k, v in axes.items()]
     for (key, value), part in zip(axes.items(), parts):
-        if not PATH_PART.fullmatch(part) or part.strip(".") == "":
+        if not PATH_PART.fullmatch(part):
             raise SweepbenchError(f"bad {key} value {value!r} on an axis: it becomes the folder name {part!r} of its "
                                   "runs; allowed: values whose text uses only letters, digits and . _ + = ~ - "
                                   "(up to 200 characters), e.g. a fixed option instead of an axis for a path")
@@ -162,16 +162,22 @@ MAX_RUNS = 100_000  # the most runs a plan may have unless the config sets `max_
 
 
 def check_plan_size(config: dict, sp: "StudyPlan", runs_before: int) -> int:
-    """The runs planned so far with this study's, counted from its grid and rows before they are
-    expanded; past the config's `max_runs` (default MAX_RUNS) the plan is refused, saying its size
-    (a grid of 10^6 cells would otherwise plan for minutes without a word)."""
+    """The runs planned so far with this study's (at most: equal cells are trained once), counted
+    from its grid, rows and seeds before they are expanded; past the config's `max_runs` (default
+    MAX_RUNS) the plan is refused, saying its size (a grid of 10^6 cells would otherwise plan for
+    minutes without a word)."""
     grid, rows = sp.study.get("grid") or {}, sp.study.get("rows") or []
     total = runs_before + math.prod(len(values) for values in grid.values()) * max(1, len(rows)) * len(sp.seeds)
     limit = config.get("max_runs", MAX_RUNS)
     if total > limit:
-        raise sp.error("keys grid/rows/seeds", f"the plan would have {total:,} runs or more, above max_runs "
+        raise sp.error("keys grid/rows/seeds", f"the plan would have up to {total:,} runs, above max_runs "
                        f"{limit:,}; allowed: a smaller grid, or `max_runs: {total}` in the config if you mean it")
     return total
+
+
+def _axes(study: dict) -> list[str]:
+    """The study's axes in the order its points (_points) hold them: the rows' keys, then the grid's."""
+    return list(dict.fromkeys([k for row in study.get("rows") or [] for k in row] + list(study.get("grid") or {})))
 
 
 def _points(study: dict) -> list[dict]:
@@ -218,6 +224,7 @@ class StudyPlan:
     axes: list                     # the pack_by axes first
     pack_by: list
     entry: dict = field(default_factory=dict)   # what plan()["studies"][name] will be
+    cell_ids: set = field(default_factory=set)  # the cells in entry["cells"], to find one planned twice
 
     def error(self, where: str, message) -> SweepbenchError:
         return SweepbenchError(f"config error in study {self.name!r}, {where}: {message}")
@@ -309,8 +316,7 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
         raise SweepbenchError(f"config error in study {name!r}, key seeds: seed {repeated[0]} appears more than "
                               "once; allowed: distinct seeds (each is one run of every cell)")
     seeds = seeds[:2] if is_smoke(config) else seeds
-    points = _points(study)
-    axes = list(dict.fromkeys(k for p in points for k in p))  # every cell id names every axis
+    axes = _axes(study)  # every cell id names every axis
     pack_by = study.get("pack_by", axes)
     for axis in pack_by:
         if axis not in axes:
@@ -371,18 +377,14 @@ def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
                                                    "resources": sp.resources, "runs": [],
                                                    "batch_cycle_from": sp.study.get("batch_cycle_from")})
         job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]} for r in runs]
-    if seen[key] in sp.entry["cells"]:  # its runs would be tabulated twice
+    if seen[key] in sp.cell_ids:  # its runs would be tabulated twice
+        if the_plan["smoke"]:  # smoke shrinks epochs, train_size, ...: distinct cells may become one, kept once
+            return
         raise sp.error("keys grid/rows", f"two points give the same runs, cell {seen[key]} (a repeated grid value or "
                        "row, or values that resolve alike); allowed: each cell once")
+    sp.cell_ids.add(seen[key])
     sp.entry["cells"].append(seen[key])
     sp.entry["runs"] += [r["id"] for r in cells[seen[key]]["runs"]]
-
-
-def derived_keys(the_plan: dict, cell_id: str) -> tuple[str, ...]:
-    """The spec keys a cell's runs get only when they train (record.spec_mismatch skips them): the
-    batch cycle of a job with batch_cycle_from, derived from another study's records."""
-    job = the_plan.get("jobs", {}).get(the_plan["cells"][cell_id].get("job")) or {}  # tests' plans may have none
-    return batch_cycle.DERIVED_KEYS if job.get("batch_cycle_from") and not the_plan.get("smoke") else ()
 
 
 def _strict_loader():

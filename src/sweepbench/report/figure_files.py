@@ -10,7 +10,7 @@ import re
 
 from sweepbench.atomic import refuse_foreign
 
-FIGURE_FILE = re.compile(r"[^/]+/\d{2}-[a-z0-9-]*\.svg")  # <study>/<nn>-<title slug>.svg
+FIGURE_FILE = re.compile(r"[^/]+/\d{2,}-[a-z0-9-]*\.svg")  # <study>/<nn>-<title slug>.svg
 
 
 def is_figure_file(relative_path: str) -> bool:
@@ -29,9 +29,11 @@ def check_folder(folder: str, what: str = "--figures-dir") -> None:
     refuse_foreign(folder, is_figure_file, what)
 
 
-def clear(folder: str) -> None:
-    """Remove the report's earlier SVG files from the folder, after check_folder: a folder that holds
-    anything else is refused and left untouched."""
-    check_folder(folder)
+def clear(folder: str, what: str = "--figures-dir") -> None:
+    """Remove the report's earlier SVG files (and their studies' folders) from the folder, after
+    check_folder: a folder that holds anything else is refused and left untouched."""
+    check_folder(folder, what)
     for path in glob.glob(os.path.join(folder, "*", "*.svg")):
         os.remove(path)
+    for study in glob.glob(os.path.join(folder, "*", "")):  # the studies' folders it made, now empty
+        os.rmdir(study)

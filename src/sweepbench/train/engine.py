@@ -187,7 +187,7 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
         datasets.featurewise_normalise(splits)
     n_train = len(splits.y_train)
     check_batch_sizes(spec, n_train, workload.name)
-    check_memory(specs, workload.model, splits.n_inputs, n_train)
+    check_memory(specs, workload.model, splits.n_inputs, n_train, device)
     splits = splits.to(device).as_float()
     data_load_s = time.perf_counter() - t0
     model = model_kind(specs, workload, splits, device)
@@ -210,25 +210,36 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
 
 
 def available_mb() -> float | None:
-    """Memory this machine can still give (Linux's MemAvailable), in MB; None where unknown."""
+    """Memory this process can still have, in MB: Linux's MemAvailable, capped by the cgroup's limit
+    (a SLURM job's or a container's) less what the cgroup already uses; None where unknown."""
+    have = []
     try:
         with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
+            have += [int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:")]
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                have.append((int(limit) - int(g.read())) / 2**20)
+    except (OSError, ValueError, IndexError):
+        pass
+    return min(have) if have else None
 
 
-def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int) -> None:
-    """Refuse, before the model is built, runs whose weights, gradients, optimizer state and largest
-    batch's activations (plan.stacks.run_mb's estimate, per run of a stack) exceed the memory this
-    machine has available (an MLP of hidden [10^9] allocated until it crashed)."""
+def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, device: torch.device) -> None:
+    """Refuse, before the model is built, CPU runs whose weights, gradients, optimizer state and
+    largest batch's activations (plan.stacks.run_mb's estimate: MLPs, softmax regression, LeNet-5;
+    per run of a stack) exceed the memory this process can still have (an MLP of hidden [10^9]
+    allocated until it crashed). GPU runs are not checked here (their memory is the GPU's)."""
+    if device.type != "cpu":
+        return
     need = sum(stacks.run_mb(model, s, n_inputs, stacks.largest_batch(s, n_train)) for s in specs)
     have = available_mb()
     if have is not None and need > have:
-        raise SweepbenchError(f"bad model and batch size for this machine: the run{'s' if len(specs) > 1 else ''} "
-                              f"need about {need:,.0f} MB (weights, gradients, optimizer state and the largest "
-                              f"batch's activations), {have:,.0f} MB is available; allowed: a smaller model "
-                              "(hidden) or batch size")
+        spec = specs[0]
+        raise SweepbenchError(f"bad hidden {spec['hidden']!r} / batch_size {spec['batch_size']!r} for this machine: "
+                              f"the run{'s' if len(specs) > 1 else ''} need about {need:,.0f} MB (weights, gradients, "
+                              f"optimizer state, the largest batch's activations), {have:,.0f} MB is available; "
+                              "allowed: a smaller model (hidden) or batch size")
 
 
 def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:

@@ -85,6 +85,15 @@ def test_points_that_give_the_same_cell_twice_are_refused_naming_it(study, cell)
         plan({"studies": {"s": study}})
 
 
+def test_a_smoke_run_keeps_once_the_cells_that_its_shrinking_makes_equal():
+    """Smoke clamps epochs (and train_size, max_steps, ...): an axis over them gives equal cells,
+    which a smoke run of any config must accept (trained and tabulated once)."""
+    study = {"workload": "linreg", "grid": {"epochs": [3, 5], "lr": [0.1, 0.2]}, "seeds": [0, 1]}
+    assert len(plan({"studies": {"s": study}})["studies"]["s"]["cells"]) == 4
+    smoke = plan({"studies": {"s": study}, "smoke": True})["studies"]["s"]
+    assert smoke["cells"] == ["s/epochs~2/lr~0.1", "s/epochs~2/lr~0.2"] and len(smoke["runs"]) == 4
+
+
 @pytest.mark.parametrize("value", ["../../outside", "a/b", "<name>", "{job}", "with space", "x" * 201])
 def test_an_axis_value_that_cannot_be_a_folder_name_is_refused(value):
     """Axis values become run folder names: `data_dir: ../x` on an axis wrote records outside results/."""
@@ -124,8 +133,8 @@ def test_a_yaml_alias_bomb_is_refused_quickly_in_one_line(tmp_path):
 
 def test_a_plan_past_max_runs_is_refused_saying_its_size_unless_the_config_allows_it():
     study = {"workload": "linreg", "grid": {"lr": [0.001 * (i + 1) for i in range(50)]}, "seeds": [0, 1]}
-    with pytest.raises(SweepbenchError, match=r"study 's', keys grid/rows/seeds: the plan would have 100 runs or "
-                                              r"more, above max_runs 99; allowed: a smaller grid, or `max_runs: 100`"):
+    with pytest.raises(SweepbenchError, match=r"study 's', keys grid/rows/seeds: the plan would have up to 100 runs, "
+                                              r"above max_runs 99; allowed: a smaller grid, or `max_runs: 100`"):
         plan({"studies": {"s": study}, "max_runs": 99})
     assert len(plan({"studies": {"s": study}, "max_runs": 100})["cells"]) == 50
 

@@ -265,8 +265,8 @@ def test_a_model_and_batch_that_cannot_fit_are_refused_before_the_model_is_built
     """hidden [10^9] allocated until the process crashed: the estimate is checked first, nothing written."""
     monkeypatch.setattr(engine, "available_mb", lambda: 512.0)
     spec = resolve({"workload": "digits_mlp", "hidden": [100_000, 100_000], "epochs": 1})
-    with pytest.raises(SweepbenchError, match=r"bad model and batch size for this machine: the run need about "
-                                              r"[\d,]+ MB .*, 512 MB is available; allowed: a smaller model"):
+    with pytest.raises(SweepbenchError, match=r"bad hidden \[100000, 100000\] / batch_size 32 for this machine: the "
+                                              r"run need about [\d,]+ MB .*, 512 MB is available; allowed: a smaller"):
         engine.train(spec, str(tmp_path / "run"), quiet=True)
     assert not (tmp_path / "run").exists()
     monkeypatch.setattr(engine, "available_mb", lambda: None)               # unknown: not refused
