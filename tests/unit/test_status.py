@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import minimal_record, run_cli, write_record_files
@@ -52,8 +53,12 @@ def snakemake_process(results):
     """A real process whose command line names snakemake, working in the results' folder."""
     fake = results / "bin" / "snakemake"
     os.makedirs(fake.parent)
-    fake.write_text("import time\ntime.sleep(60)\n")
+    fake.write_text("import pathlib, time\npathlib.Path('bin/ready').touch()\ntime.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, str(fake)], cwd=str(results))
+    for _ in range(200):  # until it runs as itself (right after the fork, /proc shows pytest's command line)
+        if (results / "bin" / "ready").exists():
+            break
+        time.sleep(0.05)
     yield proc
     proc.kill()
     proc.wait()

@@ -13,9 +13,13 @@ from sweepbench.atomic import refuse_foreign
 FIGURE_FILE = re.compile(r"[^/]+/\d{2,}-[a-z0-9-]*\.svg")  # <study>/<nn>-<title slug>.svg
 
 
+SNAKEMAKE_MARK = ".snakemake_timestamp"  # Snakemake marks a directory output it made with this file
+
+
 def is_figure_file(relative_path: str) -> bool:
-    """Whether a file (path relative to the figures folder, with /) is one the report writes."""
-    return FIGURE_FILE.fullmatch(relative_path) is not None
+    """Whether a file (path relative to the figures folder, with /) is one the report writes, or the
+    mark Snakemake leaves in the workflow's figures folder."""
+    return relative_path == SNAKEMAKE_MARK or FIGURE_FILE.fullmatch(relative_path) is not None
 
 
 def figure_path(folder: str, study: str, index: int, title: str) -> str:

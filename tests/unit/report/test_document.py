@@ -205,3 +205,12 @@ def test_the_report_and_tables_steps_run_without_importing_torch(results, tmp_pa
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert "Linear neuron: (w, b) paths" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_a_figures_folder_snakemake_marked_is_the_reports_own(results, tmp_path):
+    """Snakemake leaves .snakemake_timestamp in the report's figures folder: a re-run must accept it."""
+    os.makedirs(tmp_path / "figures")
+    (tmp_path / "figures" / ".snakemake_timestamp").write_text("")
+    render(results, tmp_path / "report", pdf=False, figures_dir=str(tmp_path / "figures"))
+    render(results, tmp_path / "report", pdf=False, figures_dir=str(tmp_path / "figures"))  # its own files: replaced
+    assert len(list((tmp_path / "figures").rglob("*.svg"))) >= 14
