@@ -147,4 +147,6 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
     if len(result["broken"]) > max_broken:
         lines.append(f"... and {len(result['broken']) - max_broken} more broken runs (--json lists all)")
+    if result["broken"]:
+        lines.append("re-train the broken runs: snakemake --forcerun train (each job keeps its complete records)")
     return "\n".join(lines)

@@ -229,3 +229,27 @@ def test_the_workflow_never_replaces_what_sweepbench_did_not_write(tmp_path):
     real = snakemake(wd, "-n")
     assert real.returncode == 1 and "bad report_dir's figures folder" in real.stderr and "notes.txt" in real.stderr
     assert mine.read_text() == "mine"
+
+
+def test_a_deleted_record_after_a_finished_run_is_refused_then_retrained_by_forcerun(tmp_path):
+    """A finished job's manifest says its runs are done: after a record is deleted by hand the tables
+    refuse to be built without it, and the command they name re-trains only that run."""
+    config = {"studies": {"few": {"workload": "linreg", "fixed": {"epochs": 20, "lr": 0.001}, "pack_by": [],
+                                  "grid": {"batch_size": [1, 2, 4]}}}}
+    wd = workdir(tmp_path, config)
+    assert snakemake(wd).returncode == 0
+    runs = wd / "results" / "runs" / "few" / "all"
+    kept = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
+    shutil.rmtree(runs / "bs~2")
+    (wd / "results" / "tables" / "runs.csv").unlink()                 # so that aggregate runs again
+    refused = snakemake(wd)
+    log = (wd / "results" / "logs" / "aggregate.log").read_text()
+    assert refused.returncode != 0 and "1 broken or missing run record(s)" in log
+    assert "snakemake --forcerun train" in log
+    again = snakemake(wd, "--forcerun", "train")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 of 3 runs already have a complete record" in (wd / "results" / "logs" / "train" / "few" /
+                                                             "all.log").read_text()
+    now = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
+    assert {n: t for n, t in kept.items() if n != "bs~2"} == {n: t for n, t in now.items() if n != "bs~2"}
+    assert len(pd.read_csv(wd / "results" / "tables" / "runs.csv")) == 3

@@ -18,6 +18,7 @@ the later study points at the earlier cell. Every error names the study and the 
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import json
@@ -280,9 +281,21 @@ def selected_studies(config: dict) -> list[str]:
     return selected
 
 
+def _plain(value) -> bool:
+    """A value JSON keeps as it is: text, a number, a boolean, null, or a list of them."""
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
 def _check_reference(name: str, reference: dict | None) -> None:
     """Every printed value of a study's `reference` rows is a number, nan or null (rules.reference_value)."""
     for i, row in enumerate((reference or {}).get("rows") or []):
+        for key, value in row.items():
+            if not _plain(value):
+                raise SweepbenchError(f"config error in study {name!r}, key reference.rows[{i}].{key}: {value!r} is "
+                                      "not a number, text or a list of them; allowed: the axis values and printed "
+                                      "numbers of one point")
         for metric in (reference.get("metrics") or {}):
             try:
                 rules.reference_value(row.get(metric))
@@ -311,7 +324,7 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
         if target.get("stop"):
             fixed.setdefault("stop_at_target", True)
     seeds = seeds_override(config) or study.get("seeds") or [0]
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    repeated = sorted(s for s, n in collections.Counter(seeds).items() if n > 1)
     if repeated:
         raise SweepbenchError(f"config error in study {name!r}, key seeds: seed {repeated[0]} appears more than "
                               "once; allowed: distinct seeds (each is one run of every cell)")
@@ -400,6 +413,9 @@ def _strict_loader():
                 if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged by SafeLoader, keys may repeat
                     continue
                 key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, (str, int, float, bool)) and key is not None:
+                    raise SweepbenchError(f"a key that is a {type(key).__name__} (line {key_node.start_mark.line + 1});"
+                                          " allowed: names, numbers")
                 if key in seen:
                     raise SweepbenchError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); "
                                           "allowed: each key once per mapping")
@@ -481,22 +497,36 @@ def check_output_dirs(config: dict) -> None:
 
 
 def check_smoke_results(config: dict) -> None:
-    """A smoke run never replaces a real sweep's records: refused (one line, before any job) when
-    its results_dir holds run records under a plan.json that is not a smoke plan. Called by the
-    workflow when it starts; `plan()` itself reads no files."""
+    """A smoke run never replaces a real sweep's records: refused (one line, before any job) when its
+    results_dir holds run records of a real sweep, told by its plan.json (not a smoke plan) or, with
+    no plan, by a record that was not trained on the smoke data. Called by the workflow when it
+    starts; `plan()` itself reads no files."""
     results = config.get("results_dir", "results")
     plan_path, runs = os.path.join(results, "plan.json"), os.path.join(results, "runs")
-    if not is_smoke(config) or not os.path.isfile(plan_path) or not os.path.isdir(runs) or not os.listdir(runs):
+    if not is_smoke(config) or not os.path.isdir(runs) or not os.listdir(runs):
         return
-    try:
-        real = not read_plan(plan_path)["smoke"]
-    except SweepbenchError:  # a plan of an older sweepbench: its records are real as far as anyone knows
-        real = True
-    if real:
-        raise SweepbenchError(f"config error in key smoke: true, but {results}/ holds a real sweep's records "
-                              f"({plan_path} is not a smoke plan) that smoke runs would replace; allowed: "
-                              "smoke=true with results_dir=results-smoke report_dir=report-smoke (or another "
-                              "folder)")
+    real_plan = False
+    if os.path.isfile(plan_path):
+        try:
+            real_plan = not read_plan(plan_path)["smoke"]
+        except SweepbenchError:  # a plan of an older sweepbench: its records are real as far as anyone knows
+            real_plan = True
+    if real_plan or _real_record(runs):
+        raise SweepbenchError(f"config error in key smoke: true, but {results}/ holds a real sweep's records that "
+                              "smoke runs would replace; allowed: smoke=true with results_dir=results-smoke "
+                              "report_dir=report-smoke (or another folder)")
+
+
+def _real_record(runs_dir: str) -> bool:
+    """Whether the first run record found under runs_dir was trained on real data (not SMOKE_DATA_DIR)."""
+    for parent, _, files in os.walk(runs_dir):
+        if "run.json" in files:
+            try:
+                with open(os.path.join(parent, "run.json")) as f:
+                    return json.load(f).get("spec", {}).get("data_dir") != SMOKE_DATA_DIR
+            except (OSError, ValueError, AttributeError):
+                return True  # unreadable: it may be real
+    return False
 
 
 def write_job_specs(the_plan: dict, specs_dir: str) -> int:

@@ -29,6 +29,9 @@ MODES = ("auto", "grid", "seeds", "off")
 ALLOWED = f"{', '.join(MODES)}, or a mapping {{mode, max_runs (an integer >= 1), max_mb (a number > 0)}}"
 DEFAULTS = {"mode": "auto", "max_runs": 32, "max_mb": 1024}
 LENET5 = (546_044, 70_000)  # parameters; activations per sample (conv, tanh and batch-norm outputs, ~70k floats)
+# WideResNet-16-10 on 28x28: 17.1M parameters; per sample ~3.3M floats kept for backward (each block's
+# convolution, batch-norm and ReLU outputs at 160x28x28, 320x14x14, 640x7x7); an estimate, not a count
+WRN16_10 = (17_100_000, 3_300_000)
 
 
 # sweepbench.train.stacked trains several runs as one model with stacked parameters: a cell's seeds, or
@@ -88,10 +91,13 @@ def settings(value) -> dict:
 
 
 def run_mb(model: str, spec: dict, n_inputs: int, batch: int) -> float:
-    """Memory one run adds to a stack, estimated: 4 bytes x (4 x parameters: weights, gradients
-    and two optimizer states; plus 3 x batch x activations: forward outputs kept for backward)."""
+    """Memory one run needs (and adds to a stack), estimated: 4 bytes x (4 x parameters: weights,
+    gradients and two optimizer states; plus 3 x batch x activations: forward outputs kept for
+    backward). Models other than LeNet-5 and WideResNet-16-10 count as MLPs (softmax: no hidden)."""
     if model == "lenet5":
         params, acts = LENET5
+    elif model == "wrn16_10":
+        params, acts = WRN16_10
     else:
         widths = [n_inputs, *(spec.get("hidden") or [] if model == "mlp" else []), 10]
         params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))

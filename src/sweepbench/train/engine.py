@@ -227,19 +227,19 @@ def available_mb() -> float | None:
 
 def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, device: torch.device) -> None:
     """Refuse, before the model is built, CPU runs whose weights, gradients, optimizer state and
-    largest batch's activations (plan.stacks.run_mb's estimate: MLPs, softmax regression, LeNet-5;
-    per run of a stack) exceed the memory this process can still have (an MLP of hidden [10^9]
+    largest batch's activations (plan.stacks.run_mb's estimate: MLPs, softmax regression, LeNet-5,
+    WideResNet-16-10; per run of a stack) exceed the memory this process can still have (an MLP of hidden [10^9]
     allocated until it crashed). GPU runs are not checked here (their memory is the GPU's)."""
     if device.type != "cpu":
         return
     need = sum(stacks.run_mb(model, s, n_inputs, stacks.largest_batch(s, n_train)) for s in specs)
     have = available_mb()
     if have is not None and need > have:
-        spec = specs[0]
+        spec, who = specs[0], "the stack needs" if len(specs) > 1 else "the run needs"
         raise SweepbenchError(f"bad hidden {spec['hidden']!r} / batch_size {spec['batch_size']!r} for this machine: "
-                              f"the run{'s' if len(specs) > 1 else ''} need about {need:,.0f} MB (weights, gradients, "
-                              f"optimizer state, the largest batch's activations), {have:,.0f} MB is available; "
-                              "allowed: a smaller model (hidden) or batch size")
+                              f"{who} about {need:,.0f} MB (weights, gradients, optimizer state, the largest "
+                              f"batch's activations), {have:,.0f} MB is available; allowed: a smaller model "
+                              "(hidden) or batch size")
 
 
 def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:

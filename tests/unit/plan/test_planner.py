@@ -228,8 +228,15 @@ def test_a_smoke_run_never_replaces_a_real_sweeps_records(tmp_path):
     check_smoke_results({**config, "smoke": True})                                   # a plan, no records yet
     os.makedirs(tmp_path / "results" / "runs" / "s")
     with pytest.raises(SweepbenchError, match=r"config error in key smoke: true, but .*results/ holds a real "
-                                              r"sweep's records .* allowed: smoke=true with results_dir=results-smoke"):
+                                              r"sweep's records .*; allowed: smoke=true with "
+                                              r"results_dir=results-smoke"):
         check_smoke_results({**config, "smoke": True})
     check_smoke_results(config)                                                      # a real run may go there
     write_plan(plan({**config, "smoke": True}), str(tmp_path / "results" / "plan.json"))
     check_smoke_results({**config, "smoke": True})                                   # smoke over smoke: fine
+    os.makedirs(tmp_path / "results" / "runs" / "s" / "seed~0")
+    real = next(iter(plan(config)["cells"].values()))["runs"][0]["spec"]
+    (tmp_path / "results" / "runs" / "s" / "seed~0" / "run.json").write_text(json.dumps({"spec": real}))
+    os.remove(tmp_path / "results" / "plan.json")                                    # no plan: the records tell
+    with pytest.raises(SweepbenchError, match="holds a real sweep's records that smoke runs would replace"):
+        check_smoke_results({**config, "smoke": True})

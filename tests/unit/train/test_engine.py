@@ -266,7 +266,7 @@ def test_a_model_and_batch_that_cannot_fit_are_refused_before_the_model_is_built
     monkeypatch.setattr(engine, "available_mb", lambda: 512.0)
     spec = resolve({"workload": "digits_mlp", "hidden": [100_000, 100_000], "epochs": 1})
     with pytest.raises(SweepbenchError, match=r"bad hidden \[100000, 100000\] / batch_size 32 for this machine: the "
-                                              r"run need about [\d,]+ MB .*, 512 MB is available; allowed: a smaller"):
+                                              r"run needs about [\d,]+ MB .*, 512 MB is available; allowed: a smaller"):
         engine.train(spec, str(tmp_path / "run"), quiet=True)
     assert not (tmp_path / "run").exists()
     monkeypatch.setattr(engine, "available_mb", lambda: None)               # unknown: not refused
