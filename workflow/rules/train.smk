@@ -17,7 +17,6 @@ rule train:
     input:
         data=job_data,
         cycle=job_cycle_source,  # batch_cycle_from only: the cycle comes from another study's records
-        plan=ancient(f"{RESULTS}/plan.json"),  # written before any training (status reads it); never a re-run cause
     output:
         f"{RESULTS}/manifests/{{job}}.json",
     log:
