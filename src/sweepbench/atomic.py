@@ -34,8 +34,24 @@ def _usual_mode(chmod) -> None:
 
 
 def cannot_write(path: str, err: OSError) -> SweepbenchError:
+    """The one-line error of a failed write; names the file that stands where a folder is needed
+    (the OS says "File exists" or "Not a directory" then)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        return SweepbenchError(f"cannot write {path}: {parent} is a file, not a folder; allowed: a path in a "
+                               "folder (or a new one)")
     return SweepbenchError(f"cannot write {path}: {err.strerror or err}; allowed: a path in a writable folder "
                            "with free space")
+
+
+def make_folder(path: str) -> None:
+    """os.makedirs(path, exist_ok=True), failing as one line (cannot_write) instead of a traceback."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise cannot_write(path, err) from None
 
 
 def write_file(path: str, data: str | bytes) -> None:

@@ -77,6 +77,9 @@ def cmd_prepare(args) -> int:
     from sweepbench.data.datasets import tensor_file
     from sweepbench.data.prepare import prepare
 
+    if args.out is not None and not args.out.strip():
+        raise SweepbenchError("bad --out '': empty; allowed: a tensor file path, or no --out for "
+                              f"{tensor_file(args.dataset, args.data_dir)}")
     out = args.out or tensor_file(args.dataset, args.data_dir)
     prepare(args.dataset, args.raw_dir, out, download=args.download, tiny=args.tiny)
     print(f"prepared {args.dataset} -> {out} (sources and sha256 in {out}.sources.json)")

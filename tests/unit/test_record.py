@@ -152,3 +152,17 @@ def test_an_output_folder_with_a_link_or_an_empty_folder_inside_is_foreign(tmp_p
     owned = lambda rel: rel in record.RECORD_FILES  # noqa: E731
     assert foreign_files(str(folder), owned) == ["empty/", "home/"]
     assert foreign_files(str(tmp_path / "none"), owned) == []
+
+
+def test_writing_under_a_file_says_which_file_stands_in_the_way(tmp_path):
+    """`aggregate --out FILE/x`, `check --out FILE/x`: the OS said "File exists" or a traceback came out."""
+    from sweepbench import SweepbenchError
+    from sweepbench.atomic import make_folder, write_file
+
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(SweepbenchError, match=rf"cannot write .*afile/t/runs.csv: {tmp_path}/afile is a file, not "
+                                              r"a folder; allowed: a path in a folder"):
+        write_file(str(tmp_path / "afile" / "t" / "runs.csv"), "a\n")
+    with pytest.raises(SweepbenchError, match=rf"cannot write .*afile/c: {tmp_path}/afile is a file, not a folder"):
+        make_folder(str(tmp_path / "afile" / "c"))
+    assert (tmp_path / "afile").read_text() == "mine"

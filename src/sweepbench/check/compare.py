@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from sweepbench import SweepbenchError, __version__
-from sweepbench.atomic import TempFolder, refuse_foreign, write_file
+from sweepbench.atomic import TempFolder, make_folder, refuse_foreign, write_file
 from sweepbench.check import regression
 from sweepbench.provenance import cpu_name
 
@@ -340,7 +340,7 @@ def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | Non
                "line": summary_line(name, meta, table, len(common)),
                "baseline_made": {k: meta.get(k)
                                  for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "smoke")}}
-    os.makedirs(out_dir, exist_ok=True)
+    make_folder(out_dir)
     write_file(os.path.join(out_dir, "check.csv"), table.to_csv(index=False))
     write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
     return summary
@@ -351,7 +351,7 @@ def write_not_run(out_dir: str, name: str, reason: str) -> dict:
     import pandas as pd
 
     summary = {"baseline": name, "passed": None, "counts": {}, "line": f"not run against baseline {name!r}: {reason}"}
-    os.makedirs(out_dir, exist_ok=True)
+    make_folder(out_dir)
     write_file(os.path.join(out_dir, "check.csv"), pd.DataFrame(columns=CHECK_COLUMNS).to_csv(index=False))
     write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
     return summary

@@ -183,7 +183,8 @@ def test_prepare_into_a_folder_or_an_unwritable_path_is_one_line_exit_2(tmp_path
     raw = make_tiny_mnist(tmp_path / "data", "fmnist")
     os.makedirs(tmp_path / "adir")
     for out, message in ((tmp_path / "adir", "it is a folder; allowed: a tensor file path"),
-                         ("/proc/no/such/x.pt", "cannot write /proc/no/such/x.pt")):
+                         ("/proc/no/such/x.pt", "cannot write /proc/no/such/x.pt"),
+                         ("", "bad --out '': empty; allowed: a tensor file path, or no --out")):
         proc = run_cli("prepare", "--dataset", "fmnist", "--raw-dir", str(tmp_path / "data"), "--out", str(out))
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert os.listdir(tmp_path / "adir") == [] and raw
