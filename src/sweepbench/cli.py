@@ -13,6 +13,7 @@ import sys
 
 from sweepbench import SweepbenchError, __version__
 from sweepbench.data.registry import PREPARED
+from sweepbench.provenance import usable_cores
 from sweepbench.spec import OPTIONS, help_text, parse_value, resolve
 from sweepbench.workloads import WORKLOADS
 
@@ -238,8 +239,7 @@ def _table_parsers(sub) -> None:
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
     p.add_argument("--figures-dir",
                    help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
-    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count() or 1,
+    p.add_argument("--workers", type=int, default=usable_cores(),
                    help="processes drawing the studies' figures at once (default: this process's CPUs)")
     p = sub.add_parser("baseline", help="freeze the current tables as a baseline: baseline save NAME")
     p.add_argument("action", choices=["save"])

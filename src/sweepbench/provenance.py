@@ -116,6 +116,11 @@ def git_commit() -> dict:
     return {"git_commit": commit, "git_dirty": dirty}
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity; the machine's count where unknown)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

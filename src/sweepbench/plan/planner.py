@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from sweepbench import SweepbenchError, atomic, rules
 from sweepbench.data import registry
 from sweepbench.plan import batch_cycle, stacks
-from sweepbench.record import METRICS
+from sweepbench.record import METRICS, BrokenRecord, load_record
 from sweepbench.spec import OPTIONS, resolve
 from sweepbench.workloads import WORKLOADS
 
@@ -522,9 +522,8 @@ def _real_record(runs_dir: str) -> bool:
     for parent, _, files in os.walk(runs_dir):
         if "run.json" in files:
             try:
-                with open(os.path.join(parent, "run.json")) as f:
-                    return json.load(f).get("spec", {}).get("data_dir") != SMOKE_DATA_DIR
-            except (OSError, ValueError, AttributeError):
+                return load_record(parent).spec.get("data_dir") != SMOKE_DATA_DIR
+            except BrokenRecord:
                 return True  # unreadable: it may be real
     return False
 
@@ -576,15 +575,20 @@ def _run_specs(the_plan: dict) -> dict:
     return {run["id"]: run["spec"] for cell in the_plan["cells"].values() for run in cell["runs"]}
 
 
-def _check_links(the_plan: dict, where: str) -> None:
-    """Every study's cells and runs are in `cells`; every job's run `<job>/<dir>` is a cell's run
-    with the same spec (so plan.json can store that spec once)."""
+def _check_study_links(the_plan: dict, where: str) -> None:
+    """Every study's cells and runs are in `cells`."""
     specs = _run_specs(the_plan)
     for name, study in the_plan["studies"].items():
         lost = [c for c in study["cells"] if c not in the_plan["cells"]] + [r for r in study["runs"] if r not in specs]
         if lost:
             raise SweepbenchError(f"plan {where!r}: study {name!r} names {lost[0]!r}, which is no cell or run of "
                                   f"the plan; allowed: {PLAN_ALLOWED}")
+
+
+def _check_job_links(the_plan: dict, where: str) -> None:
+    """Every job's run `<job>/<dir>` is a cell's run with the same spec (so plan.json can store that
+    spec once; read_plan's _memory_form makes it so when it reads)."""
+    specs = _run_specs(the_plan)
     for job_id, job in the_plan["jobs"].items():
         for run in job["runs"]:
             run_id = f"{job_id}/{run['dir']}"
@@ -593,15 +597,21 @@ def _check_links(the_plan: dict, where: str) -> None:
                                       f"with the same spec; allowed: {PLAN_ALLOWED}")
 
 
-def check_plan(the_plan, where: str) -> None:
-    """A plan as plan() returns it, or a one-line SweepbenchError naming `where`: PLAN_KEYS, and
-    the studies, cells and jobs pointing at each other (_check_links)."""
-    _check_top(the_plan, where)
+def _malformed(check, the_plan, where: str) -> None:
+    """Run a check of a plan's links; a plan too broken to walk is one line too."""
     try:
-        _check_links(the_plan, where)
+        check(the_plan, where)
     except (KeyError, TypeError, AttributeError) as err:
         raise SweepbenchError(f"plan {where!r} is malformed ({type(err).__name__}: {err}); "
                               f"allowed: {PLAN_ALLOWED}") from None
+
+
+def check_plan(the_plan, where: str) -> None:
+    """A plan as plan() returns it, or a one-line SweepbenchError naming `where`: PLAN_KEYS, and
+    the studies, cells and jobs pointing at each other (_check_study_links, _check_job_links)."""
+    _check_top(the_plan, where)
+    _malformed(_check_study_links, the_plan, where)
+    _malformed(_check_job_links, the_plan, where)
 
 
 def _file_form(the_plan: dict) -> dict:
@@ -646,8 +656,8 @@ def write_plan(the_plan: dict, path: str) -> str:
 
 
 def read_plan(path: str) -> dict:
-    """results/plan.json back as plan() returned it (see write_plan), checked (check_plan), or a
-    one-line SweepbenchError naming the file."""
+    """results/plan.json back as plan() returned it (see write_plan), checked as check_plan checks
+    (the job links by _memory_form), or a one-line SweepbenchError naming the file."""
     try:
         with open(path, encoding="utf-8") as f:
             stored = json.load(f)
@@ -657,9 +667,9 @@ def read_plan(path: str) -> dict:
         raise SweepbenchError(f"plan {path!r} is not valid JSON ({err}); allowed: {PLAN_ALLOWED}") from None
     _check_top(stored, path)
     try:
-        the_plan = _memory_form(stored, path)
+        the_plan = _memory_form(stored, path)  # links each job run to its cell run, or says why not
     except (KeyError, TypeError, AttributeError) as err:
         raise SweepbenchError(f"plan {path!r} is malformed ({type(err).__name__}: {err}); "
                               f"allowed: {PLAN_ALLOWED}") from None
-    check_plan(the_plan, path)
+    _malformed(_check_study_links, the_plan, path)
     return the_plan

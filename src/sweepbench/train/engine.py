@@ -127,7 +127,7 @@ def usable_threads(threads: int) -> int:
     """The torch threads a run uses: `threads`, at most the cores this process may run on (more only
     slow it down). Capping is said on stderr, and run.json's provenance.torch_threads records the
     number used."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = provenance.usable_cores()
     if threads > cores:
         print(f"sweepbench: threads {threads} capped at the {cores} cores this process may use", file=sys.stderr)
     return min(threads, cores)
