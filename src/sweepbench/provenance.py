@@ -121,6 +121,22 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def available_mb() -> float | None:
+    """Memory this process can still have, in MB: Linux's MemAvailable, capped by the cgroup's limit
+    (a SLURM job's or a container's) less what the cgroup already uses; None where unknown."""
+    have = []
+    try:
+        with open("/proc/meminfo") as f:
+            have += [int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:")]
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                have.append((int(limit) - int(g.read())) / 2**20)
+    except (OSError, ValueError, IndexError):
+        pass
+    return min(have) if have else None
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -209,22 +209,6 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
     return run
 
 
-def available_mb() -> float | None:
-    """Memory this process can still have, in MB: Linux's MemAvailable, capped by the cgroup's limit
-    (a SLURM job's or a container's) less what the cgroup already uses; None where unknown."""
-    have = []
-    try:
-        with open("/proc/meminfo") as f:
-            have += [int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:")]
-        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
-            limit = f.read().strip()
-            if limit != "max":
-                have.append((int(limit) - int(g.read())) / 2**20)
-    except (OSError, ValueError, IndexError):
-        pass
-    return min(have) if have else None
-
-
 def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, device: torch.device) -> None:
     """Refuse, before the model is built, CPU runs whose weights, gradients, optimizer state and
     largest batch's activations (plan.stacks.run_mb's estimate: MLPs, softmax regression, LeNet-5,
@@ -233,7 +217,7 @@ def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, dev
     if device.type != "cpu":
         return
     need = sum(stacks.run_mb(model, s, n_inputs, stacks.largest_batch(s, n_train)) for s in specs)
-    have = available_mb()
+    have = provenance.available_mb()
     if have is not None and need > have:
         spec, who = specs[0], "the stack needs" if len(specs) > 1 else "the run needs"
         raise SweepbenchError(f"bad hidden {spec['hidden']!r} / batch_size {spec['batch_size']!r} for this machine: "

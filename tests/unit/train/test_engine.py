@@ -263,11 +263,11 @@ def test_save_best_keeps_reloads_and_evaluates_the_best_weights(tmp_path, tiny_i
 
 def test_a_model_and_batch_that_cannot_fit_are_refused_before_the_model_is_built(tmp_path, monkeypatch):
     """hidden [10^9] allocated until the process crashed: the estimate is checked first, nothing written."""
-    monkeypatch.setattr(engine, "available_mb", lambda: 512.0)
+    monkeypatch.setattr(engine.provenance, "available_mb", lambda: 512.0)
     spec = resolve({"workload": "digits_mlp", "hidden": [100_000, 100_000], "epochs": 1})
     with pytest.raises(SweepbenchError, match=r"bad hidden \[100000, 100000\] / batch_size 32 for this machine: the "
                                               r"run needs about [\d,]+ MB .*, 512 MB is available; allowed: a smaller"):
         engine.train(spec, str(tmp_path / "run"), quiet=True)
     assert not (tmp_path / "run").exists()
-    monkeypatch.setattr(engine, "available_mb", lambda: None)               # unknown: not refused
+    monkeypatch.setattr(engine.provenance, "available_mb", lambda: None)               # unknown: not refused
     engine.train(resolve({"workload": "digits_mlp", "epochs": 1}), str(tmp_path / "ok"), quiet=True)
