@@ -138,6 +138,10 @@ O = Option
 OPTIONS: dict[str, Option] = _options(
     # what to train
     O("workload", None, "choice", "name from sweepbench.workloads.WORKLOADS (required)", choices=WORKLOADS),
+    O("model", None, "text", "the model instead of the workload's: a built-in model (sweepbench.train.models.BUILT_IN) "
+      "or torchvision.<name> (random initialisation), adapted to the data's channels and classes", nullable=True),
+    O("data", None, "text", "the data instead of the workload's: a dataset name (sweepbench.data.registry), or a "
+      "local .npz, .pt, .csv[:label column] file or image folder (sweepbench.data.local)", nullable=True),
     O("optimizer", "sgd", "choice", "update rule (sweepbench.train.optimizers.OPTIMIZERS)", choices=OPTIMIZERS),
     O("lr", 0.01, "float", "base learning rate", low=0, low_open=True, high=10_000),
     O("batch_size", 32, "batch_size", "samples per micro-batch, or full (gradient descent on the whole set)"),
@@ -153,6 +157,8 @@ OPTIONS: dict[str, Option] = _options(
     O("train_size", 0, "int", "keep only the first N training samples (0 = all)", low=0),
     O("val_size", None, "int", "samples held out of training for validation (0 = validate on test)", low=0,
       nullable=True),
+    O("test_fraction", 0.2, "float", "local data without a test split (a CSV, an image folder without train/ and "
+      "test/): the fraction held out for testing, drawn with data_seed", low=0, high=1, low_open=True, high_open=True),
     O("data_dir", "resources", "text", "prepared dataset tensor files (<data_dir>/<dataset>.pt)"),
     O("raw_dir", "data", "text", "torchvision's raw download folder (used to prepare the tensor file)"),
     O("download", False, "bool", "let torchvision download missing raw files (needs the internet)"),

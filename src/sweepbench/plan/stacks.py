@@ -42,7 +42,7 @@ STACKABLE_MODELS = ("softmax", "mlp", "lenet5")  # plain layer stacks: no residu
 STACK_VARIES = ("seed", "lr", "momentum", "weight_decay", "entropy_alpha", "reg_lambda", "schedule", "warmup_steps",
                 "step_milestones", "step_gamma", "cosine_min_factor", "clr_max_lr", "clr_step_size", "clr_gamma")
 STACK_SHARED = (  # equal in every run of a stack, and the stacked training implements them as a run alone does
-    "workload", "optimizer", "batch_size", "clip_batch_size", "epochs", "max_steps",
+    "workload", "model", "data", "test_fraction", "optimizer", "batch_size", "clip_batch_size", "epochs", "max_steps",
     "synthetic", "data_seed", "train_size", "val_size", "data_dir", "raw_dir", "download",
     "hidden", "dropout", "sampling", "batch_schedule", "batch_cycle",
     "target_metric", "target", "stop_at_target", "patience", "converge_tol", "diverge_factor",
