@@ -28,7 +28,9 @@ Workload defaults override these (see `sweepbench workloads`); --set overrides b
 def _train_parser(sub):
     p = sub.add_parser("train", help="run one training run", description=TRAIN_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workload", required=True, help="workload name (sweepbench workloads lists them)")
+    p.add_argument("--workload", required=True,
+                   help="a built-in workload (sweepbench workloads lists them), or your own: file.py:function or "
+                        "module:function")
     p.add_argument("--optimizer", help=f"one of {OPTIONS['optimizer'].allowed()} (default sgd)")
     p.add_argument("--lr", help="learning rate > 0 (default: the workload's)")
     p.add_argument("--batch-size", help="integer >= 1 or 'full' (default: the workload's)")
@@ -90,6 +92,26 @@ def cmd_prepare(args) -> int:
 def cmd_workloads(args) -> int:
     for w in WORKLOADS.values():
         print(f"{w.name:16s} {w.description}\n{'':16s} defaults: {json.dumps(w.defaults)}")
+    print("\nYour own: file.py:function or module:function returning a sweepbench.Workload "
+          "(README, 'Benchmark your own model'; `sweepbench init` writes an example).")
+    return 0
+
+
+def cmd_init(args) -> int:
+    from sweepbench.plan.scaffold import init
+
+    written = init(args.folder)
+    print(f"wrote {' and '.join(written)}; run it: {'cd ' + args.folder + ' && ' if args.folder != '.' else ''}"
+          "sweepbench run --cores 2")
+    return 0
+
+
+def cmd_probe(args) -> int:
+    from sweepbench.train.probe import probe_file
+
+    found = probe_file(args.runs_file, args.out)
+    print(f"probe: {found['workload']}: {found['model']} on {found['dataset']} ({found['n_train']} training samples "
+          f"of shape {tuple(found['sample_shape'])}, {found['n_classes']} classes): ok")
     return 0
 
 
@@ -215,6 +237,9 @@ def _data_parsers(sub) -> None:
     p.add_argument("--tiny", action="store_true",
                    help="first write a tiny generated dataset in the real IDX format to --raw-dir (smoke runs)")
     sub.add_parser("workloads", help="list the workloads and their defaults")
+    p = sub.add_parser("init", help="write a starter config.yaml and my_workload.py (your own model and data) "
+                                    "that run as they are")
+    p.add_argument("folder", nargs="?", default=".", help="where to write them (default: here; never overwrites)")
     p = sub.add_parser("plan", help="validate a config and list its studies, cells and runs")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--json", action="store_true",
@@ -276,6 +301,10 @@ def _workflow_parsers(sub) -> None:
     side.add_argument("--shared", dest="exclusive", action="store_false",
                       help="other jobs may run beside this one (recorded in run.json)")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("probe", help="load a job's data and run its model once (the workflow, before training "
+                                     "your own workload, model or data)")
+    p.add_argument("--runs-file", required=True, help="a job's runs file (results/specs/<job>.json): its first run")
+    p.add_argument("--out", required=True, help="JSON file written (atomically) when the probe passes")
     p = sub.add_parser("status", help="per study: runs planned, done, running, missing, diverged, broken (from the "
                                       "records on disk; safe while the workflow runs)")
     p.add_argument("--results-dir", default="results", help="the workflow's results folder (with plan.json)")
@@ -283,8 +312,8 @@ def _workflow_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the counts, in-progress jobs and broken runs as JSON")
 
 
-COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "plan": cmd_plan,
-            "train-pack": cmd_train_pack, "aggregate": cmd_aggregate,
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "init": cmd_init, "plan": cmd_plan,
+            "train-pack": cmd_train_pack, "probe": cmd_probe, "aggregate": cmd_aggregate,
             "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check, "status": cmd_status}
 
 

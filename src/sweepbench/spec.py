@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sweepbench import SweepbenchError
+from sweepbench import SweepbenchError, workloads
 from sweepbench.record import METRICS
 from sweepbench.train.optimizers import OPTIMIZERS
 from sweepbench.workloads import WORKLOADS
@@ -137,7 +137,8 @@ def _options(*entries: Option) -> dict[str, Option]:
 O = Option
 OPTIONS: dict[str, Option] = _options(
     # what to train
-    O("workload", None, "choice", "name from sweepbench.workloads.WORKLOADS (required)", choices=WORKLOADS),
+    O("workload", None, "text", "a built-in workload (sweepbench.workloads.WORKLOADS), or your own as "
+      "file.py:function or module:function (required)"),
     O("model", None, "text", "the model instead of the workload's: a built-in model (sweepbench.train.models.BUILT_IN) "
       "or torchvision.<name> (random initialisation), adapted to the data's channels and classes", nullable=True),
     O("data", None, "text", "the data instead of the workload's: a dataset name (sweepbench.data.registry), or a "
@@ -285,8 +286,13 @@ def resolve(user: dict) -> dict:
     if unknown:
         raise SweepbenchError(f"unknown option {unknown[0]!r}; allowed: {', '.join(sorted(OPTIONS))}")
     OPTIONS["workload"].check(user.get("workload"))
+    workload = workloads.get(user["workload"])
     spec = defaults()
-    spec.update(WORKLOADS[user["workload"]].defaults)
+    bad = sorted(set(workload.defaults) - set(OPTIONS) | set(workload.defaults) & {"workload", "seed"})
+    if bad:
+        raise SweepbenchError(f"bad workload {workload.name!r}: its defaults set {bad[0]!r}, not a run option; "
+                              f"allowed: {', '.join(k for k in OPTIONS if k not in ('workload', 'seed'))}")
+    spec.update(workload.defaults)
     spec.update(user)
     validate(spec)
     return spec
@@ -305,16 +311,32 @@ def validate(spec: dict) -> None:
 
 
 def _check_acts_on_workload(spec: dict) -> None:
-    """Refuse an option set on a workload it does not act on (Option.models / Option.tasks)."""
-    workload = WORKLOADS[spec["workload"]]
+    """Refuse an option set on a workload it does not act on (Option.models / Option.tasks), by the
+    model it trains (the option `model` or the workload's)."""
+    workload = workloads.effective(spec)
+    model = workloads.label(workload.model)
     for name, option in OPTIONS.items():
         if not spec[name] or not (option.models or option.tasks):
             continue
-        if workload.model not in option.models and workload.task not in option.tasks:
+        if model not in option.models and workload.task not in option.tasks:
             users = sorted(w.name for w in WORKLOADS.values() if w.model in option.models or w.task in option.tasks)
-            raise SweepbenchError(f"bad {name} {spec[name]!r} for workload {workload.name} (model {workload.model}, "
+            raise SweepbenchError(f"bad {name} {spec[name]!r} for workload {workload.name} (model {model}, "
                                   f"task {workload.task}), which ignores it; allowed: leave {name} unset, or a "
-                                  f"workload that uses it: {', '.join(users)}")
+                                  f"workload or model that uses it: {', '.join(users + list(option.models))}")
+    _check_model_name(spec["model"])
+
+
+def _check_model_name(model) -> None:
+    """The option `model`: a built-in model or torchvision.<name>, random initialisation (offline)."""
+    if model is None or model in workloads.MODELS:
+        return
+    name = model[len(workloads.TORCHVISION):] if model.startswith(workloads.TORCHVISION) else ""
+    if "weights" in name or "pretrained" in name:
+        raise SweepbenchError(f"bad model {model!r}: pretrained weights are not supported (sweepbench trains from "
+                              "random initialisation and never downloads); allowed: torchvision.<name> alone")
+    if not name.isidentifier():
+        raise SweepbenchError(f"bad model {model!r}; allowed: {', '.join(workloads.MODELS)}, or torchvision.<name> "
+                              "(a torchvision classification model, e.g. torchvision.resnet18)")
 
 
 def _check_relations(spec: dict) -> None:
@@ -324,7 +346,7 @@ def _check_relations(spec: dict) -> None:
     if spec["schedule"] in ("triangular", "triangular2", "exp_range") and spec["clr_max_lr"] < spec["lr"]:
         raise SweepbenchError(f"bad clr_max_lr {spec['clr_max_lr']!r}; allowed: a value >= lr ({spec['lr']})")
     metric, target = spec["target_metric"], spec["target"]
-    if metric and metric.endswith("accuracy") and not WORKLOADS[spec["workload"]].has_accuracy:
+    if metric and metric.endswith("accuracy") and not workloads.get(spec["workload"]).has_accuracy:
         raise SweepbenchError(f"bad target_metric {metric!r} for regression workload {spec['workload']}; "
                               "allowed: train_loss, val_loss, test_loss")
     if metric and target is not None:

@@ -1,23 +1,62 @@
-"""The workload registry: dataset + model + loss + metric + default target, by name.
+"""Workloads: what sweepbench trains (data + model + task + option defaults + a default target).
 
-Importing this module is cheap (no torch): the planner and the CLI's validation use it.
+A workload is a built-in name (WORKLOADS below, the seeds' course-lab problems) or the user's own,
+named from a study or `sweepbench train --workload` as
+
+    my_workloads.py:small_cnn        a function in a file (relative to the working directory)
+    mypackage.workloads:small_cnn    a function in an importable module
+
+The function takes no arguments and returns a `Workload` (exported as `sweepbench.Workload`); this
+is the contract, and the built-in workloads are on it too:
+
+    Workload(
+        dataset=...,   # a dataset name (sweepbench.data.registry), a local source ("images/", "x.npz",
+                       # "x.pt", "x.csv[:label]": sweepbench.data.local), or a loader
+                       # (spec, generator) -> (x_train, y_train, x_test, y_test[, x_val, y_val]) tensors
+        model=...,     # a built-in model (MODELS), "torchvision.<name>", or a factory (spec) -> nn.Module
+        task="multiclass",   # TASKS: multiclass (logits, int64 labels, cross-entropy), binary (one logit
+                             # per sample, 0/1 float labels, BCE) or regression (MSE)
+        defaults={"lr": 0.05, "epochs": 5, "target_metric": "val_accuracy", "target": 0.9},  # spec.OPTIONS keys
+        description="...",
+    )
+
+The options `model` and `data` of a run replace the workload's (effective() below), so any workload
+can be trained with a torchvision model or on a local dataset without code, and both can be swept.
+Importing this module is cheap (no torch): the planner and the CLI's validation use it. A user's file
+is imported once per process (and again when it changes); what goes wrong there is one line naming
+the file and the function.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass, field, replace
 
 from sweepbench import SweepbenchError
 
+TASKS = ("multiclass", "binary", "regression")
+# the built-in models (sweepbench.train.models.build); "torchvision.<name>" names a torchvision model
+MODELS = ("linear_neuron", "logreg2d", "softmax", "mlp", "lenet5", "wrn16_10")
+TORCHVISION = "torchvision."
+USER_MODULE = "sweepbench_user_"  # the name a user's file is imported under (its path's digest follows)
+REF_FORMS = "a built-in workload (sweepbench workloads), file.py:function or module:function"
+
 
 @dataclass(frozen=True)
 class Workload:
-    name: str
-    dataset: str          # a name from sweepbench.data.registry.DATASETS
-    model: str            # linear_neuron | logreg2d | softmax | mlp | lenet5 | wrn16_10 (sweepbench.train.models)
-    task: str             # regression (MSE) | binary (sigmoid + BCE) | multiclass (softmax + CE)
-    description: str
+    """One workload (see the module docstring for what each field may be)."""
+
+    name: str = ""        # set by sweepbench for a user workload: the reference it was named by
+    dataset: object = None
+    model: object = None
+    task: str = "multiclass"
+    description: str = ""
     defaults: dict = field(default_factory=dict)   # overrides of the defaults in sweepbench.spec.OPTIONS
+    file: str = ""        # set by sweepbench for a user workload: the file that declares it (its code)
 
     @property
     def has_accuracy(self) -> bool:
@@ -94,7 +133,156 @@ for _variant in (
     WORKLOADS[_variant.name] = _variant
 
 
+# Your own model and data without code: set the options `data` and `model` (a classifier on local
+# images or a CSV, a regressor on a CSV); a study's target goes in its `target`.
+for _generic in (
+    Workload("classifier", None, "mlp", "multiclass", "Your data (option data: a local image folder, .npz, .pt or "
+             ".csv) and model (option model: softmax regression by default, mlp with option hidden, or "
+             "torchvision.<name>), classified with cross-entropy.",
+             {"lr": 0.01, "batch_size": 32, "epochs": 10, "val_size": 0}),
+    Workload("regressor", None, "mlp", "regression", "Your data (option data: a local .npz, .pt or .csv whose label "
+             "column is a number) and a linear model (option hidden makes it an MLP), trained on the mean squared "
+             "error.",
+             {"lr": 0.01, "batch_size": 32, "epochs": 10, "val_size": 0,
+              "target_metric": "val_loss"}),
+):
+    WORKLOADS[_generic.name] = _generic
+
+
+def is_user_ref(name: str) -> bool:
+    """Whether a workload name is a user's `file.py:function` or `module:function`."""
+    return isinstance(name, str) and ":" in name and name not in WORKLOADS
+
+
 def get(name: str) -> Workload:
-    if name not in WORKLOADS:
-        raise SweepbenchError(f"unknown workload {name!r}; allowed: {', '.join(WORKLOADS)}")
-    return WORKLOADS[name]
+    """The workload `name` names: a built-in one, or a user's (imported and checked, see the module
+    docstring). Raises SweepbenchError with one line naming the file and function on any failure."""
+    if isinstance(name, str) and name in WORKLOADS:
+        return WORKLOADS[name]
+    if not is_user_ref(name):
+        raise SweepbenchError(f"unknown workload {name!r}; allowed: {', '.join(WORKLOADS)}, or your own as "
+                              "file.py:function or module:function")
+    where, _, func = name.rpartition(":")
+    path = _user_file(name, where)
+    key = (name, os.getcwd(), *_stamp(path))
+    if key not in _LOADED:
+        _LOADED[key] = _checked(name, _call(name, path, where, func), path)
+    return _LOADED[key]
+
+
+_LOADED: dict = {}
+
+
+def effective(spec: dict) -> Workload:
+    """The workload a run trains: its workload with the run's `model` and `data` options in place of
+    the workload's model and dataset."""
+    w = get(spec["workload"])
+    if spec.get("model") or spec.get("data"):
+        w = replace(w, model=spec.get("model") or w.model, dataset=spec.get("data") or w.dataset)
+    if w.dataset is None:
+        raise SweepbenchError(f"workload {w.name} needs the option data; allowed: a local image folder, .npz, .pt "
+                              "or .csv file (sweepbench.data.local)")
+    return w
+
+
+def label(part) -> str:
+    """A model or dataset as run.json and the tables name it: its name, or a function's module:name."""
+    if isinstance(part, str) or part is None:
+        return part
+    module = getattr(part, "__module__", None) or "?"
+    if module.startswith(USER_MODULE):  # a function of a user's file: the file's name
+        module = os.path.basename(getattr(sys.modules.get(module), "__file__", None) or module)
+    return f"{module}:{getattr(part, '__qualname__', repr(part))}"
+
+
+def user_file(name: str) -> dict | None:
+    """The file a user workload is declared in, with its sha256 (run.json provenance); None for a
+    built-in workload. Editing the file re-trains its runs (it is training code)."""
+    if not is_user_ref(name):
+        return None
+    path = get(name).file
+    with open(path, "rb") as f:
+        return {"path": path, "sha256": hashlib.sha256(f.read()).hexdigest()}
+
+
+def _user_file(name: str, where: str) -> str:
+    """The file of `file.py:function` (relative to the working directory) or of `module:function`."""
+    if where.endswith(".py") or os.sep in where:
+        path = os.path.abspath(where)
+        if not os.path.isfile(path):
+            raise SweepbenchError(f"bad workload {name!r}: no file {where} (in {os.getcwd()}); allowed: {REF_FORMS}")
+        return path
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a module of the working directory, as `python -m` finds it
+    try:
+        found = importlib.util.find_spec(where)
+    except (ImportError, ValueError) as err:
+        found, why = None, f" ({type(err).__name__}: {err})"
+    else:
+        why = ""
+    if found is None or not found.origin or not os.path.isfile(found.origin):
+        raise SweepbenchError(f"bad workload {name!r}: no module {where} can be imported{why}; allowed: {REF_FORMS}")
+    return found.origin
+
+
+def _stamp(path: str) -> tuple:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _call(name: str, path: str, where: str, func: str):
+    """Import the user's file or module and call its function; errors become one line naming both."""
+    try:
+        if where.endswith(".py") or os.sep in where:
+            module_name = USER_MODULE + hashlib.sha256(path.encode()).hexdigest()[:12]
+            loader_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            folder = os.path.dirname(path)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)  # its own helper modules beside it import as they would in a script
+            sys.modules[module_name] = module
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.reload(importlib.import_module(where)) if where in sys.modules \
+                else importlib.import_module(where)
+    except Exception as err:  # the user's code: any error it raises is theirs, said in one line
+        raise SweepbenchError(f"bad workload {name!r}: importing {path} failed: {_where(err, path)}") from err
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        names = sorted(k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", "")
+                       == module.__name__ and not k.startswith("_"))
+        raise SweepbenchError(f"bad workload {name!r}: {path} has no function {func}; allowed: "
+                              f"{', '.join(names) or '(it defines no functions)'}")
+    try:
+        return fn()
+    except Exception as err:
+        raise SweepbenchError(f"bad workload {name!r}: {func}() in {path} failed: {_where(err, path)}") from err
+
+
+def _where(err: BaseException, path: str) -> str:
+    """`Type: message (line N)`, N the last line of the user's file in the traceback."""
+    import traceback
+
+    lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if os.path.abspath(f.filename) == path]
+    if isinstance(err, SyntaxError) and err.lineno:
+        lines.append(err.lineno)
+    return f"{type(err).__name__}: {err}" + (f" (line {lines[-1]})" if lines else "")
+
+
+def _checked(name: str, w, path: str) -> Workload:
+    """The user's Workload with its fields checked (types; option defaults are checked by spec.resolve)."""
+    if not isinstance(w, Workload):
+        raise SweepbenchError(f"bad workload {name!r}: it returned {type(w).__name__}; allowed: a sweepbench.Workload")
+    problems = [
+        ("task", w.task in TASKS, f"one of {', '.join(TASKS)}"),
+        ("model", isinstance(w.model, str) or callable(w.model), "a model name, torchvision.<name>, or a function "
+                                                                 "(spec) -> torch.nn.Module"),
+        ("dataset", w.dataset is None or isinstance(w.dataset, str) or callable(w.dataset),
+         "a dataset name, a local data path, or a function (spec, generator) -> tensors"),
+        ("defaults", isinstance(w.defaults, dict), "a dict of run options"),
+    ]
+    for field_name, ok, allowed in problems:
+        if not ok:
+            raise SweepbenchError(f"bad workload {name!r}: its {field_name} is {getattr(w, field_name)!r}; "
+                                  f"allowed: {allowed}")
+    return replace(w, name=name, file=path, description=w.description or f"{name} (your workload)")

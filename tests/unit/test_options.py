@@ -144,7 +144,7 @@ def test_an_option_the_workload_ignores_is_refused_naming_who_uses_it(workload, 
     """`hidden` on a softmax or `dropout` on the MLP was accepted and recorded: a sweep over it gave
     identical cells under different labels."""
     message = (rf"bad {option} .* for workload {workload} \(model .*\), which ignores it; allowed: leave {option} "
-               rf"unset, or a workload that uses it: .*{users}")
+               rf"unset, or a workload or model that uses it: .*{users}")
     with pytest.raises(SweepbenchError, match=message):
         spec.resolve({"workload": workload, option: value})
     spec.resolve({"workload": workload, option: None})                    # unset (or off) is fine

@@ -6,7 +6,8 @@ import sys
 
 from sweepbench import SweepbenchError
 from sweepbench.plan.planner import SMOKE_DATA_DIR, SMOKE_RAW_DIR, check_smoke_results, is_smoke, load_config, plan
-from sweepbench.data.registry import needs_tensor_file, wildcard_pattern
+from sweepbench.data.registry import PREPARED, needs_tensor_file, wildcard_pattern
+from sweepbench.plan import user_inputs
 from sweepbench.provenance import code_version
 from sweepbench.report import figure_files
 
@@ -52,9 +53,25 @@ def job_digest(wildcards):
     return digest(JOBS[wildcards.job]["runs"])
 
 
+# The user's own workloads, models and data: each distinct one is probed once before its training
+# jobs (sweepbench.train.probe), and its files' digest is a param of every job that uses it
+# (sweepbench.plan.user_inputs): editing the workload file or the data re-trains exactly those jobs.
+PROBES = user_inputs.probe_jobs(JOBS)
+USER_INPUTS = {job: user_inputs.digest(JOBS[job]["runs"][0]["spec"]) for job in PROBES}
+
+
+def job_probe(wildcards):
+    probe = PROBES.get(wildcards.job)
+    return [f"{RESULTS}/probes/{probe}.json"] if probe else []
+
+
+def job_user_inputs(wildcards):
+    return USER_INPUTS.get(wildcards.job, "")
+
+
 def job_data(wildcards):
     job = JOBS[wildcards.job]
-    needs_file = needs_tensor_file(job["dataset"], job["runs"][0]["spec"])
+    needs_file = job["dataset"] in PREPARED and needs_tensor_file(job["dataset"], job["runs"][0]["spec"])
     return [f"{DATA_DIR}/{job['dataset']}.pt"] if needs_file else []
 
 

@@ -13,9 +13,24 @@ onstart:
     write_job_specs(PLAN, f"{RESULTS}/specs")
 
 
+# Before the first training job of a user's own workload, model or data: load the data and run the
+# model once (sweepbench probe); a mismatch stops the workflow there with one line, exit code 2.
+rule probe:
+    output:
+        f"{RESULTS}/probes/{{job}}.json",
+    params:
+        spec=lambda w: f"{RESULTS}/specs/{w.job}.json",
+        user=job_user_inputs,  # re-probe when the workload file or the data change
+        code=CODE_VERSION,
+    localrule: True
+    shell:
+        "sweepbench probe --runs-file {params.spec:q} --out {output:q}"
+
+
 rule train:
     input:
         data=job_data,
+        probe=job_probe,
         cycle=job_cycle_source,  # batch_cycle_from only: the cycle comes from another study's records
     output:
         f"{RESULTS}/manifests/{{job}}.json",
@@ -34,6 +49,7 @@ rule train:
         runs_dir=job_runs_dir,
         digest=job_digest,  # changes exactly when this job's run specs change ...
         code=CODE_VERSION,  # ... or the training code does: then the job re-runs
+        user=job_user_inputs,  # ... or the user's workload file or local data do
         threads=job_torch_threads,
         spec=lambda w: f"{RESULTS}/specs/{w.job}.json",
         cycle=job_cycle_flags,

@@ -27,12 +27,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from sweepbench import SweepbenchError, atomic, rules
+from sweepbench import SweepbenchError, atomic, rules, workloads
 from sweepbench.data import registry
 from sweepbench.plan import batch_cycle, stacks
 from sweepbench.record import METRICS, BrokenRecord, load_record
 from sweepbench.spec import OPTIONS, resolve
-from sweepbench.workloads import WORKLOADS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -201,10 +200,34 @@ def _check_keys(name: str, where: str, options: dict) -> None:
                                   f"allowed: {', '.join(k for k in OPTIONS if k not in ('workload', 'seed'))}")
 
 
-def _train_samples(spec: dict, dataset: str) -> int:
-    """Training samples a run of `spec` will have (sweepbench.data.registry), for the
-    batch-size check; a val_size that leaves none is bad input."""
-    entry = registry.get(dataset)
+def data_entry(spec: dict):
+    """The registry entry of the data a run of `spec` trains on (sweepbench.data.registry, or for local
+    data the entry sweepbench.data.datasets.describe reads from its files); None for a user's loader,
+    whose data are known only when it runs (the workflow's probe checks them before training)."""
+    source = workloads.effective(spec).dataset
+    if callable(source):
+        return None
+    if source in registry.DATASETS:
+        return registry.DATASETS[source]
+    key = json.dumps([spec.get(k) for k in DESCRIBE_KEYS])  # a study's cells often share their data
+    if key not in _DESCRIBED:
+        from sweepbench.data import datasets  # torch: only for a study on local data
+
+        _DESCRIBED[key] = datasets.describe(source, spec)
+    return _DESCRIBED[key]
+
+
+# what datasets.describe reads of a spec; its answers for one planning process, by those values
+DESCRIBE_KEYS = ("data", "val_size", "train_size", "test_fraction", "data_seed", "synthetic", "data_dir", "workload")
+_DESCRIBED: dict = {}
+
+
+def _train_samples(spec: dict, entry) -> int | None:
+    """Training samples a run of `spec` will have (sweepbench.data.registry), for the batch-size check
+    (None: not known before the run); a val_size that leaves none is bad input."""
+    if entry is None:
+        return None
+    dataset = entry.name
     held_out = (entry.val_default if spec["val_size"] is None else spec["val_size"]) if entry.val_from_train else 0
     if held_out >= entry.n_train:
         raise SweepbenchError(f"bad val_size {spec['val_size']}; allowed: 0..{entry.n_train - 1} (the training set "
@@ -260,8 +283,7 @@ def plan(config: dict) -> dict:
         study_jobs = [j for j in dict.fromkeys(the_plan["cells"][c]["job"] for c in sp.entry["cells"])
                       if the_plan["jobs"][j]["study"] == name]
         try:
-            stacks.plan_stacks(sp.study, [(j, the_plan["jobs"][j]) for j in study_jobs], sp.workload.model,
-                                 registry.get(sp.workload.dataset))
+            stacks.plan_stacks(sp.study, [(j, the_plan["jobs"][j]) for j in study_jobs], data_entry)
         except SweepbenchError as err:
             raise sp.error("key stack", err) from None
         the_plan["studies"][name] = sp.entry
@@ -308,9 +330,10 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
     """A study's checked settings: workload, option keys, target, seeds, resources, axes."""
     study = config["studies"][name]
     batch_cycle.check(name, study, selected, config)
-    if study["workload"] not in WORKLOADS:
-        raise SweepbenchError(f"config error in study {name!r}, key workload: unknown workload "
-                              f"{study['workload']!r}; allowed: {', '.join(WORKLOADS)}")
+    try:
+        workload = workloads.get(study["workload"])
+    except SweepbenchError as err:
+        raise SweepbenchError(f"config error in study {name!r}, key workload: {err}") from None
     fixed = dict(study.get("fixed") or {})
     _check_keys(name, "fixed", fixed)
     _check_keys(name, "grid", study.get("grid") or {})
@@ -335,7 +358,6 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
         if axis not in axes:
             raise SweepbenchError(f"config error in study {name!r}, key pack_by: {axis!r} is not an axis "
                                   f"of the study; allowed: {', '.join(axes) or '(none)'}")
-    workload = WORKLOADS[study["workload"]]
     sp = StudyPlan(name, study, {**(config.get("defaults") or {}), **fixed}, seeds,
                    {**DEFAULT_RESOURCES, **(config.get("resources") or {}), **(study.get("resources") or {})},
                    workload, [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by], pack_by)
@@ -357,11 +379,11 @@ def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
     try:
         spec = resolve({**options, "seed": sp.seeds[0], "threads": sp.resources["threads"]})
         spec = apply_smoke(spec) if is_smoke(config) else spec
-        n = _train_samples(spec, sp.workload.dataset)
+        n = _train_samples(spec, data_entry(spec))
     except SweepbenchError as err:
         raise sp.error(f"cell {label}", err) from None
     bs = spec["batch_size"]
-    if bs != "full" and bs > n and not spec["clip_batch_size"]:
+    if n is not None and bs != "full" and bs > n and not spec["clip_batch_size"]:
         raise sp.error("key batch_size", f"{bs} is larger than the training set of {sp.workload.name} ({n} "
                                          f"samples); allowed: 1..{n} or full")
     sp.entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
@@ -384,11 +406,15 @@ def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
             raise SweepbenchError(f"config error in study {sp.name!r}: two cells share the id {cell_id}")
         seen[key] = cell_id
         runs = [{"id": f"{cell_id}/seed~{seed}", "seed": seed, "spec": dict(spec, seed=seed)} for seed in sp.seeds]
-        cells[cell_id] = {"study": sp.name, "job": job_id, "dataset": sp.workload.dataset,
+        dataset = workloads.label(workloads.effective(spec).dataset)
+        cells[cell_id] = {"study": sp.name, "job": job_id, "dataset": dataset,
                           "resources": sp.resources, "axes": point, "runs": runs}
-        job = the_plan["jobs"].setdefault(job_id, {"study": sp.name, "dataset": sp.workload.dataset,
+        job = the_plan["jobs"].setdefault(job_id, {"study": sp.name, "dataset": dataset,
                                                    "resources": sp.resources, "runs": [],
                                                    "batch_cycle_from": sp.study.get("batch_cycle_from")})
+        if job["dataset"] != dataset:
+            raise sp.error("key pack_by", f"job {job_id} would train on {job['dataset']} and {dataset}; allowed: "
+                                          "pack_by naming the data axis (a job's runs share their data)")
         job["runs"] += [{"dir": r["id"][len(job_id) + 1:], "seed": r["seed"], "spec": r["spec"]} for r in runs]
     if seen[key] in sp.cell_ids:  # its runs would be tabulated twice
         if the_plan["smoke"]:  # smoke shrinks epochs, train_size, ...: distinct cells may become one, kept once

@@ -22,8 +22,7 @@ from __future__ import annotations
 import json
 import math
 
-from sweepbench import SweepbenchError
-from sweepbench.workloads import WORKLOADS
+from sweepbench import SweepbenchError, workloads
 
 MODES = ("auto", "grid", "seeds", "off")
 ALLOWED = f"{', '.join(MODES)}, or a mapping {{mode, max_runs (an integer >= 1), max_mb (a number > 0)}}"
@@ -38,6 +37,7 @@ WRN16_10 = (17_100_000, 3_300_000)
 # cells of a grid that differ only in STACK_VARIES (each run keeps its own values of those).
 # Every option of sweepbench.spec.OPTIONS is in exactly one of the three classes below (a test
 # checks it), so a new option must be classified before any stack trains with it.
+ESTIMATED_MODELS = ("softmax", "mlp", "lenet5", "wrn16_10")  # the models run_mb estimates; others: unknown
 STACKABLE_MODELS = ("softmax", "mlp", "lenet5")  # plain layer stacks: no residual blocks, no dropout
 STACK_VARIES = ("seed", "lr", "momentum", "weight_decay", "entropy_alpha", "reg_lambda", "schedule", "warmup_steps",
                 "step_milestones", "step_gamma", "cosine_min_factor", "clr_max_lr", "clr_step_size", "clr_gamma")
@@ -71,10 +71,10 @@ def check_stackable(specs: list[dict]) -> None:
         if key is not None:
             raise SweepbenchError(f"cannot stack runs that differ in {key} ({first[key]!r} vs {spec.get(key)!r}); "
                                   f"allowed: runs that differ only in {', '.join(STACK_VARIES)}")
-    model = WORKLOADS[first["workload"]].model
+    model = workloads.label(workloads.effective(first).model)
     if model not in STACKABLE_MODELS:
         raise SweepbenchError(f"cannot stack workload {first['workload']} (model {model}); allowed: workloads "
-                              f"whose model is {', '.join(STACKABLE_MODELS)}")
+                              f"whose model is {', '.join(STACKABLE_MODELS)} (a plain layer stack)")
     for key, allowed in STACK_REQUIRES.items():
         if first[key] not in allowed:
             raise SweepbenchError(f"cannot stack runs with {key}={first[key]!r}; allowed: "
@@ -151,18 +151,28 @@ def largest_batch(spec: dict, n_train: int) -> int:
     return max(n_train if b == "full" else min(b, n_train) for b in sizes)
 
 
-def plan_stacks(study: dict, jobs: list[tuple[str, dict]], model: str, dataset) -> None:
-    """Assign stacks in the jobs of one study (the planner calls this once per study);
-    `dataset` is its sweepbench.data.registry entry."""
+def plan_stacks(study: dict, jobs: list[tuple[str, dict]], data_entry) -> None:
+    """Assign stacks in the jobs of one study (the planner calls this once per study); each job by the
+    model its runs train and their data (`data_entry(spec)`: its sweepbench.data.registry entry, or
+    None when unknown before training). With `auto`, a model that cannot stack (a user's, torchvision's)
+    trains its runs alone; a study that asks for a mode by name and cannot have it is refused with
+    the reason (never trained differently than asked)."""
     chosen = settings(study.get("stack"))
-    n_inputs = math.prod(dataset.shape)
-
-    def size(spec):
-        return run_mb(model, spec, n_inputs, largest_batch(spec, dataset.train_samples(spec)))
-
     for job_id, job in jobs:
+        spec = job["runs"][0]["spec"]
+        model, dataset = workloads.label(workloads.effective(spec).model), data_entry(spec)
         mode = mode_for(chosen, model, job["resources"])
         if mode != "off" and job["resources"].get("exclusive"):
             raise SweepbenchError(f"stack {mode!r} with resources.exclusive: a throughput study times each run "
                                   "alone; allowed: stack: off (or auto)")
+        if mode != "off" and dataset is None:
+            if chosen["mode"] != "auto":
+                raise SweepbenchError(f"cannot stack runs of workload {spec['workload']}: its data come from a "
+                                      "loader, unknown before training; allowed: stack: off (or auto)")
+            mode = "off"
+        n_inputs = math.prod(dataset.shape) if dataset is not None else 0
+
+        def size(spec, dataset=dataset, n_inputs=n_inputs, model=model):
+            return run_mb(model, spec, n_inputs, largest_batch(spec, dataset.train_samples(spec)))
+
         form_stacks(job_id, job["runs"], mode, chosen, size, strict=chosen["mode"] != "auto")

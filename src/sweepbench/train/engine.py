@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError, provenance
-from sweepbench.data import datasets
+from sweepbench import SweepbenchError, provenance, workloads
+from sweepbench.data import datasets, registry
 from sweepbench.data.augment import random_shift_flip
 from sweepbench.plan import stacks
 from sweepbench.record import RecordWriter, RunContext
@@ -45,7 +45,6 @@ from sweepbench.train.run_state import (
     set_initial_loss,
     take_window,
 )
-from sweepbench.workloads import get as get_workload
 
 # run.json `placement` of a run started by hand: nothing says whether it had its device alone.
 # Workflow jobs pass {"scheduler": "train-pack", "exclusive": bool, "gpu_slots": n, "threads": n}.
@@ -175,19 +174,19 @@ def train_runs(specs: list[dict], job: Job, model_kind) -> list[dict]:
 def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bool) -> Training:
     """Data on the device, the model and optimizer (model_kind), one RunState per run."""
     spec = specs[0]
-    workload = get_workload(spec["workload"])
+    workload = workloads.effective(spec)
     device = pick_device(spec["device"])
     if spec["threads"]:
         torch.set_num_threads(usable_threads(spec["threads"]))
     allocator.keep_large_blocks()
     seed_everything(spec["seed"], spec["deterministic"], device)
     t0 = time.perf_counter()
-    splits = datasets.load(workload.dataset, spec)
+    splits = datasets.load(workload.dataset, spec, task=workload.task, who=f"workload {workload.name}")
     if spec["augment"]:
         datasets.featurewise_normalise(splits)
     n_train = len(splits.y_train)
     check_batch_sizes(spec, n_train, workload.name)
-    check_memory(specs, workload.model, splits.n_inputs, n_train, device)
+    check_memory(specs, workloads.label(workload.model), splits.n_inputs, n_train, device)
     splits = splits.to(device).as_float()
     data_load_s = time.perf_counter() - t0
     model = model_kind(specs, workload, splits, device)
@@ -213,8 +212,9 @@ def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, dev
     """Refuse, before the model is built, CPU runs whose weights, gradients, optimizer state and
     largest batch's activations (plan.stacks.run_mb's estimate: MLPs, softmax regression, LeNet-5,
     WideResNet-16-10; per run of a stack) exceed the memory this process can still have (an MLP of hidden [10^9]
-    allocated until it crashed). GPU runs are not checked here (their memory is the GPU's)."""
-    if device.type != "cpu":
+    allocated until it crashed). GPU runs are not checked here (their memory is the GPU's), nor models
+    the estimate does not know (torchvision's, the user's own)."""
+    if device.type != "cpu" or model not in stacks.ESTIMATED_MODELS:  # a user's model: its size is unknown here
         return
     need = sum(stacks.run_mb(model, s, n_inputs, stacks.largest_batch(s, n_train)) for s in specs)
     have = provenance.available_mb()
@@ -409,7 +409,8 @@ def write_records(run: Training, job: Job, t_entry: float) -> list[dict]:
                   "data_load_s": run.timing["data_load_s"] if first else 0.0,
                   "compile_s": run.timing["compile_s"], "total_s": time.perf_counter() - t_entry}
         ctx = RunContext(
-            workload={"name": run.workload.name, "dataset": run.workload.dataset, "model": run.workload.model,
+            workload={"name": run.workload.name, "dataset": workloads.label(run.workload.dataset),
+                      "model": workloads.label(run.workload.model),
                       "task": run.workload.task, **counts, **run.splits.counts,
                       "val_is_test": run.splits.val_is_test, "synthetic": st.spec["synthetic"]},
             timing=timing, memory=memory, placement=placement,
@@ -441,7 +442,7 @@ def reload_best(run: Training) -> dict | None:
         return None
     path = os.path.join(run.writers[0].tmp, "model.pt")
     torch.save(best["state"], path)
-    fresh = models.build(run.workload.model, spec, run.splits.n_inputs).to(run.device)
+    fresh = models.build(run.workload.model, spec, model_input(run.splits, run.workload.task)).to(run.device)
     fresh.load_state_dict(torch.load(path, map_location=run.device, weights_only=True))
     fresh = acceleration.memory_format(spec, fresh)
     scores = evaluate(fresh, Objective(run.workload.task, spec, fresh), run.splits, spec)
@@ -464,7 +465,12 @@ class SingleModel:
     def __init__(self, specs: list[dict], workload, splits: datasets.Splits, device: torch.device):
         (spec,) = specs
         self.spec = spec
-        self.module = acceleration.memory_format(spec, models.build(workload.model, spec, splits.n_inputs).to(device))
+        inputs = model_input(splits, workload.task)
+        self.module = models.build(workload.model, spec, inputs).to(device)
+        if not is_built_in(workload):  # a model or data of the user's: checked against each other first
+            models.check_output(self.module, splits.inputs(splits.x_train[:2]), splits.y_train[:2], inputs,
+                                f"{workloads.label(workload.model)} (workload {workload.name})")
+        self.module = acceleration.memory_format(spec, self.module)
         self.module.train()
         self.objective = Objective(workload.task, spec, self.module)
         self.impl = acceleration.optimizer_impl(spec, device)
@@ -547,6 +553,17 @@ class SingleModel:
 
     def trajectory_names(self) -> list[str]:
         return list(self._trajectory().keys()) if self._trajectory is not None else []
+
+
+def is_built_in(workload) -> bool:
+    """A built-in model on a built-in dataset (known to fit each other), not a user's or torchvision's."""
+    return (isinstance(workload.model, str) and workload.model in workloads.MODELS
+            and isinstance(workload.dataset, str) and workload.dataset in registry.DATASETS)
+
+
+def model_input(splits: datasets.Splits, task: str) -> models.ModelInput:
+    """What the model is sized to: the data's sample shape and classes, the task, one target's shape."""
+    return models.ModelInput(tuple(splits.sample_shape), splits.n_classes, task, tuple(splits.y_train.shape[1:]))
 
 
 def warmup_batches(spec, splits, n_train) -> list:

@@ -11,6 +11,7 @@ import torch
 
 from sweepbench import __version__, workloads
 from sweepbench.data import datasets
+from sweepbench.plan import user_inputs
 from sweepbench.provenance import code_version, cpu_name, git_commit
 
 
@@ -24,7 +25,7 @@ def device_name(device) -> str:
 def data_source(spec: dict) -> dict:
     """The run's data source (sweepbench.data.datasets.data_source), or why it is unknown."""
     try:
-        return datasets.data_source(workloads.get(spec["workload"]).dataset, spec)
+        return datasets.data_source(workloads.effective(spec).dataset, spec)
     except Exception as err:  # provenance must never stop a finished run from being recorded
         return {"error": f"{type(err).__name__}: {err}"}
 
@@ -47,6 +48,7 @@ def collect(device, spec: dict) -> dict:
         "seed": spec["seed"],
         "data_seed": spec["data_seed"],
         "data_source": data_source(spec),
+        "user_inputs": user_inputs.of(spec),  # the user's workload file and local data (None: built-in only)
         "deterministic": spec["deterministic"],
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from sweepbench import SweepbenchError, atomic
+from sweepbench.plan import user_inputs
 from sweepbench.plan.stacks import check_stackable
 from sweepbench.provenance import code_version
 from sweepbench.record import BrokenRecord, load_record
@@ -56,12 +57,14 @@ def run_progress(first: int, last: int, total: int) -> str:
 
 
 def is_done(run_dir: str, spec: dict) -> bool:
-    """A complete record of exactly this spec, trained by the current training code."""
+    """A complete record of exactly this spec, trained by the current training code on the same user
+    inputs (sweepbench.plan.user_inputs: the user's workload file and local data, unchanged)."""
     try:
         rec = load_record(run_dir)
     except BrokenRecord:
         return False
-    return rec.spec == spec and rec.provenance.get("code_version") == code_version()
+    return (rec.spec == spec and rec.provenance.get("code_version") == code_version()
+            and rec.provenance.get("user_inputs") == user_inputs.of(spec))
 
 
 def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None) -> dict:

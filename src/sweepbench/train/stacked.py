@@ -31,7 +31,7 @@ from sweepbench import SweepbenchError
 from sweepbench.data import datasets
 from sweepbench.plan.stacks import check_stackable
 from sweepbench.train import models
-from sweepbench.train.engine import Job, current_batch, seed_everything, train_runs
+from sweepbench.train.engine import Job, current_batch, model_input, seed_everything, train_runs
 from sweepbench.train.objective import Objective, gns_sample, noise_scale_batch, noise_scale_update
 from sweepbench.train.optimizers import ForeachOptimizer
 
@@ -60,7 +60,7 @@ class StackedModel:
         nets = []
         for spec in specs:  # each run's initial weights, exactly as a run alone draws them
             seed_everything(spec["seed"], spec["deterministic"], device)
-            nets.append(models.build(workload.model, spec, splits.n_inputs).to(device))
+            nets.append(models.build(workload.model, spec, model_input(splits, workload.task)).to(device))
         self.specs, self.device, self.probe = specs, device, nets[0]
         self.layers = list(self.probe)
         self.rows = list(range(len(specs)))

@@ -90,7 +90,7 @@ def test_auto_leaves_alone_what_cannot_stack_or_should_not():
 @pytest.mark.parametrize("config, message", [
     ({"studies": {"s": {"workload": "linreg", "grid": {"lr": [0.1, 0.01]}, "stack": "grid"}}},
      "config error in study 's', key stack: cannot stack workload linreg (model linear_neuron); "
-     "allowed: workloads whose model is softmax, mlp, lenet5"),
+     "allowed: workloads whose model is softmax, mlp, lenet5 (a plain layer stack)"),
     (study(grid={"lr": [0.1, 0.01]}, stack="grid", pack_by=[], fixed={"save_best": True}),
      "key stack: cannot stack runs with save_best=True; allowed: save_best=False"),
     (study(grid={"lr": [0.1, 0.01]}, stack="seeds", resources={"exclusive": True}),
