@@ -56,7 +56,8 @@ def sweepbench_rate(workload: str, batch: int, steps: int, device: str, train_si
 
 
 def build(workload: str, dev: torch.device, speed: dict):
-    model = models.build(get_workload(workload).model, {"hidden": [20, 20], "dropout": 0.01}, 784).to(dev)
+    model = models.build(get_workload(workload).model, {"hidden": [20, 20], "dropout": 0.01},
+                         models.ModelInput((1, 28, 28))).to(dev)
     return model.to(memory_format=torch.channels_last) if speed["channels_last"] else model
 
 

@@ -162,12 +162,9 @@ def wide_resnet(depth: int = 16, width: int = 10, dropout: float = 0.01, n_in: i
     return nn.Sequential(*layers)
 
 
-def build(model, spec: dict, inputs: ModelInput | int) -> nn.Module:
+def build(model, spec: dict, inputs: ModelInput) -> nn.Module:
     """The model to train: a built-in name (workloads.MODELS), "torchvision.<name>", or the user's
-    factory (spec) -> nn.Module. `inputs` says what it is sized to (an int: a flattened input size,
-    10 classes)."""
-    if isinstance(inputs, int):
-        inputs = ModelInput((inputs,))
+    factory (spec) -> nn.Module, sized to `inputs` (the user's factory sizes its own)."""
     if callable(model):
         module = model(spec)
         if not isinstance(module, nn.Module):

@@ -257,7 +257,7 @@ def test_save_best_keeps_reloads_and_evaluates_the_best_weights(tmp_path, tiny_i
     at_best = metrics[metrics["step"] == best["step"]].iloc[0]
     assert best["reloaded_test_accuracy"] == pytest.approx(at_best["test_accuracy"])
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
-    fresh = models.build("mlp", {"hidden": [20, 20]}, 784)
+    fresh = models.build("mlp", {"hidden": [20, 20]}, models.ModelInput((1, 28, 28)))
     fresh.load_state_dict(state)                                            # a usable checkpoint
 
 
