@@ -43,7 +43,7 @@ def test_a_workload_file_is_imported_and_its_declaration_used(here):
     assert isinstance(w, Workload) and w.name == "mine.py:small" and w.file == str(here / "mine.py")
     assert w.dataset == "data/shapes" and workloads.label(w.model) == "mine.py:make_model"
     spec = resolve({"workload": "mine.py:small", "batch_size": 8})
-    assert (spec["lr"], spec["epochs"], spec["target"], spec["batch_size"]) == (0.05, 2, 0.9, 8)   # its defaults, then ours
+    assert (spec["lr"], spec["epochs"], spec["target"], spec["batch_size"]) == (0.05, 2, 0.9, 8)  # its, then ours
     assert workloads.effective(dict(spec, model="torchvision.resnet18")).model == "torchvision.resnet18"
 
 
@@ -61,7 +61,8 @@ BAD = [
      r"importing .*mine.py failed: ModuleNotFoundError: No module named 'not_installed_here' \(line 2\)$"),
     ("def g():\n    pass\n", "mine.py:f", r"^bad workload 'mine.py:f': .*mine.py has no function f; allowed: g$"),
     ("def f():\n    return 1 / 0\n", "mine.py:f",
-     r"^bad workload 'mine.py:f': f\(\) in .*mine.py failed: ZeroDivisionError: division by zero \(line 2\)$"),
+     r"^bad workload 'mine.py:f': f\(\) in .*mine.py failed: ZeroDivisionError: division by zero "
+     r"\(line 2\)$"),
     ("def f():\n    return {'model': 'mlp'}\n", "mine.py:f",
      r"^bad workload 'mine.py:f': it returned dict; allowed: a sweepbench.Workload$"),
     ("from sweepbench import Workload\ndef f():\n    return Workload(dataset='x.npz', model='mlp', task='classify')\n",

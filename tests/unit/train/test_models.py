@@ -65,7 +65,8 @@ def test_built_in_models_are_sized_to_the_data_or_refused():
     with pytest.raises(SweepbenchError, match=r"^unknown model torchvision.resnet_18; allowed: a torchvision "
                                               r"classification model, e.g. torchvision.resnet18"):
         models.build("torchvision.resnet_18", {}, RGB3)
-    with pytest.raises(SweepbenchError, match=r"^bad model torchvision.resnet18 for multiclass samples of shape \(6,\)"):
+    with pytest.raises(SweepbenchError, match=r"^bad model torchvision.resnet18 for multiclass samples of "
+                                              r"shape \(6,\)"):
         models.build("torchvision.resnet18", {}, models.ModelInput((6,), n_classes=4))
 
 
@@ -79,7 +80,8 @@ def test_a_model_that_does_not_fit_its_data_is_one_line_before_training():
     with pytest.raises(SweepbenchError, match=r"^bad model my.py:net: a batch of shape \(2, 3, 20, 24\) fails in it: "
                                               r"RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
         models.check_output(wrong_input, torch.randn(2, 3, 20, 24), y, RGB3, "my.py:net")
-    with pytest.raises(SweepbenchError, match=r"^bad model .*: it returned tuple; allowed: one tensor of shape \(2, 3\)"):
+    with pytest.raises(SweepbenchError, match=r"^bad model .*: it returned tuple; allowed: one tensor of "
+                                              r"shape \(2, 3\)"):
         models.check_output(TwoOutputs(), torch.randn(2, 3, 20, 24), y, RGB3, "my.py:net")
     with pytest.raises(SweepbenchError, match=r"^bad model .*: it returned list; allowed: a torch.nn.Module$"):
         models.build(lambda spec: [], {}, RGB3)
