@@ -65,7 +65,8 @@ BAD = [
      r"\(line 2\)$"),
     ("def f():\n    return {'model': 'mlp'}\n", "mine.py:f",
      r"^bad workload 'mine.py:f': it returned dict; allowed: a sweepbench.Workload$"),
-    ("from sweepbench import Workload\ndef f():\n    return Workload(dataset='x.npz', model='mlp', task='classify')\n",
+    ("from sweepbench import Workload\ndef f():\n"
+     "    return Workload(dataset='x.npz', model='mlp', task='classify')\n",
      "mine.py:f", r"^bad workload 'mine.py:f': its task is 'classify'; allowed: one of multiclass, binary, regression$"),
     ("from sweepbench import Workload\ndef f():\n    return Workload(dataset='x.npz', model=3)\n",
      "mine.py:f", r"^bad workload 'mine.py:f': its model is 3; allowed: a model name, torchvision.<name>, or a"),
