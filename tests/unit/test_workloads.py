@@ -67,7 +67,8 @@ BAD = [
      r"^bad workload 'mine.py:f': it returned dict; allowed: a sweepbench.Workload$"),
     ("from sweepbench import Workload\ndef f():\n"
      "    return Workload(dataset='x.npz', model='mlp', task='classify')\n",
-     "mine.py:f", r"^bad workload 'mine.py:f': its task is 'classify'; allowed: one of multiclass, binary, regression$"),
+     "mine.py:f", r"^bad workload 'mine.py:f': its task is 'classify'; allowed: one of multiclass, binary, "
+                  r"regression$"),
     ("from sweepbench import Workload\ndef f():\n    return Workload(dataset='x.npz', model=3)\n",
      "mine.py:f", r"^bad workload 'mine.py:f': its model is 3; allowed: a model name, torchvision.<name>, or a"),
     (None, "no_such_module_here:f", r"^bad workload 'no_such_module_here:f': no module no_such_module_here can be"),
