@@ -144,12 +144,22 @@ def value_slug(value) -> str:
 PATH_PART = re.compile(r"[A-Za-z0-9._+=~-]{1,200}")  # one folder name of a run id (`key~value`: never "..")
 
 
+PATH_AXES = ("data",)  # options whose values are paths: `/` becomes `+` in a run id (data~images+cats)
+
+
+def path_slug(value) -> str:
+    """A path's text as one folder name: its separators become `+`, a leading `./` goes."""
+    text = str(value)
+    text = text[2:] if text.startswith("./") else text
+    return text.strip("/").replace("/", "+")
+
+
 def cell_slug(axes: dict) -> str:
     """The cell's part of a run id, `<abbreviation>~<value>` per axis. A part that could leave its
     folder or confuse Snakemake (a value with `/`, `..`, `<...>`, spaces) is refused, naming it."""
     if not axes:
         return "default"
-    parts = [f"{ABBREVIATIONS.get(k, k)}~{value_slug(v)}" for k, v in axes.items()]
+    parts = [f"{ABBREVIATIONS.get(k, k)}~{path_slug(v) if k in PATH_AXES else value_slug(v)}" for k, v in axes.items()]
     for (key, value), part in zip(axes.items(), parts):
         if not PATH_PART.fullmatch(part):
             raise SweepbenchError(f"bad {key} value {value!r} on an axis: it becomes the folder name {part!r} of its "
