@@ -94,6 +94,7 @@ def load(source, spec: dict, task: str = "multiclass", who: str | None = None) -
     loader `loader(spec, generator) -> parts` (`load_user`). `task` (multiclass, binary, regression)
     says what a user's labels must be; registry datasets ignore it. `who` names the source's owner in
     error messages, e.g. "workload my_workloads.py:small_cnn" (None: the source itself)."""
+    source = _source(source, who)
     if callable(source):
         splits = load_user(source, spec, task, who)
     elif local.is_source(source):
@@ -109,13 +110,30 @@ def load(source, spec: dict, task: str = "multiclass", who: str | None = None) -
     return _subset_train(splits, spec["train_size"])
 
 
+def _source(source, who: str | None):
+    """A source as load, describe and data_source take it: a path object becomes its text; text that
+    is neither a registry name nor a local source (local.is_source) is refused naming both forms."""
+    if isinstance(source, os.PathLike):
+        return os.fspath(source)
+    if isinstance(source, str) and source not in registry.DATASETS and not local.is_source(source):
+        raise SweepbenchError(f"{who + ': ' if who else ''}unknown data {source!r}; allowed: a dataset name "
+                              f"({', '.join(registry.DATASETS)}), or a path: {local.ALLOWED}")
+    if not isinstance(source, str) and not callable(source):
+        raise SweepbenchError(f"{who + ': ' if who else ''}bad data {source!r}; allowed: a dataset name, a path "
+                              "or a data loader function loader(spec, generator)")
+    return source
+
+
 def loader_name(loader) -> str:
     """'<module>:<function>' for a loader whose module is importable by its name, else
-    '<source file>:<function>' (a workload file loaded by path, or __main__)."""
+    '<source file>:<function>' (a workload file loaded by path, or __main__). The function is its
+    qualified name (Class.method), or its own name when it is defined inside another function."""
     import importlib.util
     import inspect
 
     name = getattr(loader, "__qualname__", None) or type(loader).__name__
+    if "<locals>" in name:  # a function defined inside another: only its own name means anything
+        name = loader.__name__
     module = getattr(loader, "__module__", None)
     try:
         file = inspect.getsourcefile(loader)
@@ -174,15 +192,16 @@ def _checked_splits(checked: validate.Checked, spec: dict) -> Splits:
     return splits
 
 
-def describe(source, spec: dict, task: str | None = None) -> registry.Dataset | None:
+def describe(source, spec: dict, task: str | None = None, who: str | None = None) -> registry.Dataset | None:
     """Cheap metadata of `source` for the planner: the registry entry of a dataset name; for a local
     source an entry built from its headers and labels (sweepbench.data.local.describe), whose
     train_samples(spec) is the exact training count a run sees; None for a user-written loader
-    (only running it tells). `task` None infers classes from the labels."""
+    (only running it tells). `task` None infers classes from the labels; `who` as for `load`."""
+    source = _source(source, who)
     if callable(source):
         return None
     if local.is_source(source):
-        return local.describe(source, spec, task)
+        return local.describe(source, spec, task, who)
     return registry.get(source)
 
 
@@ -329,6 +348,7 @@ def data_source(source, spec: dict) -> dict:
     describe this tensor file (its recorded sha256 differs) is reported as unknown sources.
     A local source: sweepbench.data.local.data_source (kind `local`, format, path, sha256); a
     user-written loader: kind `user_loader` and `loader` '<module or file>:<function>' (loader_name)."""
+    source = _source(source, None)
     if callable(source):
         return {"kind": "user_loader", "loader": loader_name(source), "data_seed": spec["data_seed"]}
     if local.is_source(source):
