@@ -528,8 +528,13 @@ def check_memory(src: Source) -> None:
         return
     need = estimate_mb(src)
     if need > have:
-        raise src.error(f"loading it needs about {need:.0f} MB, {have:.0f} MB is available; allowed: data that fit "
-                        "in the available memory (a subset, or a machine or job with more memory)")
+        raise src.error(f"loading it needs about {_mb(need)} MB, {_mb(have)} MB is available; allowed: data that "
+                        "fit in the available memory (a subset, or a machine or job with more memory)")
+
+
+def _mb(value: float) -> str:
+    """MB in words: whole MB from 10 on, two significant digits below (0.0015, 2.5)."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 @dataclass(frozen=True)

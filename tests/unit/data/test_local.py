@@ -212,9 +212,15 @@ def test_a_source_larger_than_the_available_memory_is_refused(spec, monkeypatch)
     with pytest.raises(SweepbenchError, match=r"^bad data 'd.npz': loading it needs about 63 MB, 50 MB is "
                                               r"available; allowed: data that fit in the available memory"):
         datasets.load("d.npz", spec)
-    monkeypatch.setattr(provenance, "available_mb", lambda: 0.01)                    # 24 images of 1440 bytes
-    with pytest.raises(SweepbenchError, match=r"^bad data 'pets': loading it needs about 0 MB, 0 MB"):
-        datasets.load("pets", spec)
+    monkeypatch.setattr(provenance, "available_mb", lambda: 0.01)
+    with pytest.raises(SweepbenchError, match=r"^bad data 'pets': loading it needs about 0.033 MB, 0.01 MB"):
+        datasets.load("pets", spec)                                                 # 24 images of 24x20x3 bytes
+    write_csv("d.csv.gz", rows=5000)                                                 # 4 columns, 8 bytes a value
+    with pytest.raises(SweepbenchError, match=r"^bad data 'd.csv.gz': loading it needs about 0.1\d MB, 0.01 MB"):
+        datasets.load("d.csv.gz", spec)
+    torch.save({"x_train": torch.zeros(10000)}, "d.pt")
+    with pytest.raises(SweepbenchError, match=r"^bad data 'd.pt': loading it needs about 0.0[34]\d MB, 0.01 MB"):
+        datasets.load("d.pt", spec)
     monkeypatch.setattr(provenance, "available_mb", lambda: None)                    # unknown: allowed
     datasets.load("pets", spec)
 
