@@ -158,9 +158,10 @@ def test_the_decoded_images_are_cached_once_and_reused(spec, monkeypatch):
     assert len(os.listdir(os.path.join(spec["data_dir"], "local"))) == 2
 
 
-@pytest.mark.parametrize("source", ["d.npz", "d.csv", "pets", "flat"])
+@pytest.mark.parametrize("source", ["d.npz", "d.pt", "d.csv", "pets", "flat"])
 def test_describe_gives_the_training_count_a_run_sees_and_synthetic_has_the_real_layout(spec, source):
     write_npz("d.npz", classes=4)
+    torch.save({k: torch.from_numpy(v) for k, v in np.load("d.npz").items()}, "d.pt")
     write_csv("d.csv")
     write_images("pets")
     write_images("flat", per_class=10, splits=())
