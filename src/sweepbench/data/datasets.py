@@ -6,6 +6,10 @@ scikit-learn's bundled digits need no files. MNIST, the mnist5k subset and Fashi
 compact tensor file `<data_dir>/<name>.pt` that `sweepbench prepare` (sweepbench.data.prepare) writes.
 Images stay uint8 on the device and become float in `Splits.inputs` batch by batch, unless
 the float copy is small (`as_float`), which saves a few tensor ops per step.
+
+`load` also takes a user's own data: a local source (a .npz, .pt or .csv file or an image folder,
+sweepbench.data.local) or a user-written loader function `loader(spec, generator)`. Both are checked
+and converted by sweepbench.data.validate before training sees them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 
 from sweepbench import SweepbenchError
-from sweepbench.data import generated, registry
+from sweepbench.data import generated, local, registry, validate
 from sweepbench.data.prepare import prepare, sha256_file, sources_path
 
 FLOAT_COPY_LIMIT = 1 << 30  # bytes: images up to 1 GiB as float32 (MNIST's 70k: 220 MB) are converted once
@@ -37,13 +41,15 @@ class Splits:
     scale: float = 1.0          # inputs = (x * scale - mean) / std, applied per batch
     mean: float = 0.0
     std: float = 1.0
+    n_classes: int = 0          # multiclass: classes; binary: 2; regression: 0
 
     def to(self, device) -> "Splits":
         device = torch.device(device)
         cuda = device.type == "cuda"  # copy from pinned memory without blocking; the first use waits
         moved = {k: (getattr(self, k).pin_memory() if cuda else getattr(self, k)).to(device, non_blocking=cuda)
                  for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return Splits(**moved, val_is_test=self.val_is_test, scale=self.scale, mean=self.mean, std=self.std)
+        return Splits(**moved, val_is_test=self.val_is_test, scale=self.scale, mean=self.mean, std=self.std,
+                      n_classes=self.n_classes)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Model inputs from stored samples (uint8 images become normalised float32)."""
@@ -65,7 +71,12 @@ class Splits:
         if sum(x.numel() for x in parts) * 4 > limit_bytes:
             return self
         return Splits(self.inputs(self.x_train), self.y_train, self.inputs(self.x_val), self.y_val,
-                      self.inputs(self.x_test), self.y_test, val_is_test=self.val_is_test)
+                      self.inputs(self.x_test), self.y_test, val_is_test=self.val_is_test, n_classes=self.n_classes)
+
+    @property
+    def sample_shape(self) -> tuple:
+        """One sample's shape as stored, e.g. (3, 32, 32) or (4,); () for a scalar input."""
+        return tuple(self.x_train.shape[1:])
 
     @property
     def n_inputs(self) -> int:
@@ -77,15 +88,121 @@ class Splits:
         return {"n_train": len(self.y_train), "n_val": len(self.y_val), "n_test": len(self.y_test)}
 
 
-def load(name: str, spec: dict) -> Splits:
-    """Load dataset `name` for a resolved run spec (CPU tensors)."""
-    entry = registry.get(name)
-    rng = np.random.RandomState(spec["data_seed"])
-    if spec["synthetic"]:
-        splits = _synthetic(name, spec, rng)
+def load(source, spec: dict, task: str = "multiclass", who: str | None = None) -> Splits:
+    """The data of a resolved run spec as CPU tensors. `source` is a registry dataset name, a local
+    source (sweepbench.data.local: a .npz, .pt or .csv file or an image folder) or a user-written
+    loader `loader(spec, generator) -> parts` (`load_user`). `task` (multiclass, binary, regression)
+    says what a user's labels must be; registry datasets ignore it. `who` names the source's owner in
+    error messages, e.g. "workload my_workloads.py:small_cnn" (None: the source itself)."""
+    source = _source(source, who)
+    if callable(source):
+        splits = load_user(source, spec, task, who)
+    elif local.is_source(source):
+        splits = load_local(source, spec, task, who)
     else:
-        splits = globals()[entry.loader](rng, dict(spec, dataset=name))
+        entry = registry.get(source)
+        rng = np.random.RandomState(spec["data_seed"])
+        if spec["synthetic"]:
+            splits = _synthetic(source, spec, rng)
+        else:
+            splits = globals()[entry.loader](rng, dict(spec, dataset=source))
+        splits.n_classes = entry.n_classes
     return _subset_train(splits, spec["train_size"])
+
+
+def _source(source, who: str | None):
+    """A source as load, describe and data_source take it: a path object becomes its text; text that
+    is neither a registry name nor a local source (local.is_source) is refused naming both forms."""
+    if isinstance(source, os.PathLike):
+        return os.fspath(source)
+    if isinstance(source, str) and source not in registry.DATASETS and not local.is_source(source):
+        raise SweepbenchError(f"{who + ': ' if who else ''}unknown data {source!r}; allowed: a dataset name "
+                              f"({', '.join(registry.DATASETS)}), or a path: {local.ALLOWED}")
+    if not isinstance(source, str) and not callable(source):
+        raise SweepbenchError(f"{who + ': ' if who else ''}bad data {source!r}; allowed: a dataset name, a path "
+                              "or a data loader function loader(spec, generator)")
+    return source
+
+
+def loader_name(loader) -> str:
+    """'<module>:<function>' for a loader whose module is importable by its name, else
+    '<source file>:<function>' (a workload file loaded by path, or __main__). The function is its
+    qualified name (Class.method), or its own name when it is defined inside another function."""
+    import importlib.util
+    import inspect
+
+    name = getattr(loader, "__qualname__", None) or type(loader).__name__
+    if "<locals>" in name:  # a function defined inside another: only its own name means anything
+        name = loader.__name__
+    module = getattr(loader, "__module__", None)
+    try:
+        file = inspect.getsourcefile(loader)
+    except TypeError:  # a builtin or a callable object without a source file
+        file = None
+    if module and module != "__main__":
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and (file is None or found.origin == file):
+            return f"{module}:{name}"
+    return f"{file or module}:{name}"
+
+
+def load_user(loader, spec: dict, task: str, who: str | None) -> Splits:
+    """A user-written loader's data: `loader(spec, generator)` with generator =
+    torch.Generator().manual_seed(data_seed) returns a dict with x_train, y_train, x_test, y_test
+    (optionally x_val, y_val) or a tuple of 4 or 6 in that order, as torch tensors or numpy arrays,
+    checked by sweepbench.data.validate. Synthetic runs call it too, for the shapes, and then train
+    on random tensors of those shapes (`_fake`)."""
+    generator = torch.Generator().manual_seed(int(spec["data_seed"]))
+    prefix = f"{who}: its data loader returned" if who else f"data loader {loader_name(loader)} returned"
+    parts = validate.from_returned(loader(spec, generator), prefix)
+    splits = _checked_splits(validate.check(parts, task, prefix), spec)
+    if spec["synthetic"]:
+        g = torch.Generator().manual_seed(int(spec["data_seed"]))
+        return Splits(*_fake(splits.x_train, splits.y_train, g), *_fake(splits.x_val, splits.y_val, g),
+                      *_fake(splits.x_test, splits.y_test, g), val_is_test=splits.val_is_test,
+                      scale=splits.scale, n_classes=splits.n_classes)
+    return splits
+
+
+def load_local(text: str, spec: dict, task: str, who: str | None) -> Splits:
+    """A local source's data (sweepbench.data.local), after a memory check, checked by
+    sweepbench.data.validate; synthetic runs get random tensors of its layout (`synthetic_local`)."""
+    src = local.parse(text, who)
+    if spec["synthetic"]:
+        return synthetic_local(local.layout(src, spec, task), spec, task)
+    local.check_memory(src)
+    parts, n_classes = local.read(src, spec, task)
+    return _checked_splits(validate.check(parts, task, src.holds, n_classes=n_classes), spec)
+
+
+def _checked_splits(checked: validate.Checked, spec: dict) -> Splits:
+    """Splits of checked parts; without a validation split, val_size training samples are held out
+    (`_split_val`; unset or 0: validate on test)."""
+    t = {k: torch.from_numpy(np.require(v, requirements=['C', 'W'])) for k, v in checked.parts.items()}
+    if checked.has_val:
+        splits = Splits(t["x_train"], t["y_train"], t["x_val"], t["y_val"], t["x_test"], t["y_test"],
+                        scale=checked.scale)
+    else:
+        splits = _split_val(t["x_train"], t["y_train"], t["x_test"], t["y_test"], spec["val_size"] or 0,
+                            scale=checked.scale)
+    splits.n_classes = checked.n_classes
+    return splits
+
+
+def describe(source, spec: dict, task: str | None = None, who: str | None = None) -> registry.Dataset | None:
+    """Cheap metadata of `source` for the planner: the registry entry of a dataset name; for a local
+    source an entry built from its headers and labels (sweepbench.data.local.describe), whose
+    train_samples(spec) is the exact training count a run sees; None for a user-written loader
+    (only running it tells). `task` None infers classes from the labels; `who` as for `load`."""
+    source = _source(source, who)
+    if callable(source):
+        return None
+    if local.is_source(source):
+        return local.describe(source, spec, task, who)
+    return registry.get(source)
 
 
 def _linreg(rng, spec) -> Splits:
@@ -170,14 +287,43 @@ def _synthetic(name: str, spec: dict, rng) -> Splits:
         y_te = torch.randint(0, 10, (n_test,), generator=g)
         return _split_val(x_tr, y_tr, x_te, y_te, spec["val_size"] or 0, scale=1 / 255)
     real = globals()[entry.loader](rng, spec)
+    return Splits(*_fake(real.x_train, real.y_train, g), *_fake(real.x_val, real.y_val, g),
+                  *_fake(real.x_test, real.y_test, g), val_is_test=real.val_is_test)
 
-    def fake(x, y):
-        x2 = torch.rand(x.shape, generator=g) * (x.max() - x.min()) + x.min()
-        y2 = y[torch.randperm(len(y), generator=g)]
-        return x2.to(x.dtype), y2
 
-    return Splits(*fake(real.x_train, real.y_train), *fake(real.x_val, real.y_val),
-                  *fake(real.x_test, real.y_test), val_is_test=real.val_is_test)
+def _fake(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random inputs uniform over x's range with x's shape and dtype, and y's labels shuffled."""
+    x2 = torch.rand(x.shape, generator=g) * (x.max() - x.min()) + x.min()
+    y2 = y[torch.randperm(len(y), generator=g)]
+    return x2.to(x.dtype), y2
+
+
+def synthetic_local(lay: local.Layout, spec: dict, task: str) -> Splits:
+    """Random tensors of a local source's layout (sweepbench.data.local.Layout): its counts, sample
+    shape and stored dtype (uint8 images scaled by 1/255, else float32 N(0, 1) features), labels
+    uniform over its classes (binary: 0/1 as float32; regression: N(0, 1) targets), drawn with
+    data_seed. Without a validation split, val_size is held out of training as for real data."""
+    g = torch.Generator().manual_seed(int(spec["data_seed"]))
+
+    def part(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if lay.x_dtype == "uint8":
+            x = torch.randint(0, 256, (n, *lay.shape), dtype=torch.uint8, generator=g)
+        else:
+            x = torch.randn((n, *lay.shape), generator=g)
+        if task == "regression":
+            return x, torch.randn(n, generator=g)
+        if task == "binary":
+            return x, torch.randint(0, 2, (n,), generator=g).float()
+        return x, torch.randint(0, max(lay.n_classes, 1), (n,), generator=g)
+
+    scale = 1 / 255 if lay.x_dtype == "uint8" else 1.0
+    train, test = part(lay.n_train), part(lay.n_test)
+    if lay.n_val:
+        splits = Splits(*train, *part(lay.n_val), *test, scale=scale)
+    else:
+        splits = _split_val(*train, *test, spec["val_size"] or 0, scale=scale)
+    splits.n_classes = {"binary": 2, "regression": 0}.get(task, lay.n_classes)
+    return splits
 
 
 def _subset_train(splits: Splits, train_size: int) -> Splits:
@@ -194,12 +340,20 @@ def featurewise_normalise(splits: Splits) -> Splits:
     return splits
 
 
-def data_source(name: str, spec: dict) -> dict:
+def data_source(source, spec: dict) -> dict:
     """Where a run's data came from (run.json provenance `data_source`): for a prepared dataset
     the tensor file with its sha256 and the raw files it was made from (path and sha256, from
     the sidecar sweepbench.data.prepare wrote); for bundled data the package file and its sha256;
     for generated and synthetic data the generator and data_seed. A sidecar that does not
-    describe this tensor file (its recorded sha256 differs) is reported as unknown sources."""
+    describe this tensor file (its recorded sha256 differs) is reported as unknown sources.
+    A local source: sweepbench.data.local.data_source (kind `local`, format, path, sha256); a
+    user-written loader: kind `user_loader` and `loader` '<module or file>:<function>' (loader_name)."""
+    source = _source(source, None)
+    if callable(source):
+        return {"kind": "user_loader", "loader": loader_name(source), "data_seed": spec["data_seed"]}
+    if local.is_source(source):
+        return local.data_source(source, spec)
+    name = source
     entry = registry.get(name)
     out = {"dataset": name, "data_seed": spec["data_seed"]}
     if spec["synthetic"]:
