@@ -186,13 +186,20 @@ def effective(spec: dict) -> Workload:
 
 
 def label(part) -> str:
-    """A model or dataset as run.json and the tables name it: its name, or a function's module:name."""
+    """A model or dataset as run.json and the tables name it: its name, or a function's module:name
+    (a user's workload file by its file name, a script by its path)."""
     if isinstance(part, str) or part is None:
         return part
+    name = getattr(part, "__qualname__", None) or type(part).__name__
+    if "<locals>" in name:  # defined inside another function: only its own name means anything
+        name = part.__name__
     module = getattr(part, "__module__", None) or "?"
-    if module.startswith(USER_MODULE):  # a function of a user's file: the file's name
-        module = os.path.basename(getattr(sys.modules.get(module), "__file__", None) or module)
-    return f"{module}:{getattr(part, '__qualname__', repr(part))}"
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if module.startswith(USER_MODULE) and file:  # a function of a user's workload file: the file's name
+        module = os.path.basename(file)
+    elif module == "__main__" and file:
+        module = file
+    return f"{module}:{name}"
 
 
 def user_file(name: str) -> dict | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError
+from sweepbench import SweepbenchError, workloads
 from sweepbench.data import generated, local, registry, validate
 from sweepbench.data.prepare import prepare, sha256_file, sources_path
 
@@ -115,38 +115,12 @@ def _source(source, who: str | None):
     is neither a registry name nor a local source (local.is_source) is refused naming both forms."""
     if isinstance(source, os.PathLike):
         return os.fspath(source)
-    if isinstance(source, str) and source not in registry.DATASETS and not local.is_source(source):
-        raise SweepbenchError(f"{who + ': ' if who else ''}unknown data {source!r}; allowed: a dataset name "
-                              f"({', '.join(registry.DATASETS)}), or a path: {local.ALLOWED}")
+    if isinstance(source, str):
+        local.check_known(source, who)
     if not isinstance(source, str) and not callable(source):
         raise SweepbenchError(f"{who + ': ' if who else ''}bad data {source!r}; allowed: a dataset name, a path "
                               "or a data loader function loader(spec, generator)")
     return source
-
-
-def loader_name(loader) -> str:
-    """'<module>:<function>' for a loader whose module is importable by its name, else
-    '<source file>:<function>' (a workload file loaded by path, or __main__). The function is its
-    qualified name (Class.method), or its own name when it is defined inside another function."""
-    import importlib.util
-    import inspect
-
-    name = getattr(loader, "__qualname__", None) or type(loader).__name__
-    if "<locals>" in name:  # a function defined inside another: only its own name means anything
-        name = loader.__name__
-    module = getattr(loader, "__module__", None)
-    try:
-        file = inspect.getsourcefile(loader)
-    except TypeError:  # a builtin or a callable object without a source file
-        file = None
-    if module and module != "__main__":
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            found = None
-        if found is not None and (file is None or found.origin == file):
-            return f"{module}:{name}"
-    return f"{file or module}:{name}"
 
 
 def load_user(loader, spec: dict, task: str, who: str | None) -> Splits:
@@ -156,7 +130,7 @@ def load_user(loader, spec: dict, task: str, who: str | None) -> Splits:
     checked by sweepbench.data.validate. Synthetic runs call it too, for the shapes, and then train
     on random tensors of those shapes (`_fake`)."""
     generator = torch.Generator().manual_seed(int(spec["data_seed"]))
-    prefix = f"{who}: its data loader returned" if who else f"data loader {loader_name(loader)} returned"
+    prefix = f"{who}: its data loader returned" if who else f"data loader {workloads.label(loader)} returned"
     parts = validate.from_returned(loader(spec, generator), prefix)
     splits = _checked_splits(validate.check(parts, task, prefix), spec)
     if spec["synthetic"]:
@@ -347,10 +321,10 @@ def data_source(source, spec: dict) -> dict:
     for generated and synthetic data the generator and data_seed. A sidecar that does not
     describe this tensor file (its recorded sha256 differs) is reported as unknown sources.
     A local source: sweepbench.data.local.data_source (kind `local`, format, path, sha256); a
-    user-written loader: kind `user_loader` and `loader` '<module or file>:<function>' (loader_name)."""
+    user-written loader: kind `user_loader` and `loader` '<module or file>:<function>' (sweepbench.workloads.label)."""
     source = _source(source, None)
     if callable(source):
-        return {"kind": "user_loader", "loader": loader_name(source), "data_seed": spec["data_seed"]}
+        return {"kind": "user_loader", "loader": workloads.label(source), "data_seed": spec["data_seed"]}
     if local.is_source(source):
         return local.data_source(source, spec)
     name = source

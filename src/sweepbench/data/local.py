@@ -85,6 +85,13 @@ def _suffix(path: str) -> str | None:
     return next((s for s in SUFFIXES if low.endswith(s)), None)
 
 
+def check_known(text: str, who: str | None = None) -> None:
+    """Refuse text that is neither a registry name nor a local source (is_source), naming both forms."""
+    if text not in registry.DATASETS and not is_source(text):
+        raise SweepbenchError(f"{who + ': ' if who else ''}unknown data {text!r}; allowed: a dataset name "
+                              f"({', '.join(registry.DATASETS)}), or a path: {ALLOWED}")
+
+
 def is_source(text) -> bool:
     """Whether a `data` value names a local source rather than a registry dataset: it is not a
     registry name, and it has a data file suffix (.npz, .pt, .csv, .csv.gz, optionally with

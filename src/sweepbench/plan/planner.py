@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from sweepbench import SweepbenchError, atomic, rules, workloads
-from sweepbench.data import registry
+from sweepbench.data import local, registry
 from sweepbench.plan import batch_cycle, stacks
 from sweepbench.record import METRICS, BrokenRecord, load_record
 from sweepbench.spec import OPTIONS, resolve
@@ -214,16 +214,16 @@ def data_entry(spec: dict):
     """The registry entry of the data a run of `spec` trains on (sweepbench.data.registry, or for local
     data the entry sweepbench.data.datasets.describe reads from its files); None for a user's loader,
     whose data are known only when it runs (the workflow's probe checks them before training)."""
-    source = workloads.effective(spec).dataset
+    workload = workloads.effective(spec)
+    source = workload.dataset
     if callable(source):
         return None
     if source in registry.DATASETS:
         return registry.DATASETS[source]
     key = json.dumps([spec.get(k) for k in DESCRIBE_KEYS])  # a study's cells often share their data
     if key not in _DESCRIBED:
-        from sweepbench.data import datasets  # torch: only for a study on local data
-
-        _DESCRIBED[key] = datasets.describe(source, spec)
+        local.check_known(source, f"workload {workload.name}")
+        _DESCRIBED[key] = local.describe(source, spec, workload.task, f"workload {workload.name}")
     return _DESCRIBED[key]
 
 

@@ -48,7 +48,7 @@ def load_data(spec, generator):
 
     def draw(n):
         y = torch.randint(0, N_CLASSES, (n,), generator=generator)
-        return centres[y] + 1.5 * torch.randn(n, 2, 8, 8, generator=generator), y
+        return centres[y] + 3.0 * torch.randn(n, 2, 8, 8, generator=generator), y
 
     x_train, y_train = draw(512)
     x_test, y_test = draw(256)
