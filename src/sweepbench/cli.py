@@ -17,6 +17,11 @@ from sweepbench.provenance import usable_cores
 from sweepbench.spec import OPTIONS, help_text, parse_value, resolve
 from sweepbench.workloads import WORKLOADS
 
+# The Snakemake workflow that ships in the package (package data, not a module): `sweepbench run`
+# runs it in the current folder, and a clone's root Snakefile includes it.
+WORKFLOW_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workflow")
+SNAKEFILE = os.path.join(WORKFLOW_DIR, "Snakefile")
+
 TRAIN_HELP = """Run one training run and write its record (metrics.csv, steps.csv, run.json) to --out.
 
 Every option of a run can be set with --set KEY=VALUE (repeatable); defaults:
