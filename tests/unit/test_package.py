@@ -18,10 +18,10 @@ def test_the_wheel_holds_the_workflow_and_the_stages_data_files(built_wheel):
         names = set(wheel.namelist())
         entry_points = next(wheel.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     workflow = source_files("workflow")  # every file, so a new one must be declared in pyproject's package-data
-    assert {"sweepbench/workflow/Snakefile", "sweepbench/workflow/rules/common.smk", "sweepbench/workflow/rules/train.smk",
-            "sweepbench/workflow/scripts/write_plan.py", "sweepbench/workflow/schemas/config.schema.yaml",
-            "sweepbench/workflow/envs/sweepbench.yaml", "sweepbench/workflow/report/workflow.rst",
-            "sweepbench/workflow/profiles/default/config.yaml"} <= workflow
+    assert {f"sweepbench/workflow/{f}" for f in (
+        "Snakefile", "rules/common.smk", "rules/data.smk", "rules/train.smk", "rules/aggregate.smk", "rules/report.smk",
+        "rules/check.smk", "scripts/write_plan.py", "schemas/config.schema.yaml", "envs/sweepbench.yaml",
+        "report/workflow.rst", "report/figure.rst", "profiles/default/config.yaml")} <= workflow
     assert workflow <= names, sorted(workflow - names)
     data = source_files("report/templates") | source_files("plan/schemas")
     assert "sweepbench/report/templates/report.html.j2" in data and data <= names, sorted(data - names)
