@@ -50,7 +50,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests/unit
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks workflow/scripts
+	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py

@@ -57,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as wd:
         n_specs, specs_s = timed(write_job_specs, the_plan, os.path.join(wd, "specs"))
         n_again, again_s = timed(write_job_specs, the_plan, os.path.join(wd, "specs"))
-        for name in ("Snakefile", "workflow", "profiles"):
+        for name in ("Snakefile", "profiles"):  # the root Snakefile includes the package's workflow
             src = os.path.join(ROOT, name)
             (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(wd, name))
         os.makedirs(os.path.join(wd, "config"))

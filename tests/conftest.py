@@ -1,9 +1,13 @@
 """Shared fixtures: tiny MNIST-format datasets in the real on-disk (IDX) format (sweepbench.data.tinydata)."""
 
+import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_tiny_mnist(raw_dir, name="mnist", n_train=64, n_test=32, seed=0, gz=False) -> str:
@@ -20,6 +24,22 @@ def tiny_image_data(tmp_path):
     make_tiny_mnist(raw_dir, "fmnist", seed=1)
     make_tiny_mnist(raw_dir, "mnist5k", seed=2)
     return {"raw_dir": str(raw_dir), "data_dir": str(tmp_path / "resources")}
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> str:
+    """The package built as a wheel (`pip wheel . --no-deps`), once per session, from a copy of
+    pyproject.toml and src/: the build writes build/ and an egg-info, which stay out of the checkout."""
+    tree = tmp_path_factory.mktemp("wheel-source")
+    shutil.copy(os.path.join(ROOT, "pyproject.toml"), tree)
+    shutil.copytree(os.path.join(ROOT, "src"), tree / "src", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(tree), "--no-deps", "--no-build-isolation",
+                           "--quiet", "-w", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (wheel,) = out.glob("*.whl")
+    return str(wheel)
 
 
 def run_cli(*args, cwd=None):

@@ -17,6 +17,24 @@ from sweepbench.provenance import usable_cores
 from sweepbench.spec import OPTIONS, help_text, parse_value, resolve
 from sweepbench.workloads import WORKLOADS
 
+# The Snakemake workflow that ships in the package (package data, not a module): `sweepbench run`
+# runs it in the current folder, and a clone's root Snakefile includes it.
+WORKFLOW_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workflow")
+SNAKEFILE = os.path.join(WORKFLOW_DIR, "Snakefile")
+
+RUN_HELP = """Run the sweepbench workflow (Snakemake on the Snakefile in the package) in the current folder:
+its studies come from config.yaml there (or --configfile FILE), and its results, report and
+Snakemake's state (.snakemake/) are written there. Every argument goes to Snakemake unchanged
+(`snakemake --help` lists them), e.g.
+
+  sweepbench run --cores 2                 run the studies of ./config.yaml
+  sweepbench run -n                        list the jobs that would run
+  sweepbench run --config smoke=true       the same grid on tiny generated data
+  sweepbench run --profile PROFILE         e.g. a SLURM profile
+  sweepbench run --configfile other.yaml   another config
+
+The exit code is Snakemake's."""
+
 TRAIN_HELP = """Run one training run and write its record (metrics.csv, steps.csv, run.json) to --out.
 
 Every option of a run can be set with --set KEY=VALUE (repeatable); defaults:
@@ -213,6 +231,61 @@ def cmd_check(args) -> int:
     return 0 if summary["passed"] or args.no_fail else 1
 
 
+def _option_values(args: list[str], names: tuple[str, ...]) -> list[str] | None:
+    """The values given to a Snakemake option (any of `names`, long forms also as --name=VALUE, a
+    short one also as -dVALUE) among `args`, up to the next option; None when it is not given."""
+    found = None
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if arg in names or (eq and name in names and name.startswith("--")):
+            found = [value] if eq else []
+            if not eq:
+                for more in args[i + 1:]:
+                    if more.startswith("-"):
+                        break
+                    found.append(more)
+        elif any(len(n) == 2 and arg.startswith(n) and len(arg) > 2 for n in names):
+            found = [arg[2:]]
+    return found
+
+
+def snakemake_argv(args: list[str], cwd: str) -> list[str]:
+    """The Snakemake command `sweepbench run ARGS` runs in `cwd`: the packaged Snakefile, the folder
+    (cwd, or the user's --directory) as the working directory, its config.yaml unless the user gives
+    --configfile, then ARGS unchanged. A SweepbenchError when there is no config to run."""
+    directory = _option_values(args, ("-d", "--directory"))
+    folder = os.path.abspath(os.path.join(cwd, directory[0])) if directory else os.path.abspath(cwd)
+    argv = [sys.executable, "-m", "snakemake", "--snakefile", SNAKEFILE]
+    argv += [] if directory else ["--directory", folder]
+    if _option_values(args, ("--configfile", "--configfiles")) is None:
+        config = os.path.join(folder, "config.yaml")
+        if not os.path.isfile(config):
+            raise SweepbenchError(f"no config.yaml here ({folder}); allowed: sweepbench init to write one, "
+                                  "or --configfile FILE")
+        argv += ["--configfile", config]
+    return argv + list(args)
+
+
+def cmd_run(args: list[str]) -> int:
+    """`sweepbench run [snakemake options...]`: Snakemake on the packaged workflow in this folder. It
+    replaces this process (POSIX), so its output, signals and exit code are Snakemake's."""
+    try:
+        argv = snakemake_argv(args, os.getcwd())
+    except SweepbenchError as err:
+        print(f"sweepbench: {err}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    bindir = os.path.dirname(sys.executable)
+    if any(os.path.isfile(os.path.join(bindir, name)) for name in ("sweepbench", "sweepbench.exe")):
+        # the rules call `sweepbench`: the one of this installation, even in a venv that is not activated
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    if os.name == "posix":
+        os.execve(sys.executable, argv, env)
+    import subprocess
+
+    return subprocess.run(argv, env=env).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweepbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sweepbench {__version__}")
@@ -283,7 +356,11 @@ def _table_parsers(sub) -> None:
 
 
 def _workflow_parsers(sub) -> None:
-    """train-pack and status: what the workflow's jobs run, and where a sweep stands."""
+    """run, train-pack and status: the workflow, what its jobs run, and where a sweep stands."""
+    p = sub.add_parser("run", help="run the workflow in this folder (its config.yaml); other arguments go to Snakemake",
+                       description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, metavar="SNAKEMAKE_OPTION",
+                   help="any option or target of snakemake, e.g. --cores 2, -n, --profile PROFILE")
     p = sub.add_parser("train-pack", help="train several resolved run specs in one process (workflow jobs)")
     p.add_argument("--runs-file", required=True,
                    help='JSON list of {"dir": "lr~0.1/seed~0", "seed": N, "spec": {...}} '
@@ -318,6 +395,9 @@ COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloa
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"] and argv[1:2] not in (["-h"], ["--help"]):
+        return cmd_run(argv[1:])  # not parsed: every argument is Snakemake's
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -74,7 +74,7 @@ def cluster(tmp_path):
     """A scratch copy of the workflow with the README's account edit, and the fake's state folder."""
     wd = tmp_path / "wd"
     wd.mkdir()
-    for name in ("Snakefile", "workflow", "profiles", "config"):
+    for name in ("Snakefile", "profiles", "config"):  # the root Snakefile includes the package's workflow
         src = os.path.join(ROOT, name)
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, wd / name)
     profile = wd / "profiles" / "slurm" / "config.yaml"

@@ -23,8 +23,9 @@ ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.e
 
 
 def workdir(tmp_path, config=None):
-    """A scratch folder with the Snakefile, rules, profiles and a config (default: the tiny one)."""
-    for name in ("Snakefile", "workflow", "profiles"):
+    """A scratch folder with a clone's root Snakefile (it includes the package's workflow), profiles and a
+    config (default: the tiny one)."""
+    for name in ("Snakefile", "profiles"):
         src = os.path.join(ROOT, name)
         if os.path.isdir(src):
             shutil.copytree(src, tmp_path / name)

@@ -10,7 +10,7 @@ import pytest
 from sweepbench import provenance
 
 STAGES = ("data", "plan", "train", "aggregate", "check", "report")
-VOCABULARY = ("__init__", "atomic", "cli", "provenance", "record", "rules", "spec", "status", "workloads")
+VOCABULARY = ("__init__", "__main__", "atomic", "cli", "provenance", "record", "rules", "spec", "status", "workloads")
 # What each package may import: "top" is the shared vocabulary at the top of src/sweepbench/.
 ALLOWED = {
     "top": {"top"},
@@ -36,9 +36,26 @@ def package_of(rel_path: str) -> str:
     return head if head in STAGES else "top"
 
 
+# Data of the package, not modules: the Snakemake workflow (its scripts run inside Snakemake's jobs).
+DATA_FOLDERS = ("workflow",)
+
+
 def modules() -> list[str]:
-    """Every .py file of the package, relative to src/sweepbench."""
-    return [f for f in provenance.package_files("") if f.endswith(".py")]
+    """Every .py module of the package, relative to src/sweepbench (not the data folders' scripts)."""
+    return [f for f in provenance.package_files("") if f.endswith(".py") and f.split(os.sep)[0] not in DATA_FOLDERS]
+
+
+def test_the_workflow_is_package_data_and_its_scripts_only_call_the_stages():
+    """workflow/ ships in the package beside the modules but is no module (no __init__.py anywhere in
+    it); a workflow script is a thin adapter that imports stage code, as the CLI does, and is hashed
+    into no step's code (a rule's params carry the hashes of the code it runs)."""
+    files = provenance.package_files("workflow")
+    assert "workflow/Snakefile" in files and not any(f.endswith("__init__.py") for f in files)
+    scripts = [f for f in files if f.endswith(".py")]
+    assert scripts, "no workflow scripts found"
+    for path in scripts:
+        assert all(m.split(".")[1] in STAGES for m in provenance.imports_of(path) if m != "sweepbench"), path
+    assert not any(f.startswith("workflow/") for g in provenance.STEP_PACKAGES for f in provenance.code_group(g))
 
 
 def test_every_module_is_in_a_stage_package_or_the_vocabulary():

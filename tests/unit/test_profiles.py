@@ -27,3 +27,11 @@ def test_the_default_profile_sets_no_resources_or_executor():
     assert not ({"default-resources", "set-resources", "resources", "executor", "set-threads"}
                 & profile("default").keys())
 
+
+
+def test_the_packaged_workflow_profile_is_the_default_profile():
+    """`sweepbench run` in a folder without profiles/default gets the same settings from the package."""
+    from sweepbench.cli import WORKFLOW_DIR
+
+    with open(os.path.join(WORKFLOW_DIR, "profiles", "default", "config.yaml")) as f:
+        assert yaml.safe_load(f) == profile("default")

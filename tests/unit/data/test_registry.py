@@ -55,7 +55,7 @@ def test_every_reader_of_the_dataset_list_uses_the_registry():
     prepare_parser = build_parser()._subparsers._group_actions[0].choices["prepare"]
     choices = next(a.choices for a in prepare_parser._actions if a.dest == "dataset")
     assert tuple(choices) == registry.PREPARED
-    smk = open(os.path.join(ROOT, "workflow", "rules", "common.smk")).read()
+    smk = open(os.path.join(ROOT, "src", "sweepbench", "workflow", "rules", "common.smk")).read()
     assert "dataset=wildcard_pattern()" in smk and "needs_tensor_file(job" in smk
     readme = open(os.path.join(ROOT, "README.md")).read()
     for name in registry.PREPARED:                                 # README: how to get each one
