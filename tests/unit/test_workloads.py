@@ -128,3 +128,36 @@ def test_the_user_file_is_a_training_input_and_only_its_runs_have_one(here):
         resolve({"workload": "digits_mlp"})) == ""
     assert user_inputs.needs_probe(spec) and not user_inputs.needs_probe(resolve({"workload": "digits_mlp"}))
     assert user_inputs.needs_probe(resolve({"workload": "digits_softmax", "model": "torchvision.resnet18"}))
+
+
+BAD_LOADER = '''
+from sweepbench import Workload
+
+
+def f():
+    return Workload(dataset=load, model="mlp", task="multiclass")
+
+
+def load(spec, generator):
+    import torch
+
+    return torch.rand(8, 3), torch.rand(8), torch.rand(4, 3), torch.rand(4)   # labels that are not classes
+'''
+
+
+def test_the_probe_refuses_data_that_do_not_fit_the_task_in_one_line_with_exit_code_2(here, capsys):
+    import json
+
+    write(here, "mine.py", BAD_LOADER)
+    spec = resolve({"workload": "mine.py:f"})
+    write(here, "runs.json", json.dumps([{"dir": "seed~0", "seed": 0, "spec": spec}]))
+    assert cli.main(["probe", "--runs-file", "runs.json", "--out", "probe.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sweepbench probe: error: workload mine.py:f: its data loader returned y_train of dtype ")
+    assert "expected integer class labels" in err and "\n" not in err and not os.path.exists("probe.json")
+
+
+def test_a_workload_without_a_model_is_refused_naming_the_field(here):
+    write(here, "mine.py", "from sweepbench import Workload\ndef f():\n    return Workload(dataset='x.npz')\n")
+    with pytest.raises(SweepbenchError, match=r"^bad workload 'mine.py:f': its model is None; allowed: a model name"):
+        workloads.get("mine.py:f")
