@@ -2,8 +2,9 @@
 empty (headers only), atomically.
 
 runs.csv, one row per (study, run); a run reused by two studies appears in both:
-    study, cell, run (run id), workload, optimizer, lr, batch_size (as configured: a number or
-    'full'), effective_batch_size (samples per update), seed, status, diverged, synthetic, smoke
+    study, cell, run (run id), workload, model and dataset (what it trained: the workload's, or the
+    options model and data; a user's function as file:name), optimizer, lr, batch_size (as
+    configured: a number or 'full'), effective_batch_size (samples per update), seed, status, diverged, synthetic, smoke
     (the plan ran with `smoke: true`: tiny data, a few steps; the regression check never compares
     smoke with real results), the study's axes (axis_<name>), final_<metric> and best_<metric>
     for train/val/test loss and accuracy, final_epoch_loss (mean mini-batch loss of the last
@@ -61,7 +62,8 @@ from sweepbench.plan.batch_cycle import derived_keys
 from sweepbench.plan.planner import read_plan
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_planned_record
 
-BASE_COLUMNS = ["study", "cell", "run", "workload", "optimizer", "lr", "batch_size", "effective_batch_size",
+BASE_COLUMNS = ["study", "cell", "run", "workload", "model", "dataset", "optimizer", "lr", "batch_size",
+                "effective_batch_size",
                 "seed", "status", "diverged", "synthetic", "smoke"]
 RECORD_COLUMNS = (
     [f"final_{m}" for m in METRICS] + ["final_epoch_loss"] + [f"best_{m}" for m in METRICS]
@@ -77,7 +79,8 @@ def run_row(rec: RunRecord) -> dict:
     spec, tt, tp, timing = rec.spec, rec.to_target, rec.throughput, rec.timing
     n_train = rec.workload["n_train"]
     micro = n_train if spec["batch_size"] == "full" else spec["batch_size"]
-    row = {"workload": spec["workload"], "optimizer": spec["optimizer"], "lr": spec["lr"],
+    row = {"workload": spec["workload"], "model": rec.workload.get("model"), "dataset": rec.workload.get("dataset"),
+           "optimizer": spec["optimizer"], "lr": spec["lr"],
            "batch_size": spec["batch_size"], "effective_batch_size": min(micro, n_train) * spec["accum_steps"],
            "seed": spec["seed"], "status": rec.status, "diverged": rec.status == "diverged",
            "synthetic": bool(spec["synthetic"])}

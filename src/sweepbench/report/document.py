@@ -230,6 +230,8 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
     cells = t["cells"][t["cells"]["study"] == name] if not t["cells"].empty else pd.DataFrame()
     section = {"id": f"study-{name}", "name": name, "description": study["description"], "workload": study["workload"],
                "n_cells": len(study["cells"]), "n_runs": len(study["runs"]), "figures": [], "tables": [], "notes": []}
+    for col in ("model", "dataset"):  # what the runs trained, as their records say
+        section[f"{col}s"] = sorted(runs[col].dropna().astype(str).unique()) if col in runs else []
     if runs.empty:
         section["notes"].append("No run of this study has a record yet (still running, or every record was "
                                 "malformed); there is nothing to show.")
