@@ -119,7 +119,7 @@ def status(results_dir: str, workdir: str = ".") -> dict:
         counts = dict.fromkeys(STATES, 0)
         for run_id in study["runs"]:
             counts[states[run_id][0]] += 1
-        studies[name] = {"planned": len(study["runs"]), **counts}
+        studies[name] = {"planned": len(study["runs"]), **counts, "workload": study["workload"]}
     total = {"planned": len(states), **dict.fromkeys(STATES, 0)}  # a run shared by two studies counts once
     for state, _ in states.values():
         total[state] += 1
@@ -136,9 +136,10 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     """The table `sweepbench status` prints."""
     width = max([len("study"), len("total")] + [len(n) for n in result["studies"]])
     cols = ("planned", *STATES)
-    lines = [f"{'study':<{width}}" + "".join(f"{c:>10}" for c in cols)]
+    lines = [f"{'study':<{width}}" + "".join(f"{c:>10}" for c in cols) + "  workload"]
     for name, counts in [*result["studies"].items(), ("total", result["total"])]:
-        lines.append(f"{name:<{width}}" + "".join(f"{counts[c]:>10,}" for c in cols))
+        lines.append(f"{name:<{width}}" + "".join(f"{counts[c]:>10,}" for c in cols)
+                     + (f"  {counts['workload']}" if "workload" in counts else ""))
     lines.append("snakemake: " + {"running": "running (its lock is held)", "not running": "not running",
                                   "lock, none here": "its lock is held, but no Snakemake runs in this folder on "
                                                      "this machine; if none runs anywhere (a killed run), clear "

@@ -127,7 +127,8 @@ def test_init_then_your_own_workload_from_the_installed_wheel_trains_as_a_plain_
     assert runs["status"].isin(["completed", "target_reached"]).all() and runs["final_test_accuracy"].min() > 0.5
     assert "my_workload.py:my_workload" in (folder / "report" / "index.html").read_text()
     status = sweepbench(folder, env, "status")
-    assert next(r.split() for r in status.stdout.splitlines() if r.startswith("my_lr_batch "))[1:3] == ["8", "8"]
+    line = next(r.split() for r in status.stdout.splitlines() if r.startswith("my_lr_batch "))
+    assert line[1:3] == ["8", "8"] and line[-1] == "my_workload.py:my_workload"     # planned, done; the workload
 
     run = folder / "results" / "runs" / "my_lr_batch" / "lr~0.05" / "bs~16" / "seed~1"
     record = json.load(open(run / "run.json"))

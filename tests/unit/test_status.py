@@ -68,14 +68,16 @@ def test_counts_per_study_while_snakemake_runs(results, snakemake_process):
     os.makedirs(results / ".snakemake" / "locks")
     (results / ".snakemake" / "locks" / "0.input.lock").write_text("")
     out = status(str(results / "results"), str(results))
-    assert out["studies"]["a"] == {"planned": 6, "done": 1, "running": 1, "missing": 1, "diverged": 1, "broken": 2}
-    assert out["studies"]["b"] == {"planned": 2, "done": 1, "running": 0, "missing": 0, "diverged": 1, "broken": 0}
+    assert out["studies"]["a"] == {"planned": 6, "done": 1, "running": 1, "missing": 1, "diverged": 1, "broken": 2,
+                                   "workload": "linreg"}
+    assert out["studies"]["b"] == {"planned": 2, "done": 1, "running": 0, "missing": 0, "diverged": 1, "broken": 0,
+                                   "workload": "linreg"}
     assert out["total"]["planned"] == 6 and out["total"]["done"] == 1          # b's runs are a's runs
     assert out["jobs"] == ["a/lr~0.3: run 1/2 started: x"]
     assert [r for r, _ in out["broken"]] == ["a/lr~0.2/seed~0", "a/lr~0.2/seed~1"]
     assert "steps.csv missing" in out["broken"][0][1] and "metrics.csv, steps.csv missing" in out["broken"][1][1]
     table = format_status(out)
-    assert table.splitlines()[1].split() == ["a", "6", "1", "1", "1", "1", "2"]
+    assert table.splitlines()[1].split() == ["a", "6", "1", "1", "1", "1", "2", "linreg"]
     assert "snakemake: running" in table and "in progress: a/lr~0.3: run 1/2" in table
 
 
