@@ -22,9 +22,13 @@ rule probe:
         spec=lambda w: f"{RESULTS}/specs/{w.job}.json",
         user=job_user_inputs,  # re-probe when the workload file or the data change
         code=CODE_VERSION,
+    log:
+        f"{RESULTS}/logs/probe/{{job}}.log",
     localrule: True
-    shell:
-        "sweepbench probe --runs-file {params.spec:q} --out {output:q}"
+    conda:
+        "../envs/sweepbench.yaml"
+    shell:  # the probe's one line also goes to the console: it is the user's to read
+        "sweepbench probe --runs-file {params.spec:q} --out {output:q} > {log:q} 2>&1 || (cat {log:q} >&2; exit 2)"
 
 
 rule train:
