@@ -404,6 +404,9 @@ def main(argv=None) -> int:
     except SweepbenchError as err:
         print(f"sweepbench {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sweepbench status | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ class Option:
         if value is None and self.nullable:
             return
         if not self._fits(value):
-            raise SweepbenchError(f"{'unknown' if self.kind == 'choice' else 'bad'} {self.name} {value!r}"
+            word = "unknown" if self.kind == "choice" else "bad"
+            raise SweepbenchError(f"{word} {self.name} {workloads.short(value)}"
                                   f"{_why(value, self.kind)}; allowed: {self.allowed()}")
 
     def _fits(self, value) -> bool:
@@ -323,20 +324,8 @@ def _check_acts_on_workload(spec: dict) -> None:
             raise SweepbenchError(f"bad {name} {spec[name]!r} for workload {workload.name} (model {model}, "
                                   f"task {workload.task}), which ignores it; allowed: leave {name} unset, or a "
                                   f"workload or model that uses it: {', '.join(users + list(option.models))}")
-    _check_model_name(spec["model"])
-
-
-def _check_model_name(model) -> None:
-    """The option `model`: a built-in model or torchvision.<name>, random initialisation (offline)."""
-    if model is None or model in workloads.MODELS:
-        return
-    name = model[len(workloads.TORCHVISION):] if model.startswith(workloads.TORCHVISION) else ""
-    if "weights" in name or "pretrained" in name:
-        raise SweepbenchError(f"bad model {model!r}: pretrained weights are not supported (sweepbench trains from "
-                              "random initialisation and never downloads); allowed: torchvision.<name> alone")
-    if not name.isidentifier():
-        raise SweepbenchError(f"bad model {model!r}; allowed: {', '.join(workloads.MODELS)}, or torchvision.<name> "
-                              "(a torchvision classification model, e.g. torchvision.resnet18)")
+    if spec["model"] is not None:
+        workloads.check_model_name(spec["model"])
 
 
 def _check_relations(spec: dict) -> None:

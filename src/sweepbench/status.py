@@ -143,11 +143,29 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     lines.append("snakemake: " + {"running": "running (its lock is held)", "not running": "not running",
                                   "lock, none here": "its lock is held, but no Snakemake runs in this folder on "
                                                      "this machine; if none runs anywhere (a killed run), clear "
-                                                     "it: snakemake --unlock"}[result["workflow"]])
+                                                     "it: snakemake --unlock (or sweepbench run --unlock)"
+                                  }[result["workflow"]])
     lines += [f"in progress: {line}" for line in result["jobs"]]
     lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
     if len(result["broken"]) > max_broken:
         lines.append(f"... and {len(result['broken']) - max_broken} more broken runs (--json lists all)")
     if result["broken"]:
-        lines.append("re-train the broken runs: snakemake --forcerun train (each job keeps its complete records)")
+        lines.append("re-train the broken runs: snakemake --forcerun train, or sweepbench run --forcerun train "
+                     "(each job keeps its complete records)")
     return "\n".join(lines)
+
+
+def stale_manifests(plan: dict, results_dir: str) -> list[tuple[str, int]]:
+    """Jobs whose manifest says done while run records are gone (a user deleted a run folder):
+    [(manifest path, runs without run.json)]. The workflow removes these manifests when it starts,
+    so Snakemake runs the job again, and the job keeps its complete records and trains the rest."""
+    stale = []
+    for job_id, job in plan["jobs"].items():
+        manifest = os.path.join(results_dir, "manifests", f"{job_id}.json")
+        if not os.path.exists(manifest):
+            continue
+        lost = sum(not os.path.exists(os.path.join(results_dir, "runs", job_id, run["dir"], "run.json"))
+                   for run in job["runs"])
+        if lost:
+            stale.append((manifest, lost))
+    return stale

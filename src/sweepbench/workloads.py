@@ -29,9 +29,11 @@ the file and the function.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -203,13 +205,20 @@ def label(part) -> str:
 
 
 def user_file(name: str) -> dict | None:
-    """The file a user workload is declared in, with its sha256 (run.json provenance); None for a
-    built-in workload. Editing the file re-trains its runs (it is training code)."""
+    """The file a user workload is declared in, with its sha256, and the modules of its folder it
+    imports (`modules`: path and sha256 each), for run.json provenance; None for a built-in workload.
+    Editing any of them re-trains its runs (they are training code)."""
     if not is_user_ref(name):
         return None
     path = get(name).file
+    others = [f for f in _CODE_FILES.get(path, []) if f != path]
+    found = {"path": path, "sha256": _sha256(path)}
+    return {**found, "modules": [{"path": f, "sha256": _sha256(f)} for f in others]} if others else found
+
+
+def _sha256(path: str) -> str:
     with open(path, "rb") as f:
-        return {"path": path, "sha256": hashlib.sha256(f.read()).hexdigest()}
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _user_file(name: str, where: str) -> str:
@@ -238,22 +247,19 @@ def _stamp(path: str) -> tuple:
 
 
 def _call(name: str, path: str, where: str, func: str):
-    """Import the user's file or module and call its function; errors become one line naming both."""
+    """Import the user's file or module and call its function, printing to stderr (stdout may be a
+    JSON plan); errors, sys.exit included, become one line naming both. The modules it imports from
+    its own folder are its code too (_CODE_FILES): editing one re-trains; they are dropped from
+    sys.modules afterwards, so another workload's same-named helper is its own."""
+    folder = os.path.dirname(path)
+    before = set(sys.modules)
     try:
-        if where.endswith(".py") or os.sep in where:
-            module_name = USER_MODULE + hashlib.sha256(path.encode()).hexdigest()[:12]
-            loader_spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(loader_spec)
-            folder = os.path.dirname(path)
-            if folder not in sys.path:
-                sys.path.insert(0, folder)  # its own helper modules beside it import as they would in a script
-            sys.modules[module_name] = module
-            loader_spec.loader.exec_module(module)
-        else:
-            module = importlib.reload(importlib.import_module(where)) if where in sys.modules \
-                else importlib.import_module(where)
-    except Exception as err:  # the user's code: any error it raises is theirs, said in one line
+        with contextlib.redirect_stdout(sys.stderr):
+            module = _import(path, where, folder)
+    except (Exception, SystemExit) as err:  # the user's code: any error it raises is theirs, said in one line
         raise SweepbenchError(f"bad workload {name!r}: importing {path} failed: {_where(err, path)}") from err
+    finally:
+        _CODE_FILES[path] = sorted({path} | set(_local_modules(before, folder)))
     fn = getattr(module, func, None)
     if not callable(fn):
         names = sorted(k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", "")
@@ -261,9 +267,81 @@ def _call(name: str, path: str, where: str, func: str):
         raise SweepbenchError(f"bad workload {name!r}: {path} has no function {func}; allowed: "
                               f"{', '.join(names) or '(it defines no functions)'}")
     try:
-        return fn()
-    except Exception as err:
+        with contextlib.redirect_stdout(sys.stderr):
+            return fn()
+    except (Exception, SystemExit) as err:
         raise SweepbenchError(f"bad workload {name!r}: {func}() in {path} failed: {_where(err, path)}") from err
+
+
+_CODE_FILES: dict = {}  # a user's workload file -> it and the modules of its folder it imported
+
+
+def _import(path: str, where: str, folder: str):
+    if not (where.endswith(".py") or os.sep in where):
+        return importlib.reload(importlib.import_module(where)) if where in sys.modules \
+            else importlib.import_module(where)
+    module_name = USER_MODULE + hashlib.sha256(path.encode()).hexdigest()[:12]
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)  # its own helper modules beside it import as they would in a script
+    sys.modules[module_name] = module
+    loader_spec.loader.exec_module(module)
+    return module
+
+
+def _local_modules(before: set, folder: str) -> list[str]:
+    """The files of modules imported since `before` from under `folder` (the user's helpers), each
+    removed from sys.modules so that the next workload imports its own."""
+    files = []
+    for mod_name in set(sys.modules) - before:
+        file = getattr(sys.modules[mod_name], "__file__", None)
+        if mod_name.startswith((USER_MODULE, "sweepbench")) or not file:
+            continue
+        file = os.path.abspath(file)
+        if f"{os.sep}site-packages{os.sep}" in file or f"{os.sep}dist-packages{os.sep}" in file:
+            continue  # an installed library (a virtual environment inside the user's folder), not their code
+        if file.startswith(folder + os.sep) and file.endswith(".py"):
+            files.append(file)
+            del sys.modules[mod_name]
+    return files
+
+
+def _check_callable(name: str, field_name: str, fn, n_args: int, allowed: str) -> None:
+    """A model factory or data loader must be a function taking n_args arguments, not a module
+    instance (callable, but with its own forward) nor a function of another signature."""
+    if not callable(fn) or isinstance(fn, str):
+        return
+    if hasattr(fn, "forward") and hasattr(fn, "parameters") and not inspect.isclass(fn):
+        raise SweepbenchError(f"bad workload {name!r}: its {field_name} is a module instance ({type(fn).__name__}); "
+                              f"allowed: {allowed}")
+    try:
+        inspect.signature(fn).bind(*range(n_args))
+    except TypeError:
+        raise SweepbenchError(f"bad workload {name!r}: its {field_name} {label(fn)} cannot be called with "
+                              f"{n_args} argument{'s' * (n_args > 1)}; allowed: {allowed}") from None
+    except ValueError:  # no signature to read (a builtin): it is tried when the probe runs
+        pass
+
+
+def check_model_name(model: str) -> None:
+    """A model by name: a built-in model or torchvision.<name>, random initialisation (offline)."""
+    if model in MODELS:
+        return
+    name = model[len(TORCHVISION):] if model.startswith(TORCHVISION) else ""
+    if "weights" in name or "pretrained" in name:
+        raise SweepbenchError(f"bad model {model!r}: pretrained weights are not supported (sweepbench trains from "
+                              "random initialisation and never downloads); allowed: torchvision.<name> alone")
+    if not name.isidentifier():
+        raise SweepbenchError(f"bad model {model!r}; allowed: {', '.join(MODELS)}, or torchvision.<name> "
+                              "(a torchvision classification model, e.g. torchvision.resnet18)")
+
+
+def short(value, limit: int = 200) -> str:
+    """repr(value), cut to `limit` characters (an error message stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
 
 
 def _where(err: BaseException, path: str) -> str:
@@ -271,6 +349,9 @@ def _where(err: BaseException, path: str) -> str:
     import traceback
 
     lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if os.path.abspath(f.filename) == path]
+    if isinstance(err, SystemExit):
+        return (f"it called sys.exit({err.code!r})" + (f" (line {lines[-1]})" if lines else "")
+                + "; argparse does so on arguments it does not know: parse them under if __name__ == '__main__'")
     if isinstance(err, SyntaxError) and err.lineno:
         lines.append(err.lineno)
     return f"{type(err).__name__}: {err}" + (f" (line {lines[-1]})" if lines else "")
@@ -290,6 +371,13 @@ def _checked(name: str, w, path: str) -> Workload:
     ]
     for field_name, ok, allowed in problems:
         if not ok:
-            raise SweepbenchError(f"bad workload {name!r}: its {field_name} is {getattr(w, field_name)!r}; "
+            raise SweepbenchError(f"bad workload {name!r}: its {field_name} is {short(getattr(w, field_name))}; "
                                   f"allowed: {allowed}")
+    _check_callable(name, "model", w.model, 1, "a function (spec) -> torch.nn.Module, e.g. lambda spec: MyNet()")
+    _check_callable(name, "dataset", w.dataset, 2, "a function (spec, generator) -> (x_train, y_train, x_test, y_test)")
+    if isinstance(w.model, str):
+        try:
+            check_model_name(w.model)
+        except SweepbenchError as err:
+            raise SweepbenchError(f"bad workload {name!r}: its model: {err}") from None
     return replace(w, name=name, file=path, description=w.description or f"{name} (your workload)")

@@ -67,6 +67,14 @@ def test_the_mlp_example_on_a_csv_then_an_edit_re_trains_only_its_runs(tmp_path)
                             "run.json"))
     assert (record["workload"]["n_train"], record["workload"]["n_test"]) == (320, 80)   # test_fraction 0.2 of 400
 
+    lost = folder / "results" / "runs" / "mlp_optimizers" / "opt~sgd" / "lr~0.1" / "seed~1"
+    shutil.rmtree(lost)                                          # a run folder deleted by hand: trained again
+    again = run(folder, "run", "--cores", "2")
+    assert again.returncode == 0 and (lost / "run.json").exists(), again.stderr[-3000:]
+    assert "results/manifests/mlp_optimizers/opt~sgd/lr~0.1.json: 1 of its runs have no record" in again.stderr
+    kept = (folder / "results" / "logs" / "train" / "mlp_optimizers" / "opt~sgd" / "lr~0.1.log").read_text()
+    assert "1 of 2 runs already have a complete record" in kept
+
     (folder / "workloads.py").write_text((folder / "workloads.py").read_text() + "\n# an edit\n")
     dry = run(folder, "run", "--cores", "2", "-n")
     jobs = [line.strip()[len("wildcards: job="):] for line in dry.stdout.splitlines()

@@ -161,3 +161,68 @@ def test_a_workload_without_a_model_is_refused_naming_the_field(here):
     write(here, "mine.py", "from sweepbench import Workload\ndef f():\n    return Workload(dataset='x.npz')\n")
     with pytest.raises(SweepbenchError, match=r"^bad workload 'mine.py:f': its model is None; allowed: a model name"):
         workloads.get("mine.py:f")
+
+
+WITH_HELPER = '''
+import helper
+from sweepbench import Workload
+
+
+def wl():
+    print("planning", helper.EPOCHS)            # a user's print must not spoil a JSON plan on stdout
+    return Workload(dataset="digits", model="mlp", defaults={"epochs": helper.EPOCHS})
+'''
+
+
+def test_each_workload_file_imports_its_own_helpers_and_they_are_its_code(here, capsys):
+    for folder, epochs in (("a", 1), ("b", 2)):
+        write(here, f"{folder}/wl.py", WITH_HELPER)
+        write(here, f"{folder}/helper.py", f"EPOCHS = {epochs}\n")
+    assert workloads.get("a/wl.py:wl").defaults["epochs"] == 1
+    assert workloads.get("b/wl.py:wl").defaults["epochs"] == 2          # not a's helper, imported first
+    assert capsys.readouterr().out == ""
+    spec = resolve({"workload": "b/wl.py:wl"})
+    found = user_inputs.of(spec)["workload_file"]
+    assert [m["path"] for m in found["modules"]] == [str(here / "b" / "helper.py")]
+    before = user_inputs.digest(spec)
+    (here / "b" / "helper.py").write_text("EPOCHS = 2  # edited\n")
+    assert user_inputs.digest(spec) != before                          # an edited helper re-trains too
+
+
+@pytest.mark.parametrize("body,message", [
+    ("import sys\ndef f():\n    sys.exit(3)\n",
+     r"f\(\) in .*mine.py failed: it called sys.exit\(3\) \(line 3\); argparse"),
+    ("import argparse\nargparse.ArgumentParser().parse_args(['--nope'])\ndef f():\n    pass\n",
+     r"importing .*mine.py failed: it called sys.exit\(2\) \(line 2\)"),
+    ("from torch import nn\nfrom sweepbench import Workload\ndef f():\n"
+     "    return Workload(dataset='digits', model=nn.Linear(64, 10))\n",
+     r"its model is a module instance \(Linear\); allowed: a function \(spec\) -> torch.nn.Module"),
+    ("from sweepbench import Workload\ndef f():\n    return Workload(dataset=load, model='mlp')\ndef load(spec):\n"
+     "    pass\n",
+     r"its dataset mine.py:load cannot be called with 2 arguments; allowed: a function \(spec, generator\)"),
+    ("from sweepbench import Workload\ndef f():\n    return Workload(dataset='digits', "
+     "model='torchvision.resnet18(weights=\"DEFAULT\")')\n", r"its model: bad model .*pretrained weights are not"),
+])
+def test_more_ways_a_workload_file_goes_wrong_are_one_line(here, capsys, body, message):
+    write(here, "mine.py", body)
+    with pytest.raises(SweepbenchError, match=r"^bad workload 'mine.py:f': .*" + message) as err:
+        workloads.get("mine.py:f")
+    assert "\n" not in str(err.value)
+
+
+def test_a_deleted_run_folder_makes_its_manifest_stale(tmp_path):
+    from sweepbench.status import stale_manifests
+
+    jobs = {"s/lr~0.1": {"runs": [{"dir": "seed~0"}, {"dir": "seed~1"}]}, "s/lr~1": {"runs": [{"dir": "seed~0"}]}}
+    for job, run in (("s/lr~0.1", "seed~0"), ("s/lr~0.1", "seed~1"), ("s/lr~1", "seed~0")):
+        write(tmp_path, f"runs/{job}/{run}/run.json", "{}")
+        write(tmp_path, f"manifests/{job}.json", "{}")
+    assert stale_manifests({"jobs": jobs}, str(tmp_path)) == []
+    (tmp_path / "runs" / "s" / "lr~0.1" / "seed~1" / "run.json").unlink()
+    assert stale_manifests({"jobs": jobs}, str(tmp_path)) == [(str(tmp_path / "manifests" / "s" / "lr~0.1.json"), 1)]
+
+
+def test_a_data_path_on_an_axis_is_one_folder_name():
+    from sweepbench.plan.planner import cell_slug
+
+    assert cell_slug({"data": "./data/iris.csv:species", "lr": 0.1}) == "data~data+iris.csv+species/lr~0.1"

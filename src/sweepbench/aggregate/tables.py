@@ -134,8 +134,9 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
     if broken:
         shown = "; ".join(broken[:10]) + (f"; and {len(broken) - 10} more" if len(broken) > 10 else "")
         raise SweepbenchError(f"{len(broken)} broken or missing run record(s): {shown} (re-train them with "
-                              "`snakemake --forcerun train`: each job keeps its complete records and trains only "
-                              "the rest; or `sweepbench aggregate --partial` to tabulate the rest)")
+                              "`snakemake --forcerun train` (or `sweepbench run --forcerun train`): each job keeps "
+                              "its complete records and trains only the rest; or `sweepbench aggregate --partial` to "
+                              "tabulate the rest)")
     columns = BASE_COLUMNS + [f"axis_{a}" for a in axes_all] + RECORD_COLUMNS
     return pd.DataFrame(rows, columns=columns), missing
 

@@ -296,9 +296,11 @@ def decode_images(src: Source, folder: ImageFolder) -> dict:
 
 
 def cache_path(src: Source, spec: dict) -> str:
-    """Where an image folder's decoded tensors are cached: <data_dir>/local/<folder name>-<fingerprint>.pt.
+    """Where an image folder's decoded tensors are cached: <data_dir>/local/<folder name>-<fingerprint>-<digest
+    of its absolute path>.pt (two folders with the same files, sizes and times have two caches).
     A changed folder has another fingerprint, so a stale cache is never read (nor removed)."""
-    return os.path.join(spec["data_dir"], "local", f"{os.path.basename(src.path)}-{fingerprint(src.text)}.pt")
+    where = hashlib.sha256(os.path.abspath(src.path).encode()).hexdigest()[:8]  # two folders alike, two caches
+    return os.path.join(spec["data_dir"], "local", f"{os.path.basename(src.path)}-{fingerprint(src.text)}-{where}.pt")
 
 
 def read_image_folder(src: Source, spec: dict) -> tuple[dict, tuple]:

@@ -148,10 +148,11 @@ PATH_AXES = ("data",)  # options whose values are paths: `/` becomes `+` in a ru
 
 
 def path_slug(value) -> str:
-    """A path's text as one folder name: its separators become `+`, a leading `./` goes."""
+    """A path's text as one folder name: its separators (and a CSV's `:label`) become `+`, a leading
+    `./` goes."""
     text = str(value)
     text = text[2:] if text.startswith("./") else text
-    return text.strip("/").replace("/", "+")
+    return text.strip("/").replace("/", "+").replace(":", "+")
 
 
 def cell_slug(axes: dict) -> str:

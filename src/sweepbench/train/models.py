@@ -255,6 +255,10 @@ def check_output(module: nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Mo
     if not isinstance(out, torch.Tensor):
         raise SweepbenchError(f"bad model {who}: it returned {type(out).__name__}; allowed: one tensor of shape {want}")
     if tuple(out.shape) != want:
+        if tuple(out.shape) == (*want, 1):
+            raise SweepbenchError(f"bad model {who}: its output for a batch of shape {tuple(x.shape)} has shape "
+                                  f"{tuple(out.shape)}; allowed: {want}, one number per sample like its targets "
+                                  "(end the model with torch.nn.Flatten(0), or return out.squeeze(-1))")
         what = f"{inputs.n_classes} class logits per sample" if inputs.task == "multiclass" else \
             f"one output per target value ({inputs.task}: the targets' shape)"
         raise SweepbenchError(f"bad model {who}: its output for a batch of shape {tuple(x.shape)} has shape "

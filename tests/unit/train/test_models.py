@@ -103,3 +103,10 @@ def test_the_output_check_leaves_the_model_and_the_random_stream_as_they_were():
 class TwoOutputs(torch.nn.Module):
     def forward(self, x):
         return x, x
+
+
+def test_a_column_of_outputs_for_scalar_targets_is_refused_with_the_fix():
+    inputs = models.ModelInput((6,), task="binary")
+    with pytest.raises(SweepbenchError, match=r"has shape \(2, 1\); allowed: \(2,\), one number per sample like its "
+                                              r"targets \(end the model with torch.nn.Flatten\(0\)"):
+        models.check_output(torch.nn.Linear(6, 1), torch.randn(2, 6), torch.tensor([0.0, 1.0]), inputs, "m")

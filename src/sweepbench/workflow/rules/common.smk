@@ -10,6 +10,7 @@ from sweepbench.data.registry import PREPARED, needs_tensor_file, wildcard_patte
 from sweepbench.plan import user_inputs
 from sweepbench.provenance import code_version
 from sweepbench.report import figure_files
+from sweepbench.status import stale_manifests
 
 try:
     for path in workflow.configfiles:  # read again strictly: YAML keeps one of two repeated keys silently
@@ -23,6 +24,14 @@ except SweepbenchError as err:
     sys.exit(1)
 
 RESULTS = config.get("results_dir", "results")
+# a run folder deleted after its job finished: the job runs again and trains what is missing (its
+# manifest goes, and runs.csv with it: Snakemake re-makes a missing input only for a job that must run)
+for manifest, lost in stale_manifests(PLAN, RESULTS):
+    print(f"sweepbench: {manifest}: {lost} of its runs have no record any more; the job trains them again",
+          file=sys.stderr)
+    for path in (manifest, f"{RESULTS}/tables/runs.csv"):
+        if os.path.exists(path):
+            os.remove(path)
 REPORT = config.get("report_dir", "report")
 SMOKE = is_smoke(config)
 DATA_DIR = SMOKE_DATA_DIR if SMOKE else "resources"  # where prepare_data writes <dataset>.pt
