@@ -36,7 +36,7 @@ from sweepbench.spec import OPTIONS, resolve
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
                  "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
-                 "batch_cycle": "bcycle", "momentum": "mom"}
+                 "batch_cycle": "bcycle", "momentum": "mom", "world_size": "ws"}
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
 # Where a job goes on a SLURM cluster: study resource -> the SLURM executor plugin's resource
 # (no default: unset means the profile's default-resources, else the cluster's default).
