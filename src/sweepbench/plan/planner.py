@@ -373,7 +373,12 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
                    workload, [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by], pack_by)
     sp.entry = {"workload": workload.name, "description": study.get("description", workload.description),
                 "target": None, "axes": sp.axes, "cells": [], "runs": [], "seeds": seeds,
-                "reference": study.get("reference")}  # the seed's printed numbers (sweepbench.aggregate.reproduction)
+                "reference": study.get("reference"),  # the seed's printed numbers (sweepbench.aggregate.reproduction)
+                "steps_from": study.get("steps_from")}  # data-parallel studies: where steps to target come from
+    source = study.get("steps_from")
+    if source is not None and source not in selected:
+        raise SweepbenchError(f"config error in study {name!r}, key steps_from: {source!r} is not a study of this "
+                              f"run; allowed: {', '.join(selected)}")
     return sp
 
 

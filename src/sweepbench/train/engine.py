@@ -248,10 +248,10 @@ def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, dev
 
 
 def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:
-    """Batch sizes above the training set are bad input, unless clip_batch_size clips them; a
-    data-parallel run's global batch (world_size x batch_size) must fit in it always."""
+    """Batch sizes above the training set are bad input, unless clip_batch_size clips them; so is a
+    data-parallel run's global batch (world_size x batch_size) above it."""
     world = max(1, spec["world_size"])
-    if world > 1 and world * schedules.batch_size_at(spec, 0, n_train) > n_train:
+    if world > 1 and world * schedules.batch_size_at(spec, 0, n_train) > n_train and not spec["clip_batch_size"]:
         raise SweepbenchError(f"bad batch_size {spec['batch_size']} with world_size {world}: the global batch "
                               f"{world} x {spec['batch_size']} exceeds the {n_train} training samples of "
                               f"{workload_name}; allowed: batch_size 1..{n_train // world}")
@@ -287,7 +287,7 @@ def train_epoch(run: Training, epoch: int) -> bool:
     """One epoch's steps, reading back every FLUSH_EVERY steps (and evaluating every eval_every
     steps). Returns True when max_steps was reached."""
     spec, n_train = run.spec, len(run.splits.y_train)
-    batch = schedules.batch_size_at(spec, epoch, n_train) * max(1, spec["world_size"])  # the global batch
+    batch = global_batch(spec, epoch, n_train)
     for k in run.active():
         run.states[k].batch, run.states[k].epoch_losses = batch * spec["accum_steps"], []
     run.model.keep(run.active())  # runs that stopped leave the stack: they cost no more compute
@@ -311,6 +311,13 @@ def train_epoch(run: Training, epoch: int) -> bool:
                 return last_step
             run.clock.start()
     return False
+
+
+def global_batch(spec: dict, epoch: int, n_train: int) -> int:
+    """Samples per micro-batch over all ranks: world_size x the per-worker batch (clipped, with
+    clip_batch_size, so that the global batch fits in the training set)."""
+    world = max(1, spec["world_size"])
+    return min(schedules.batch_size_at(spec, epoch, n_train), max(1, n_train // world)) * world
 
 
 def epoch_order(spec: dict, n_train: int, batch: int, gen: torch.Generator):
