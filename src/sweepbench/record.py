@@ -43,6 +43,14 @@ weights re-loaded from model.pt, which then sits beside the three files), proven
     placement   scheduler ("train-pack" for workflow jobs, null for a hand-run `train`),
                 exclusive (true: the job held every core and GPU slot, so no other sweepbench
                 job shared its device; false: others may have; null: unknown), gpu_slots, threads
+    distributed world_size (0: one process without DDP; N: DistributedDataParallel over N
+                processes), backend (gloo | nccl), per_worker_batch (batch_size), global_batch
+                (samples per update: world_size x batch_size x accum_steps); data-parallel runs
+                also threads_per_rank, rank_step_time_median_s (each rank's), all_ranks_step_time_
+                p50_s / _p90_s (over every rank's timed steps), timeout_s. Their `throughput` and
+                steps.csv step_time_s are each step's slowest rank, timing.train_s the slowest
+                rank's clock, and metrics.csv / steps.csv losses those of the whole global batch.
+                Rank 0 alone writes the record. Older records lack the section (readers: .get).
 """
 
 
@@ -104,6 +112,7 @@ class RunContext:
     provenance: dict
     grad_noise_scale: float | None = None
     best_model: dict | None = None
+    distributed: dict | None = None
     step_columns: list = field(default_factory=lambda: list(STEP_COLUMNS))   # + trajectory parameters
     metric_columns: list = field(default_factory=lambda: list(METRIC_COLUMNS))  # + grad_noise_scale
 
@@ -171,6 +180,7 @@ def build_record(state, ctx: RunContext) -> dict:
         "placement": ctx.placement,
         "grad_noise_scale": ctx.grad_noise_scale,
         "best_model": ctx.best_model,
+        "distributed": ctx.distributed,
         "provenance": ctx.provenance,
     }
 
@@ -276,6 +286,7 @@ class RunRecord:
     grad_noise_scale: float | None
     best_model: dict | None
     provenance: dict
+    distributed: dict | None = None   # absent in records of sweepbench before data-parallel runs
 
     def metrics_path(self) -> str:
         return os.path.join(self.path, "metrics.csv")

@@ -207,3 +207,48 @@ def _kendall(x, y) -> tuple[float, float]:
 
     tau, p = kendalltau(x, y)
     return float(tau), float(p)
+
+
+TIME_TO_TARGET_RESAMPLES = 2000
+WORKERS_MIN_GAIN = 0.10
+
+
+def time_to_target(steps_per_seed: Sequence[float], step_times: Sequence[float]) -> dict:
+    """Time to target with N data-parallel workers: time-to-target(N) = steps-to-target(B = N x b) x
+    step time(N). The steps are measured at the global batch B = N x b (the mean over the seeds of
+    every run at that global batch, with or without DDP: N workers at b take the same steps as one
+    process at N x b), the step time is the median over the runs at N workers of each run's median
+    step time after warm-up, each step timed on its slowest rank. Evaluation is outside both. The
+    95% confidence interval is a percentile bootstrap (2000 resamples, fixed RNG seed 0) that
+    resamples the seeds' steps and the runs' step times independently. Empty when a seed at B did
+    not reach the target (a diverged seed counts as not reaching it) or nothing was measured."""
+    import numpy as np
+
+    steps = np.asarray([s for s in steps_per_seed], dtype=float)
+    times = np.asarray([t for t in step_times if t is not None and math.isfinite(t)], dtype=float)
+    out = {"time_to_target_s": math.nan, "ci_lo": math.nan, "ci_hi": math.nan}
+    if not len(steps) or not len(times) or not np.isfinite(steps).all():
+        return out
+    out["time_to_target_s"] = float(steps.mean() * np.median(times))
+    rng = np.random.default_rng(0)
+    means = steps[rng.integers(0, len(steps), (TIME_TO_TARGET_RESAMPLES, len(steps)))].mean(axis=1)
+    medians = np.median(times[rng.integers(0, len(times), (TIME_TO_TARGET_RESAMPLES, len(times)))], axis=1)
+    out["ci_lo"], out["ci_hi"] = (float(x) for x in np.percentile(means * medians, [2.5, 97.5]))
+    return out
+
+
+def workers_knee(workers: Sequence[int], times: Sequence[float], min_gain: float = WORKERS_MIN_GAIN) -> tuple:
+    """The knee where more workers stop paying: with the worker counts N in increasing order and
+    their time to target (rows without one are left out), the smallest N from which the next
+    count measured cuts the time to target by less than `min_gain` (10%) of its own. Returns
+    (knee, within_sweep): within_sweep is False when every step up paid, so the knee is the
+    largest N measured and may lie beyond the sweep; (None, False) with fewer than two counts.
+    Beside it the report shows N_crit = B_crit / b, the worker count at which the global batch
+    reaches the critical batch size: past it, steps to target stop falling (Shallue et al. 2018)."""
+    pairs = sorted((int(n), float(t)) for n, t in zip(workers, times) if t is not None and math.isfinite(t) and t > 0)
+    if len(pairs) < 2:
+        return None, False
+    for (n, t), (_, t_next) in zip(pairs, pairs[1:]):
+        if t_next > t * (1 - min_gain):
+            return n, True
+    return pairs[-1][0], False

@@ -222,6 +222,11 @@ OPTIONS: dict[str, Option] = _options(
     O("device", "auto", "choice", "where to train", choices=("auto", "cpu", "cuda")),
     O("threads", 0, "int", "torch CPU threads (0 = torch's default; at most the machine's cores)", low=0,
       high=1024),
+    O("world_size", 0, "int", "data-parallel workers: 0 = one process without DDP; N >= 1 = DistributedDataParallel "
+      "over N processes (gloo on CPUs, nccl on GPUs), each at batch_size samples, global batch N x batch_size "
+      "(1 shows DDP's own cost)", low=0, high=1024),
+    O("dist_timeout_s", 600.0, "float", "data-parallel runs: seconds a rank waits for the others (a collective, "
+      "rank 0's evaluation) before the run fails", low=0, low_open=True, high=86_400),
     # speed (each is recorded in run.json `speed`; see the README's "Speed")
     O("precision", "fp32", "choice", "bf16: torch.autocast to bfloat16 for the forward pass; weights stay fp32",
       choices=("fp32", "bf16")),
@@ -343,6 +348,22 @@ def _check_relations(spec: dict) -> None:
             raise SweepbenchError(f"bad target {target!r} for {metric}; allowed: a number in [0, 1]")
         if metric.endswith("loss") and target < 0:
             raise SweepbenchError(f"bad target {target!r} for {metric}; allowed: a number >= 0")
+    _check_data_parallel(spec)
     if spec["stop_at_target"] and (metric is None or target is None):
         raise SweepbenchError("bad stop_at_target True without a target; allowed: set target_metric and target "
                               "(or stop_at_target=false)")
+
+
+def _check_data_parallel(spec: dict) -> None:
+    """What a data-parallel run (world_size >= 1) cannot do: a whole-set batch (batch_size is per worker),
+    the noise-scale estimate and torch.compile (neither is implemented over ranks)."""
+    world = spec["world_size"]
+    if not world:
+        return
+    if spec["batch_size"] == "full":
+        raise SweepbenchError(f"bad batch_size 'full' with world_size {world}; allowed: an integer >= 1 (the "
+                              "per-worker batch; the global batch is world_size x batch_size)")
+    for key, off in (("gns", False), ("compile", "off")):
+        if spec[key] != off:
+            raise SweepbenchError(f"bad {key} {spec[key]!r} with world_size {world}; allowed: {key}={off!r} "
+                                  "(data-parallel runs do not implement it), or world_size=0")

@@ -115,3 +115,23 @@ def test_reproduction_verdict_without_an_ordered_pair_cannot_claim_the_ordering(
     assert v["n_ordered_pairs"] == 0 and v["n_within_band"] == 1
     assert v["verdict"] == "not reproduced"
     assert _verdict([0.916, 0.9235], [0.90, 0.92])["verdict"] == "reproduced"   # both in band: still reproduced
+
+
+def test_time_to_target_is_steps_at_the_global_batch_times_the_step_time_at_n_with_a_bootstrap_ci():
+    out = rules.time_to_target([100, 120, 110], [0.01, 0.012, 0.011])
+    assert out["time_to_target_s"] == pytest.approx(110 * 0.011)
+    assert out["ci_lo"] < out["time_to_target_s"] < out["ci_hi"]
+    assert out["ci_lo"] >= 100 * 0.01 and out["ci_hi"] <= 120 * 0.012
+    assert rules.time_to_target([100, 120, 110], [0.01, 0.012, 0.011]) == out      # reproducible (fixed seed)
+    one = rules.time_to_target([50], [0.02])
+    assert one == {"time_to_target_s": 1.0, "ci_lo": 1.0, "ci_hi": 1.0}
+    assert math.isnan(rules.time_to_target([100, float("nan")], [0.01])["time_to_target_s"])  # a seed missed it
+    assert math.isnan(rules.time_to_target([], [0.01])["time_to_target_s"])
+
+
+def test_the_knee_is_where_the_next_worker_count_cuts_time_to_target_by_less_than_ten_percent():
+    assert rules.workers_knee([1, 2, 4, 8], [10.0, 5.5, 3.0, 2.9]) == (4, True)     # 4 -> 8 saves 3%
+    assert rules.workers_knee([8, 1, 4, 2], [2.9, 10.0, 3.0, 5.5]) == (4, True)     # any order
+    assert rules.workers_knee([1, 2], [10.0, 12.0]) == (1, True)                    # a second worker already costs
+    assert rules.workers_knee([1, 2, 4], [10.0, 6.0, 3.5]) == (4, False)            # every step paid
+    assert rules.workers_knee([1, 2], [10.0, float("nan")]) == (None, False)

@@ -4,11 +4,12 @@ empty (headers only), atomically.
 runs.csv, one row per (study, run); a run reused by two studies appears in both:
     study, cell, run (run id), workload, model and dataset (what it trained: the workload's, or the
     options model and data; a user's function as file:name), optimizer, lr, batch_size (as
-    configured: a number or 'full'), effective_batch_size (samples per update), seed, status, diverged, synthetic, smoke
-    (the plan ran with `smoke: true`: tiny data, a few steps; the regression check never compares
-    smoke with real results), the study's axes (axis_<name>), final_<metric> and best_<metric>
-    for train/val/test loss and accuracy, final_epoch_loss (mean mini-batch loss of the last
-    evaluation window: a training epoch's running mean, as Keras prints it), target_metric,
+    configured: a number or 'full'), effective_batch_size (samples per update; a data-parallel
+    run's global batch world_size x batch_size x accum_steps), world_size (0: no DDP), seed,
+    status, diverged, synthetic, smoke (the plan ran with `smoke: true`: tiny data, a few steps; the
+    regression check never compares smoke with real results), the study's axes (axis_<name>),
+    final_<metric> and best_<metric> for train/val/test loss and accuracy, final_epoch_loss (mean
+    mini-batch loss of the last evaluation window: a training epoch's running mean, as Keras prints it), target_metric,
     target, target_reached, steps_to_target, epochs_to_target,
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
     convergence_epoch, steps, epochs, train_s, samples_per_s (of this run; with batched_runs > 1
@@ -37,7 +38,7 @@ scaling.csv, per (study, workload, optimizer, effective_batch_size) at the best 
     (steps(B0) B0 / B), fitted_steps, s_min, e_min, b_crit, b_crit_ci_lo, b_crit_ci_hi, regime,
     grad_noise_scale_mean, step_time_median_s, time_to_target_s (steps x median step time on
     this hardware), fastest_to_target (the batch size with the least time to target).
-throughput.csv, per (study, workload, device_name, effective_batch_size, batched_runs): n_runs,
+throughput.csv, per (study, workload, device_name, effective_batch_size, world_size, batched_runs): n_runs,
     samples_per_s (median over runs), step_time_median_s, step_time_p10_s, step_time_p90_s
     (medians over runs), time_to_target_s from scaling.csv where the study has one.
 bmin_bmax.csv, per (study, workload, optimizer, lr) with at least 3 batch sizes: threshold_pct,
@@ -46,6 +47,19 @@ optimizers.csv, per (study, workload, optimizer, lr, effective_batch_size) of st
     optimizer axis: cell means of final/best validation metrics, frac_diverged, and best
     (the best configuration per study: highest best_val_accuracy, or lowest best_val_loss
     for regression).
+data_parallel.csv, studies with a world_size axis (data-parallel runs), per (study, workload, device_name,
+    optimizer, lr, batch_size: the per-worker batch b) and worker count world_size N (0: one
+    process without DDP, the row that shows DDP's own cost): global_batch (N x b), n_runs,
+    step_time_median_s (median over runs of each run's median step time, each step the slowest
+    rank's), samples_per_s (global_batch / step_time_median_s: robust to a few slow steps),
+    step_time_p90_s, speedup (samples_per_s over N = 1's), scaling_efficiency (weak scaling:
+    throughput T(N) / (N x T(1))), ddp_overhead (N = 1 only: its median step time over the no-DDP
+    row's, minus 1), steps_from (the study whose runs give steps to target: `steps_from`, else this
+    one), steps_seeds and steps_to_target_mean (its runs at the global batch N x b, at this lr or
+    else its best lr there), time_to_target_s with time_to_target_ci_lo/_hi
+    (sweepbench.rules.time_to_target), n_crit (B_crit / b from the source's scaling.csv: the worker
+    count whose global batch is the critical batch size), knee and knee_within_sweep
+    (sweepbench.rules.workers_knee).
 reproduction.csv, per (study, metric, reference point) of studies with a `reference` block: the
     seed's printed value, ours, diff, band, state and the study's verdict (sweepbench.aggregate.reproduction).
 """
@@ -63,7 +77,7 @@ from sweepbench.plan.planner import read_plan
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_planned_record
 
 BASE_COLUMNS = ["study", "cell", "run", "workload", "model", "dataset", "optimizer", "lr", "batch_size",
-                "effective_batch_size",
+                "effective_batch_size", "world_size",
                 "seed", "status", "diverged", "synthetic", "smoke"]
 RECORD_COLUMNS = (
     [f"final_{m}" for m in METRICS] + ["final_epoch_loss"] + [f"best_{m}" for m in METRICS]
@@ -81,7 +95,8 @@ def run_row(rec: RunRecord) -> dict:
     micro = n_train if spec["batch_size"] == "full" else spec["batch_size"]
     row = {"workload": spec["workload"], "model": rec.workload.get("model"), "dataset": rec.workload.get("dataset"),
            "optimizer": spec["optimizer"], "lr": spec["lr"],
-           "batch_size": spec["batch_size"], "effective_batch_size": min(micro, n_train) * spec["accum_steps"],
+           "batch_size": spec["batch_size"], "world_size": spec.get("world_size", 0),
+           "effective_batch_size": min(micro, n_train) * spec["accum_steps"] * max(1, spec.get("world_size", 0)),
            "seed": spec["seed"], "status": rec.status, "diverged": rec.status == "diverged",
            "synthetic": bool(spec["synthetic"])}
     row.update({f"final_{m}": rec.final[m] for m in METRICS})
@@ -297,11 +312,12 @@ def scaling_table(runs, cells, best):
 def throughput_table(runs, scaling):
     import pandas as pd
 
-    cols = ["study", "workload", "device_name", "effective_batch_size", "batched_runs", "n_runs", "samples_per_s",
-            "step_time_median_s", "step_time_p10_s", "step_time_p90_s", "time_to_target_s"]
+    cols = ["study", "workload", "device_name", "effective_batch_size", "world_size", "batched_runs", "n_runs",
+            "samples_per_s", "step_time_median_s", "step_time_p10_s", "step_time_p90_s", "time_to_target_s"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
-    g = runs.groupby(["study", "workload", "device_name", "effective_batch_size", "batched_runs"], sort=False)
+    g = runs.groupby(["study", "workload", "device_name", "effective_batch_size", "world_size", "batched_runs"],
+                     sort=False)
     table = g.agg(n_runs=("run", "count"), samples_per_s=("samples_per_s", "median"),
                   step_time_median_s=("step_time_median_s", "median"),
                   step_time_p10_s=("step_time_p10_s", "median"),
@@ -353,8 +369,73 @@ def optimizers_table(cells):
     return pd.concat(parts)[cols] if parts else pd.DataFrame(columns=cols)
 
 
+DATA_PARALLEL_KEYS = ["study", "workload", "device_name", "optimizer", "lr", "batch_size"]
+DATA_PARALLEL_COLUMNS = DATA_PARALLEL_KEYS + [
+    "world_size", "global_batch", "n_runs", "samples_per_s", "step_time_median_s", "step_time_p90_s", "speedup",
+    "scaling_efficiency", "ddp_overhead", "steps_from", "steps_seeds", "steps_to_target_mean", "time_to_target_s",
+    "time_to_target_ci_lo", "time_to_target_ci_hi", "n_crit", "knee", "knee_within_sweep"]
+
+
+def data_parallel_table(runs, best, scaling, studies: dict):
+    """Data-parallel studies (a world_size >= 1 run): one row per worker count N (0: no DDP) of each
+    (study, workload, device, optimizer, lr, per-worker batch); see the module docstring."""
+    import pandas as pd
+
+    rows = []
+    ddp_studies = set(runs.loc[runs["world_size"] > 0, "study"]) if not runs.empty else set()
+    for key, g in runs[runs["study"].isin(ddp_studies)].groupby(DATA_PARALLEL_KEYS, sort=False):
+        source = studies[key[0]].get("steps_from") or key[0]
+        per_n = {n: h for n, h in g.groupby("world_size")}
+        base = per_n.get(1)
+        part = [_data_parallel_row(key, n, h, base, per_n.get(0), _steps_at(runs, best, source, key, h))
+                for n, h in sorted(per_n.items())]
+        for row in part:
+            row["steps_from"] = source
+        b_crit = scaling[(scaling["study"] == source) & (scaling["optimizer"] == key[3])]["b_crit"]
+        knee, within = rules.workers_knee([r["world_size"] for r in part if r["world_size"] > 0],
+                                          [r["time_to_target_s"] for r in part if r["world_size"] > 0])
+        for row in part:
+            row.update(n_crit=float(b_crit.iloc[0]) / key[5] if len(b_crit) else float("nan"),
+                       knee=row["world_size"] == knee, knee_within_sweep=within)
+        rows += part
+    return pd.DataFrame(rows, columns=DATA_PARALLEL_COLUMNS)
+
+
+def _steps_at(runs, best, source: str, key: tuple, here):
+    """Steps to target of every seed at this row's global batch in the source study: its runs at the
+    row's lr, else at the best lr there (best_lr.csv); NaN for a seed that did not reach the target."""
+    batch = here["effective_batch_size"].iloc[0]
+    at = runs[(runs["study"] == source) & (runs["optimizer"] == key[3]) & (runs["effective_batch_size"] == batch)]
+    if not (at["lr"] == key[4]).any():
+        pick = best[(best["study"] == source) & (best["optimizer"] == key[3]) & (best["effective_batch_size"] == batch)]
+        key = key[:4] + ((pick["best_lr"].iloc[0] if len(pick) else None),) + key[5:]
+    at = at[at["lr"] == key[4]]
+    return [s if reached else float("nan") for s, reached in zip(at["steps_to_target"], at["target_reached"])]
+
+
+def _data_parallel_row(key: tuple, n: int, h, base, plain, steps: list) -> dict:
+    import pandas as pd
+
+    step = h["step_time_median_s"].median()
+    tput = h["effective_batch_size"].iloc[0] / step
+    base_tput = base["effective_batch_size"].iloc[0] / base["step_time_median_s"].median() if base is not None \
+        else float("nan")
+    ttt = rules.time_to_target(steps, list(pd.to_numeric(h["step_time_median_s"], errors="coerce")))
+    overhead = float("nan")
+    if n == 1 and plain is not None:
+        overhead = step / plain["step_time_median_s"].median() - 1
+    return {**dict(zip(DATA_PARALLEL_KEYS, key)), "world_size": n, "global_batch": h["effective_batch_size"].iloc[0],
+            "n_runs": len(h), "samples_per_s": tput, "step_time_median_s": step,
+            "step_time_p90_s": h["step_time_p90_s"].median(),
+            "speedup": tput / base_tput if n > 0 else float("nan"),
+            "scaling_efficiency": tput / (n * base_tput) if n > 0 else float("nan"), "ddp_overhead": overhead,
+            "steps_seeds": len(steps), "steps_to_target_mean": pd.Series(steps, dtype=float).mean(),
+            "time_to_target_s": ttt["time_to_target_s"], "time_to_target_ci_lo": ttt["ci_lo"],
+            "time_to_target_ci_hi": ttt["ci_hi"]}
+
+
 TABLE_NAMES = ["runs", "cells", "lr_sensitivity", "best_lr", "scaling", "throughput", "bmin_bmax", "optimizers",
-               "reproduction"]
+               "reproduction", "data_parallel"]
 
 
 def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
@@ -369,6 +450,7 @@ def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
               "scaling": scaling, "throughput": throughput_table(runs, scaling),
               "bmin_bmax": bmin_bmax_table(cells, bmin_threshold_pct), "optimizers": optimizers_table(cells)}
     tables["reproduction"] = reproduction_table(the_plan, runs)
+    tables["data_parallel"] = data_parallel_table(runs, best, scaling, the_plan["studies"])
     return tables, missing
 
 

@@ -36,7 +36,7 @@ from sweepbench.spec import OPTIONS, resolve
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
                  "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
-                 "batch_cycle": "bcycle", "momentum": "mom"}
+                 "batch_cycle": "bcycle", "momentum": "mom", "world_size": "ws"}
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
 # Where a job goes on a SLURM cluster: study resource -> the SLURM executor plugin's resource
 # (no default: unset means the profile's default-resources, else the cluster's default).
@@ -374,7 +374,12 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
                    workload, [a for a in axes if a in pack_by] + [a for a in axes if a not in pack_by], pack_by)
     sp.entry = {"workload": workload.name, "description": study.get("description", workload.description),
                 "target": None, "axes": sp.axes, "cells": [], "runs": [], "seeds": seeds,
-                "reference": study.get("reference")}  # the seed's printed numbers (sweepbench.aggregate.reproduction)
+                "reference": study.get("reference"),  # the seed's printed numbers (sweepbench.aggregate.reproduction)
+                "steps_from": study.get("steps_from")}  # data-parallel studies: where steps to target come from
+    source = study.get("steps_from")
+    if source is not None and source not in selected:
+        raise SweepbenchError(f"config error in study {name!r}, key steps_from: {source!r} is not a study of this "
+                              f"run; allowed: {', '.join(selected)}")
     return sp
 
 

@@ -47,13 +47,14 @@ STACK_SHARED = (  # equal in every run of a stack, and the stacked training impl
     "hidden", "dropout", "sampling", "batch_schedule", "batch_cycle",
     "target_metric", "target", "stop_at_target", "patience", "converge_tol", "diverge_factor",
     "eval_every", "eval_batch_size", "eval_max_samples", "steps_cap", "gns", "gns_batches", "gns_ema",
-    "timing_warmup_steps", "device", "threads", "deterministic",
+    "timing_warmup_steps", "device", "threads", "deterministic", "dist_timeout_s",
 )
 STACK_REQUIRES = {  # spec key: the values a stacked run may have (what a stack cannot do is refused)
     "accum_steps": (1,), "save_best": (False,), "compile": ("off",), "precision": ("fp32",),
     "channels_last": (False,),
     "augment": (False, None),  # a stack's step draws no per-run augmentation; None: off unless set
     "optimizer_impl": ("auto", "foreach"),  # the stack's update is sweepbench's foreach rule
+    "world_size": (0,),  # a data-parallel run trains alone, over its own processes
 }
 
 

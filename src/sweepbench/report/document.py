@@ -253,6 +253,7 @@ def study_section(name: str, study: dict, t: dict, runs_dir: str, tables_dir: st
     _lr_figures(v)
     _batch_figures(v)
     _throughput_part(v)
+    _data_parallel_part(v)
     _schedule_figure(v, chosen)
     _cell_table(v)
     return section
@@ -385,6 +386,40 @@ def _throughput_part(v: StudyView) -> None:
             f"Throughput on {device} (medians over runs)."))
 
 
+def _data_parallel_part(v: StudyView) -> None:
+    """Data-parallel workers: throughput, scaling efficiency, DDP's own cost and time to target vs N."""
+    from sweepbench.report import figures
+
+    dp = v.t.get("data_parallel")
+    dp = dp[dp["study"] == v.name] if dp is not None and not dp.empty else pd.DataFrame()
+    if dp.empty:
+        return
+    for _, g in dp.groupby(["optimizer", "lr", "batch_size"], sort=False):
+        device, b = g["device_name"].iloc[0], int(g["batch_size"].iloc[0])
+        v.section["figures"].append(figure(
+            figures.workers_scaling(g, f"{b} samples per worker on {device}"), "Data-parallel workers",
+            "Left: samples per second (global batch over the median step time, each step the slowest rank's) "
+            "against the number of DDP workers N, beside perfect scaling N x T(1) and one process without DDP. "
+            "Right: time to target = steps to target at the global batch N x b x median step time at N, with "
+            "its 95% bootstrap CI; the star is the knee where more workers stop paying (rules.workers_knee), "
+            "the dashed line N_crit = B_crit / b where the global batch reaches the critical batch size."))
+        knee = g[g["knee"].astype(bool)]
+        if len(knee):
+            n = int(knee["world_size"].iloc[0])
+            v.section["notes"].append(
+                f"Data-parallel workers ({b} samples each, on {device}): more workers stop paying at N = {n}"
+                + ("." if knee["knee_within_sweep"].iloc[0] else ", the largest N measured: every step up paid, "
+                   "so the knee may lie beyond the sweep."))
+        v.section["tables"].append(html_table(g, {
+            "world_size": "workers N (0: no DDP)", "global_batch": "global batch", "samples_per_s": "samples/s",
+            "step_time_median_s": "median step (s)", "step_time_p90_s": "p90 step (s)", "speedup": "speedup",
+            "scaling_efficiency": "efficiency T(N)/(N T(1))", "ddp_overhead": "DDP overhead at N=1",
+            "steps_to_target_mean": "steps to target", "time_to_target_s": "time to target (s)",
+            "time_to_target_ci_lo": "CI low (s)", "time_to_target_ci_hi": "CI high (s)", "knee": "knee"},
+            f"Data-parallel workers on {device}: steps to target from study {g['steps_from'].iloc[0]} "
+            "(data_parallel.csv)."))
+
+
 def _schedule_figure(v: StudyView, chosen: pd.DataFrame) -> None:
     """The learning rate each update used, where it changes."""
     from sweepbench.report import figures
@@ -513,6 +548,8 @@ METHOD_RULES = [
     ("Critical batch size CI", statistics.scaling_fit),
     ("Scaling regimes", statistics.scaling_regime),
     ("bmin / bmax detection", rules.detect_bmin_bmax),
+    ("Time to target with N data-parallel workers", rules.time_to_target),
+    ("Where more workers stop paying", rules.workers_knee),
     ("Learning-rate picks", statistics.lr_range_picks),
     ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
     ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),

@@ -218,6 +218,37 @@ def time_to_target(sc, title: str) -> str:
     return to_svg(fig)
 
 
+def workers_scaling(dp, title: str) -> str:
+    """Data-parallel workers (issue 25): throughput vs N beside perfect scaling N x T(1), and time to
+    target vs N with its CI, the knee and N_crit = B_crit / b."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, HEIGHT))
+    ddp = dp[dp["world_size"] > 0].sort_values("world_size")
+    n = ddp["world_size"].astype(int)
+    left.plot(n, ddp["samples_per_s"], "o-", label="measured")
+    one = ddp[ddp["world_size"] == 1]
+    if len(one):
+        left.plot(n, n * one["samples_per_s"].iloc[0], "--", color="grey", label="perfect: N x T(1)")
+    plain = dp[dp["world_size"] == 0]
+    if len(plain):
+        left.axhline(plain["samples_per_s"].iloc[0], color="tab:green", lw=1, ls=":", label="no DDP")
+    _style_axes(left, "workers N", "samples / s", "throughput", log2_x=False, log_y=False)
+    left.set_xticks(list(n))
+    t = ddp["time_to_target_s"]
+    err = [t - ddp["time_to_target_ci_lo"], ddp["time_to_target_ci_hi"] - t]
+    right.errorbar(n, t, yerr=err, fmt="o-", capsize=3, label="time to target (95% CI)")
+    knee = ddp[ddp["knee"].astype(bool)]
+    if len(knee):
+        right.plot(knee["world_size"], knee["time_to_target_s"], "*", ms=12, color="tab:red",
+                   label=f"knee: N = {int(knee['world_size'].iloc[0])}")
+    n_crit = ddp["n_crit"].iloc[0] if len(ddp) else float("nan")
+    if n_crit == n_crit and n_crit > 0:
+        right.axvline(n_crit, color="grey", ls="--", lw=1, label=f"N_crit = B_crit / b = {n_crit:.2g}")
+    _style_axes(right, "workers N", "seconds", "time to target", log2_x=False, log_y=False)
+    right.set_xticks(list(n))
+    fig.suptitle(title, fontsize=9)
+    return to_svg(fig)
+
+
 def lr_schedule(steps, title: str) -> str:
     """The learning rate over iterations (seed 002's CLR plots), one line per cell."""
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))

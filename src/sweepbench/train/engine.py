@@ -32,7 +32,16 @@ from sweepbench.data import datasets, registry
 from sweepbench.data.augment import random_shift_flip
 from sweepbench.plan import stacks
 from sweepbench.record import RecordWriter, RunContext
-from sweepbench.train import acceleration, allocator, environment, models, noise_scale, optimizers, schedules
+from sweepbench.train import (
+    acceleration,
+    allocator,
+    distributed,
+    environment,
+    models,
+    noise_scale,
+    optimizers,
+    schedules,
+)
 from sweepbench.train.clock import Clock
 from sweepbench.train.objective import Objective, evaluate, measure_noise_scale
 from sweepbench.train.run_state import (
@@ -61,6 +70,7 @@ class Job:
     placement: dict | None = None
     quiet: bool = False
     stack: str | None = None       # the stack's id when several runs train as one model
+    rank: int = 0                  # a data-parallel run's rank (sweepbench.train.distributed); rank 0 writes
 
 
 @dataclass
@@ -145,9 +155,15 @@ def train(spec: dict, out_dir: str, quiet: bool = False, ready_since: float | No
     data are loaded, e.g. a batch size larger than the training set. `ready_since` is the
     time.perf_counter() value from which start-up is counted (a pack's previous run end);
     by default start-up counts from the process start. `placement` says how the scheduler
-    placed the run (see PLACEMENT_UNKNOWN); it is copied into run.json.
+    placed the run (see PLACEMENT_UNKNOWN); it is copied into run.json. A run with world_size >= 1
+    trains over that many processes (sweepbench.train.distributed).
     """
-    return train_runs([spec], Job([out_dir], ready_since, placement, quiet), SingleModel)[0]
+    job = Job([out_dir], ready_since, placement, quiet)
+    if spec["world_size"]:
+        from sweepbench.train import distributed
+
+        return distributed.train(spec, job)
+    return train_runs([spec], job, SingleModel)[0]
 
 
 def train_runs(specs: list[dict], job: Job, model_kind) -> list[dict]:
@@ -156,13 +172,16 @@ def train_runs(specs: list[dict], job: Job, model_kind) -> list[dict]:
     A failure leaves no record behind."""
     t_entry = time.perf_counter()
     age = provenance.process_age_s() if job.ready_since is None else t_entry - job.ready_since
-    writers = [RecordWriter(d) for d in job.out_dirs]
+    writers = [RecordWriter(d) for d in job.out_dirs] if job.rank == 0 else []  # rank 0 writes the record
     try:
         run = set_up(specs, writers, model_kind, job.quiet)
         run.timing["startup_s"] = (age or 0.0) + (time.perf_counter() - t_entry) if age is not None else None
         run.timing["compile_s"] = run.model.warm_up(run)
         train_loop(run)
-        return write_records(run, job, t_entry)
+        if run.spec["world_size"]:
+            for st in run.states:  # the training clock of a data-parallel run: its slowest rank's
+                st.train_s = run.model.slowest(st.train_s)
+        return write_records(run, job, t_entry) if job.rank == 0 else []
     except BaseException:
         for w in writers:
             w.discard()
@@ -176,7 +195,9 @@ def set_up(specs: list[dict], writers: list[RecordWriter], model_kind, quiet: bo
     spec = specs[0]
     workload = workloads.effective(spec)
     device = pick_device(spec["device"])
-    if spec["threads"]:
+    if spec["world_size"]:
+        torch.set_num_threads(distributed.threads_per_rank(spec))
+    elif spec["threads"]:
         torch.set_num_threads(usable_threads(spec["threads"]))
     allocator.keep_large_blocks()
     seed_everything(spec["seed"], spec["deterministic"], device)
@@ -227,7 +248,13 @@ def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, dev
 
 
 def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:
-    """Batch sizes above the training set are bad input, unless clip_batch_size clips them."""
+    """Batch sizes above the training set are bad input, unless clip_batch_size clips them; so is a
+    data-parallel run's global batch (world_size x batch_size) above it."""
+    world = max(1, spec["world_size"])
+    if world > 1 and world * schedules.batch_size_at(spec, 0, n_train) > n_train and not spec["clip_batch_size"]:
+        raise SweepbenchError(f"bad batch_size {spec['batch_size']} with world_size {world}: the global batch "
+                              f"{world} x {spec['batch_size']} exceeds the {n_train} training samples of "
+                              f"{workload_name}; allowed: batch_size 1..{n_train // world}")
     if spec["clip_batch_size"]:
         return
     if spec["batch_size"] != "full" and spec["batch_size"] > n_train:
@@ -260,7 +287,7 @@ def train_epoch(run: Training, epoch: int) -> bool:
     """One epoch's steps, reading back every FLUSH_EVERY steps (and evaluating every eval_every
     steps). Returns True when max_steps was reached."""
     spec, n_train = run.spec, len(run.splits.y_train)
-    batch = schedules.batch_size_at(spec, epoch, n_train)
+    batch = global_batch(spec, epoch, n_train)
     for k in run.active():
         run.states[k].batch, run.states[k].epoch_losses = batch * spec["accum_steps"], []
     run.model.keep(run.active())  # runs that stopped leave the stack: they cost no more compute
@@ -284,6 +311,13 @@ def train_epoch(run: Training, epoch: int) -> bool:
                 return last_step
             run.clock.start()
     return False
+
+
+def global_batch(spec: dict, epoch: int, n_train: int) -> int:
+    """Samples per micro-batch over all ranks: world_size x the per-worker batch (clipped, with
+    clip_batch_size, so that the global batch fits in the training set)."""
+    world = max(1, spec["world_size"])
+    return min(schedules.batch_size_at(spec, epoch, n_train), max(1, n_train // world)) * world
 
 
 def epoch_order(spec: dict, n_train: int, batch: int, gen: torch.Generator):
@@ -316,8 +350,11 @@ def read_back(run: Training) -> None:
     if not run.pending:
         return
     window, run.pending = run.pending, []
-    losses = torch.stack([p.loss for p in window]).reshape(len(window), -1).tolist()
+    losses = torch.stack([p.loss for p in window]).reshape(len(window), -1)
     seconds = [run.clock.resolve(p.mark) for p in window]
+    if run.spec["world_size"]:  # the global batch's losses, each step's slowest rank
+        losses, seconds = run.model.across_ranks(losses, seconds)
+    losses = losses.tolist()
     diverged = []
     for j, k in enumerate(run.model.rows):
         st = run.states[k]
@@ -418,12 +455,23 @@ def write_records(run: Training, job: Job, t_entry: float) -> list[dict]:
                                       batched_runs=len(run.states), stack=job.stack),
             provenance=environment.collect(run.device, st.spec),
             grad_noise_scale=run.gns[k].value() if run.gns is not None else None,
-            best_model=reload_best(run) if run.best is not None else None)
+            best_model=reload_best(run) if run.best is not None else None,
+            distributed=data_parallel(run, st.spec))
         if run.gns is not None:
             ctx.metric_columns.append("grad_noise_scale")
         ctx.step_columns += list(run.model.trajectory_names())
         results.append(writer.write(st, ctx))
     return results
+
+
+def data_parallel(run: Training, spec: dict) -> dict:
+    """run.json's `distributed` section: the workers, per-worker and global batch (one process
+    without DDP: world_size 0, the two batches equal)."""
+    if spec["world_size"]:
+        return run.model.describe(spec, distributed.threads_per_rank(spec))
+    micro = schedules.batch_size_at(spec, 0, len(run.splits.y_train))
+    return {"world_size": 0, "backend": None, "per_worker_batch": spec["batch_size"],
+            "global_batch": micro * spec["accum_steps"]}
 
 
 def peak_memory(device: torch.device) -> dict:

@@ -178,3 +178,57 @@ def test_aggregate_refuses_a_complete_record_that_is_not_the_planned_run(tmp_pat
         for run in cell["runs"]:
             write_record_files(tmp_path / "runs" / run["id"], minimal_record(spec=run["spec"]))
     assert tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path / "runs"), str(tmp_path / "tables"))["runs"] == 2
+
+
+def ddp_runs(steps_by_batch: dict, step_time: dict, study="w", seeds=(0, 1)) -> pd.DataFrame:
+    """runs.csv rows of a data-parallel study at 32 samples per worker: world_size -> median step time."""
+    rows = []
+    for n, t in step_time.items():
+        batch = 32 * max(1, n)
+        for seed in seeds:
+            steps = steps_by_batch[batch][seed]
+            rows.append({"study": study, "workload": "digits_mlp", "device_name": "cpu", "optimizer": "sgd",
+                         "lr": 0.1, "batch_size": 32, "world_size": n, "effective_batch_size": batch, "seed": seed,
+                         "step_time_median_s": t * (1 + seed / 100), "step_time_p90_s": 2 * t,
+                         "steps_to_target": steps, "target_reached": steps is not None})
+    return pd.DataFrame(rows)
+
+
+def test_data_parallel_table_joins_steps_at_the_global_batch_with_the_step_time_at_n():
+    steps = {32: [400, 420], 64: [220, 230], 128: [150, 150]}
+    runs = ddp_runs(steps, {0: 0.010, 1: 0.012, 2: 0.013, 4: 0.016})
+    scaling = pd.DataFrame({"study": ["w"], "optimizer": ["sgd"], "b_crit": [96.0]})
+    dp = tables.data_parallel_table(runs, pd.DataFrame(columns=tables.GROUP + ["best_lr"]), scaling, {"w": {}})
+    assert list(dp.columns) == tables.DATA_PARALLEL_COLUMNS
+    by_n = dp.set_index("world_size")
+    assert list(by_n["global_batch"]) == [32, 32, 64, 128]
+    assert by_n.loc[1, "ddp_overhead"] == pytest.approx(0.012 / 0.010 - 1, rel=0.02)   # against the no-DDP row
+    assert math.isnan(by_n.loc[2, "ddp_overhead"]) and math.isnan(by_n.loc[0, "scaling_efficiency"])
+    t1 = 32 / by_n.loc[1, "step_time_median_s"]
+    assert by_n.loc[2, "samples_per_s"] == pytest.approx(64 / by_n.loc[2, "step_time_median_s"])
+    assert by_n.loc[2, "scaling_efficiency"] == pytest.approx(by_n.loc[2, "samples_per_s"] / (2 * t1))
+    assert by_n.loc[4, "speedup"] == pytest.approx(by_n.loc[4, "samples_per_s"] / t1)
+    # steps at B = N x b: the study's runs at that global batch (N = 1 pools the no-DDP runs at 32)
+    assert by_n.loc[1, "steps_seeds"] == 4 and by_n.loc[2, "steps_to_target_mean"] == 225
+    assert by_n.loc[2, "time_to_target_s"] == pytest.approx(225 * by_n.loc[2, "step_time_median_s"])
+    assert by_n.loc[2, "time_to_target_ci_lo"] <= by_n.loc[2, "time_to_target_s"] <= by_n.loc[2, "time_to_target_ci_hi"]
+    # time to target: N=1 5.0 s, N=2 2.9 s, N=4 2.4 s (a 17% cut): every step paid, the knee is N = 4 at the edge
+    assert list(by_n["knee"]) == [False, False, False, True] and not by_n["knee_within_sweep"].any()
+    assert by_n["n_crit"].iloc[0] == 3.0 and set(by_n["steps_from"]) == {"w"}
+
+
+def test_data_parallel_steps_come_from_a_named_study_and_a_seed_that_missed_the_target_empties_the_time():
+    own = ddp_runs({32: [None, None], 64: [None, None]}, {1: 0.01, 2: 0.02}, study="w")
+    batch = ddp_runs({32: [100, 110], 64: [60, 70]}, {0: 0.005}, study="b")
+    batch = pd.concat([batch, batch.assign(effective_batch_size=64, batch_size=64)])
+    runs = pd.concat([own, batch], ignore_index=True)
+    runs.loc[(runs["study"] == "b") & (runs["effective_batch_size"] == 64), "steps_to_target"] = [60, 70]
+    empty = pd.DataFrame(columns=["study", "optimizer", "b_crit"])
+    dp = tables.data_parallel_table(runs, pd.DataFrame(columns=tables.GROUP + ["best_lr"]), empty,
+                                    {"w": {"steps_from": "b"}, "b": {}}).set_index("world_size")
+    assert list(dp["steps_from"]) == ["b", "b"] and list(dp["steps_to_target_mean"]) == [105, 65]
+    assert dp.loc[2, "time_to_target_s"] > dp.loc[1, "time_to_target_s"]   # 65 x 0.02 > 105 x 0.01
+    assert list(dp["knee"]) == [True, False] and dp["knee_within_sweep"].all()
+    assert math.isnan(dp["n_crit"].iloc[0])
+    alone = tables.data_parallel_table(own, pd.DataFrame(columns=tables.GROUP + ["best_lr"]), empty, {"w": {}})
+    assert alone["time_to_target_s"].isna().all() and not alone["knee"].any()   # no seed reached the target

@@ -240,3 +240,20 @@ def test_a_smoke_run_never_replaces_a_real_sweeps_records(tmp_path):
     os.remove(tmp_path / "results" / "plan.json")                                    # no plan: the records tell
     with pytest.raises(SweepbenchError, match="holds a real sweep's records that smoke runs would replace"):
         check_smoke_results({**config, "smoke": True})
+
+
+def test_a_data_parallel_study_names_where_its_steps_come_from_and_never_stacks():
+    config = {"studies": {
+        "batch": {"workload": "digits_mlp", "grid": {"batch_size": [32, 64]}},
+        "ddp": {"workload": "digits_mlp", "grid": {"world_size": [0, 1, 2]}, "steps_from": "batch"}}}
+    the_plan = plan(config)
+    assert the_plan["studies"]["ddp"]["steps_from"] == "batch" and the_plan["studies"]["batch"]["steps_from"] is None
+    cells = [the_plan["cells"][c] for c in the_plan["studies"]["ddp"]["cells"]]
+    assert sorted(c["runs"][0]["spec"]["world_size"] for c in cells) == [0, 1, 2]   # ws~0 is batch's bs~32 cell
+    runs = [r for j in the_plan["jobs"].values() if j["study"] == "ddp" for r in j["runs"]]
+    assert sorted(r["spec"]["world_size"] for r in runs) == [1, 2]
+    assert all(r["stack"] is None for r in runs)            # stack: auto trains data-parallel runs alone
+    config["studies"]["ddp"]["steps_from"] = "nope"
+    with pytest.raises(SweepbenchError, match=r"^config error in study 'ddp', key steps_from: 'nope' is not a study "
+                                              r"of this run; allowed: batch, ddp$"):
+        plan(config)
