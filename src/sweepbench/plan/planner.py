@@ -409,7 +409,8 @@ def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
 def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
     """Put a cell and its runs in the plan (in its job), or point the study at an equal cell
     that an earlier study already planned."""
-    key = json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True) + json.dumps(sp.seeds) \
+    key = json.dumps({k: _as_number(k, v) for k, v in spec.items() if k != "seed"}, sort_keys=True) \
+        + json.dumps(sp.seeds) \
         + json.dumps(sp.study.get("batch_cycle_from")) \
         + json.dumps(sp.resources["exclusive"])  # a derived cycle, or a run timed alone, is not the same cell
     cells, point = the_plan["cells"], {k: spec[k] for k in sp.axes}
@@ -440,6 +441,14 @@ def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
     sp.cell_ids.add(seen[key])
     sp.entry["cells"].append(seen[key])
     sp.entry["runs"] += [r["id"] for r in cells[seen[key]]["runs"]]
+
+
+def _as_number(key: str, value):
+    """A float option's value as a float, so that `lr: [1, 1.0]` is seen as one cell twice (YAML reads
+    1 as an int); the spec itself keeps what the user wrote."""
+    if key in OPTIONS and OPTIONS[key].kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _strict_loader():

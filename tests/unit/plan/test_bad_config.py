@@ -77,6 +77,7 @@ def test_command_line_errors_are_one_line_exit_2(tmp_path):
     ({"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.1]}}, "s/lr~0.1"),
     ({"workload": "linreg", "rows": [{"lr": 0.1}, {"lr": 0.1}]}, "s/lr~0.1"),
     ({"workload": "linreg", "rows": [{"lr": 0.1, "epochs": 1000}, {"lr": 0.1}]}, "s/"),  # epochs 1000 is the default
+    ({"workload": "linreg", "grid": {"lr": [1, 1.0]}}, "s/lr~1"),          # YAML's int 1 and float 1.0: one value
 ])
 def test_points_that_give_the_same_cell_twice_are_refused_naming_it(study, cell):
     """A cell planned twice in one study would tabulate each of its runs twice (n_seeds 4 of 2 planned)."""
