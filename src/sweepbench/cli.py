@@ -192,8 +192,11 @@ def cmd_report(args) -> int:
 
     if args.workers < 1:
         raise SweepbenchError(f"bad --workers {args.workers}; allowed: an integer >= 1")
+    history = args.history
+    if history is None and args.check_dir:   # the check's default history: beside its folder
+        history = os.path.join(os.path.dirname(os.path.abspath(args.check_dir)), "history.csv")
     out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf,
-                 figures_dir=args.figures_dir, workers=args.workers)
+                 figures_dir=args.figures_dir, workers=args.workers, history_path=history or None)
     print("wrote " + " and ".join(out.values()))
     return 0
 
@@ -228,7 +231,33 @@ def cmd_check(args) -> int:
         raise SweepbenchError(f"could not run the check ({type(err).__name__}: {err}); exit 2, not a verdict") from None
     print(summary["line"])
     print(f"details: {os.path.join(args.out, 'check.csv')}")
+    _add_to_history(args, summary)
     return 0 if summary["passed"] or args.no_fail else 1
+
+
+def _add_to_history(args, summary: dict) -> None:
+    """After a check that ran: its entry in the history file. A history that cannot be read is
+    exit 2, or with --no-fail a warning line (the verdict is already in the check's files)."""
+    from sweepbench.check import history
+
+    path = _history_path(args)
+    if not path or summary["passed"] is None:
+        return
+    try:
+        entry = history.record_check(path, args.out, args.baseline, args.tables)
+    except SweepbenchError as err:
+        if not args.no_fail:
+            raise
+        print(f"sweepbench check: warning: not added to the history: {err}", file=sys.stderr)
+        return
+    print(f"history: entry {entry} of {path}")
+
+
+def _history_path(args) -> str | None:
+    """check's history file: --history, or history.csv beside the --out folder; None for --history ''."""
+    if args.history is None:
+        return os.path.join(os.path.dirname(os.path.abspath(args.out)), "history.csv")
+    return args.history or None
 
 
 def _option_values(args: list[str], names: tuple[str, ...]) -> list[str] | None:
@@ -333,6 +362,8 @@ def _table_parsers(sub) -> None:
     p.add_argument("--tables", default="results/tables")
     p.add_argument("--runs-dir", default="results/runs")
     p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
+    p.add_argument("--history", default=None, help="the check history (default: history.csv beside --check-dir, "
+                                                    "as sweepbench check writes it); shown from two checks on")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
     p.add_argument("--figures-dir",
@@ -350,6 +381,9 @@ def _table_parsers(sub) -> None:
     p.add_argument("--plan", default="results/plan.json", help="for the config's `check:` tolerances")
     p.add_argument("--out", default="results/check")
     p.add_argument("--root", default="baselines")
+    p.add_argument("--history", default=None,
+                   help="add this check to this history file (trends and lasting changes in the report; default "
+                        "history.csv beside the --out folder, e.g. results/history.csv; '' for none)")
     p.add_argument("--no-fail", action="store_true",
                    help="exit 0 even on a regression or an unusable baseline (the verdict is in the files; "
                         "the workflow's check rule uses this so the report can show it)")
