@@ -28,7 +28,7 @@ HISTORY_COLUMNS = ["entry", "recorded", "baseline", "tables", "commit", "study",
                    "threshold", "change", "change_lo", "change_hi", "verdict"]
 LASTING_CHECKS = 3   # a change past the floor in this many checks in a row is lasting (lasting_changes)
 LASTING_COLUMNS = ["study", "cell", "metric", "direction", "checks", "since_entry", "since_commit", "change_first",
-                   "change_last"]
+                   "change_last", "step"]
 
 
 def tables_digest(runs_path: str) -> str:
@@ -109,14 +109,18 @@ def append_entry(path: str, table, baseline: str, runs_path: str, commit: str = 
 
 def lasting_changes(history, baseline: str | None = None, checks: int = LASTING_CHECKS):
     """A lasting change: a (cell, metric) whose change from the baseline was past its effect
-    floor, in the same direction, in each of the last `checks` (3) entries of the check history,
-    and still is in the latest one. The change is counted in effect floors (the check's
-    threshold for that row: its tolerance or its baseline seed spread, whichever is larger; for
-    speed the relative threshold), so one unlucky check, or a change that came and went, is not
-    lasting, while a step that every later check sees is, even where the seeds of each single
-    check were too few to make it significant. The report names where the streak began (its
-    first entry and commit): the step. Only entries against one baseline are compared (the
-    latest entry's, unless named)."""
+    floor, in the same direction, in each of the last `checks` (3) entries of the check history
+    (still in the latest one), after an entry where it was not: a step the history saw happen.
+    The change is counted in effect floors (the check's threshold for that row: its tolerance or
+    its baseline seed spread, whichever is larger; for speed the relative threshold), so one
+    unlucky check, or a change that came and went, is not lasting, while a step that every later
+    check sees is, even where the seeds of each single check were too few to make it
+    significant. The report names the entry and commit where the streak began: the step.
+    A (cell, metric) past the floor in every entry since the history began shows no step: it is
+    a standing difference from the baseline (step = False; the same seeds give the same values,
+    so re-checking unchanged code repeats it), counted apart. Only entries against one baseline
+    are compared (the latest entry's, unless named); an entry that did not compare the cell
+    breaks its streak."""
     import pandas as pd
 
     if history.empty:
@@ -133,7 +137,8 @@ def lasting_changes(history, baseline: str | None = None, checks: int = LASTING_
             rows.append({"study": study, "cell": cell, "metric": metric,
                          "direction": "worse" if series.iloc[-1] > 0 else "better", "checks": streak,
                          "since_entry": first, "since_commit": h.loc[h["entry"] == first, "commit"].iloc[0],
-                         "change_first": series[first], "change_last": series.iloc[-1]})
+                         "change_first": series[first], "change_last": series.iloc[-1],
+                         "step": bool(series.loc[:first].iloc[:-1].notna().any())})
     return pd.DataFrame(rows, columns=LASTING_COLUMNS)
 
 

@@ -158,7 +158,9 @@ def history_section(path: str | None) -> dict | None:
         return None
     from sweepbench.report import figures
 
-    lasting = history.lasting_changes(h)
+    found = history.lasting_changes(h)
+    lasting, standing = found[found["step"].astype(bool)], found[~found["step"].astype(bool)]
+    lasting = lasting.sort_values("direction", ascending=False, kind="stable")     # worse first
     baseline = history.latest_baseline(h)
     h = h[h["baseline"] == baseline]
     keys = list(zip(lasting["study"], lasting["cell"], lasting["metric"]))[:8]
@@ -167,10 +169,11 @@ def history_section(path: str | None) -> dict | None:
                "checks": "checks in a row", "since_entry": "since check", "since_commit": "since commit",
                "change_first": "change then (floors)", "change_last": "change now (floors)"}
     caption = (f"Lasting changes ({len(lasting)}): past the effect floor in the same direction in each of the "
-               f"last {history.LASTING_CHECKS} or more checks (Methods: lasting change)")
+               f"last {history.LASTING_CHECKS} or more checks, after a check where they were not (Methods: lasting "
+               "change); the step is where the streak began")
     first, last = h["recorded"].min(), h["recorded"].max()
     return {"n": int(h["entry"].nunique()), "baseline": baseline, "first": first, "last": last, "path": path,
-            "lasting": html_table(lasting, columns, caption), "n_lasting": len(lasting),
+            "lasting": html_table(lasting, columns, caption), "n_lasting": len(lasting), "n_standing": len(standing),
             "figure": figure(svg, "Check history", TREND_CAPTION)}
 
 

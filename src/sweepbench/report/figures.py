@@ -318,5 +318,5 @@ def check_trend(history, highlight: list, title: str) -> str:
     ax.set_xlabel("check (history entry)")
     ax.set_ylabel("change in effect floors (+ = worse)")
     ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     return to_svg(fig)

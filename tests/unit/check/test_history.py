@@ -33,14 +33,16 @@ def test_a_planted_step_is_lasting_from_the_check_where_it_began_and_a_blip_is_n
         "better": noise[:6] + [-1.5, -2.0, -1.2],       # improvement that lasts
         "flip": noise[:6] + [2.0, -2.0, 2.0],           # past the floor each time, not the same way
         "quiet": noise,
+        "standing": [2.0] * 9,                          # past the floor since the history began: no step seen
     })
     lasting = history.lasting_changes(h).set_index("cell")
-    assert sorted(lasting.index) == ["better", "step"]
+    assert sorted(lasting.index) == ["better", "standing", "step"]
+    assert lasting["step"].to_dict() == {"step": True, "better": True, "standing": False}
     step = lasting.loc["step"]
     assert step["direction"] == "worse" and step["checks"] == 4 and step["since_entry"] == 6
     assert step["since_commit"] == "c6" and step["change_first"] == 2.5 and step["change_last"] == 2.8
     assert lasting.loc["better", "direction"] == "better" and lasting.loc["better", "since_entry"] == 7
-    assert sorted(history.lasting_changes(h, checks=2)["cell"]) == ["better", "late", "step"]   # 'flip' never
+    assert sorted(history.lasting_changes(h, checks=2)["cell"]) == ["better", "late", "standing", "step"]  # no flip
 
 
 def test_a_missing_check_breaks_a_streak_and_another_baseline_is_not_compared():
