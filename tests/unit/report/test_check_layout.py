@@ -99,14 +99,16 @@ PROBE = """<script>
     return {inside: r.right <= body.right + 1, wide: w.scrollWidth > w.clientWidth + 1,
             scrolls: getComputedStyle(w).overflowX === "auto"};
   });
-  var full = document.querySelector("details.full-table table"), box = document.querySelector("details.full-table input");
+  var full = document.querySelector("details.full-table table");
+  var box = document.querySelector("details.full-table input");
   box.value = "regression"; box.dispatchEvent(new Event("input"));
   out.shown = Array.from(full.tBodies[0].rows).filter(function (r) { return !r.hidden; }).length;
   out.total = full.tBodies[0].rows.length;
   box.value = ""; box.dispatchEvent(new Event("input"));
   var th = Array.from(full.tHead.rows[0].cells).find(function (h) { return h.textContent === "p adj."; });
   th.click();
-  var col = th.cellIndex, values = Array.from(full.tBodies[0].rows).map(function (r) { return r.cells[col].textContent; });
+  var col = th.cellIndex;
+  var values = Array.from(full.tBodies[0].rows).map(function (r) { return r.cells[col].textContent; });
   out.first_p = values[0]; out.sorted_by = th.getAttribute("aria-sort");
   document.body.setAttribute("data-probe", JSON.stringify(out));
 })();
