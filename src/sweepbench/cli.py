@@ -201,6 +201,15 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from sweepbench.report.tensorboard import export
+
+    counts = export(args.tables, args.runs_dir, args.out)
+    print(f"wrote {counts['runs']} runs ({counts['scalars']:,} values) to {args.out}/; "
+          f"view them with: tensorboard --logdir {args.out}")
+    return 0
+
+
 def cmd_baseline(args) -> int:
     from sweepbench.check.compare import save_baseline
 
@@ -370,6 +379,11 @@ def _table_parsers(sub) -> None:
                    help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
     p.add_argument("--workers", type=int, default=usable_cores(),
                    help="processes drawing the studies' figures at once (default: this process's CPUs)")
+    p = sub.add_parser("export", help="export the recorded runs for another viewer: export tensorboard")
+    p.add_argument("format", choices=["tensorboard"], help="tensorboard: event files, one folder per run")
+    p.add_argument("--tables", default="results/tables", help="the tables (runs.csv lists the runs)")
+    p.add_argument("--runs-dir", default="results/runs")
+    p.add_argument("--out", default="results/tensorboard", help="folder to write (replaced whole)")
     p = sub.add_parser("baseline", help="freeze the current tables as a baseline: baseline save NAME")
     p.add_argument("action", choices=["save"])
     p.add_argument("name", help="baseline folder name under --root, e.g. default")
@@ -425,7 +439,8 @@ def _workflow_parsers(sub) -> None:
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "init": cmd_init, "plan": cmd_plan,
             "train-pack": cmd_train_pack, "probe": cmd_probe, "aggregate": cmd_aggregate,
-            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check, "status": cmd_status}
+            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check, "status": cmd_status,
+            "export": cmd_export}
 
 
 def main(argv=None) -> int:
