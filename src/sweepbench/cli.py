@@ -194,7 +194,7 @@ def cmd_report(args) -> int:
         raise SweepbenchError(f"bad --workers {args.workers}; allowed: an integer >= 1")
     history = args.history
     if history is None and args.check_dir:   # the check's default history: beside its folder
-        history = os.path.join(os.path.dirname(os.path.abspath(args.check_dir)), "history.csv")
+        history = os.path.join(os.path.dirname(os.path.normpath(args.check_dir)), "history.csv")
     out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf,
                  figures_dir=args.figures_dir, workers=args.workers, history_path=history or None)
     print("wrote " + " and ".join(out.values()))
@@ -265,7 +265,7 @@ def _add_to_history(args, summary: dict) -> None:
 def _history_path(args) -> str | None:
     """check's history file: --history, or history.csv beside the --out folder; None for --history ''."""
     if args.history is None:
-        return os.path.join(os.path.dirname(os.path.abspath(args.out)), "history.csv")
+        return os.path.join(os.path.dirname(os.path.normpath(args.out)), "history.csv")
     return args.history or None
 
 

@@ -30,11 +30,13 @@ def fmt(value, digits: int = 4) -> str:
     return html.escape(str(value)).replace("/", "/<wbr>")  # long ids may wrap after a slash
 
 
-def html_table(df: pd.DataFrame, columns: dict, caption: str = "") -> dict:
-    """{caption, headers, rows} for the template; columns maps column -> header with units."""
+def html_table(df: pd.DataFrame, columns: dict, caption: str = "", text: tuple = ()) -> dict:
+    """{caption, headers, rows, text} for the template; columns maps column -> header with units;
+    `text` names the columns of prose (left-aligned, wrapping), given by their index in `text`."""
     cols = [c for c in columns if c in df.columns]
     rows = [[fmt(row[c]) for c in cols] for _, row in df.iterrows()]
-    return {"caption": caption, "headers": [columns[c] for c in cols], "rows": rows}
+    return {"caption": caption, "headers": [columns[c] for c in cols], "rows": rows,
+            "text": [i for i, c in enumerate(cols) if c in text]}
 
 
 def figure(svg: str, title: str, caption: str) -> dict:

@@ -15,7 +15,7 @@ from sweepbench.check import compare, history
 from sweepbench.report.blocks import figure, html_table, read_table
 
 CHECK_ORDER = {"regression": 0, "missing": 1, "unstable": 2, "improvement": 3, "not comparable": 4, "pass": 5}
-SHORT_COLUMNS = {"study": "study", "cell": "cell", "metric": "metric", "baseline": "baseline", "current": "now",
+SHORT_COLUMNS = {"cell": "cell", "metric": "metric", "baseline": "baseline", "current": "now",
                  "delta": "change", "interval": "95% interval", "threshold": "floor", "p_adjusted": "p adj.",
                  "reason": "reason"}
 
@@ -74,19 +74,19 @@ def changes_table(df: pd.DataFrame, csv_name: str) -> dict:
     """The regressions and improvements only, regressions first, with the change's interval."""
     shown = df[df["verdict"].isin(["regression", "improvement"])]
     shown = shown.sort_values("verdict", key=lambda v: v.map(CHECK_ORDER), kind="stable").copy()
-    shown["interval"] = [f"{lo:.3g} to {hi:.3g}" if pd.notna(lo) else "–"
+    shown["interval"] = [f"{lo:.3g}\u00a0to\u00a0{hi:.3g}" if pd.notna(lo) else "–"
                          for lo, hi in zip(shown["ci_lo"], shown["ci_hi"])]
     caption = (f"Regressions and improvements ({len(shown)} of {len(df)} comparisons; every one: {csv_name}). "
                "Change: now - baseline (speed: samples/s or seconds); floor: the effect floor a change must pass; "
                "p adj.: after the correction for the many comparisons.")
-    return html_table(shown, SHORT_COLUMNS, caption)
+    return html_table(shown, SHORT_COLUMNS, caption, text=("reason",))
 
 
 def full_table(df: pd.DataFrame) -> dict:
     shown = df.sort_values("verdict", key=lambda v: v.map(CHECK_ORDER), kind="stable")
     columns = {c: c.replace("_", " ") for c in df.columns}
     columns.update(p_value="p", p_adjusted="p adj.", n_baseline="n base", n_current="n now")
-    return html_table(shown, columns, f"Every comparison ({len(df)}), the most serious first.")
+    return html_table(shown, columns, f"Every comparison ({len(df)}), the most serious first.", text=("reason",))
 
 
 def baseline_made(summary: dict) -> str:

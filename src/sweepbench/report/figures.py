@@ -265,12 +265,12 @@ def check_forest(rows, title: str) -> str:
     change in effect floors (positive = worse) with its 95% interval; the band is the floor (|x| <= 1).
     rows: study, metric, change, change_lo, change_hi, verdict."""
     groups = list(rows.groupby(["study", "metric"], sort=False))
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.2 * len(groups)))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.16 * len(groups)))
     ax.axvspan(-1, 1, color="#1e7a3c", alpha=0.08, lw=0, label="within the effect floor")
     ax.axvline(0, color="black", lw=0.6)
     index = {key: y for y, (key, _) in enumerate(groups)}
     y = np.array([index[k] for k in zip(rows["study"], rows["metric"])], float)
-    y += np.random.default_rng(0).uniform(-0.28, 0.28, len(y)) * (rows.groupby(["study", "metric"])["metric"]
+    y += np.random.default_rng(0).uniform(-0.25, 0.25, len(y)) * (rows.groupby(["study", "metric"])["metric"]
                                                                   .transform("size").to_numpy() > 1)
     x = rows["change"].to_numpy(float)
     lo, hi = (np.clip(rows[c].to_numpy(float), -FLOOR_CLIP, FLOOR_CLIP) for c in ("change_lo", "change_hi"))
@@ -311,7 +311,7 @@ def check_trend(history, highlight: list, title: str) -> str:
             ax.plot(g["entry"], g["change"], "o-", lw=1.6, ms=3, color=next(colors),
                     label=f"{key[1]}: {key[2].replace('_', ' ')}")
         else:
-            ax.plot(g["entry"], g["change"], "-", lw=0.5, color="#9aa3ad", alpha=0.35)
+            ax.plot(g["entry"], g["change"], "-", lw=0.5, color="#9aa3ad", alpha=0.2)
     entries = sorted(keyed["entry"].unique())
     ax.set_xticks(entries, [str(int(e)) for e in entries], fontsize=7)
     ax.set_ylim(-FLOOR_CLIP - 0.3, FLOOR_CLIP + 0.3)
