@@ -43,15 +43,21 @@ def read_history(path: str):
 
     if not os.path.exists(path):
         return pd.DataFrame(columns=HISTORY_COLUMNS)
+    allowed = "allowed: the history.csv sweepbench check writes (move it away to start a new one)"
     try:
-        df = pd.read_csv(path, dtype={"tables": str, "commit": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise SweepbenchError(f"history {path} cannot be read ({type(err).__name__}); allowed: the history.csv "
-                              "sweepbench check writes (move it away to start a new one)") from None
+        df = pd.read_csv(path, dtype={"tables": str, "commit": str, "baseline": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SweepbenchError(f"history {path} cannot be read ({type(err).__name__}); {allowed}") from None
     lacking = [c for c in HISTORY_COLUMNS if c not in df.columns]
     if lacking:
-        raise SweepbenchError(f"history {path} lacks columns {lacking}; allowed: the history.csv sweepbench check "
-                              "writes (move it away to start a new one)")
+        raise SweepbenchError(f"history {path} lacks columns {lacking}; {allowed}")
+    for col in ("entry", "change", "change_lo", "change_hi"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        wrong = values.isna() & (df[col].notna() | (col == "entry"))
+        if wrong.any():
+            i = int(wrong.to_numpy().argmax())
+            raise SweepbenchError(f"history {path} line {i + 2}: {col} {df[col].iloc[i]!r} is not a number; {allowed}")
+        df[col] = values
     return df[HISTORY_COLUMNS]
 
 

@@ -121,6 +121,9 @@ def check_section(check_dir: str, out_dir: str | None = None) -> dict | None:
            "made": baseline_made(summary), "n": len(df)}
     if "verdict" not in df or df.empty:
         return out
+    for col in ("ci_lo", "ci_hi"):   # a check.csv of an older sweepbench: no intervals
+        if col not in df:
+            df[col] = float("nan")
     from sweepbench.report import figures
 
     drawn = forest_rows(df)

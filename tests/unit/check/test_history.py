@@ -88,3 +88,10 @@ def test_sweepbench_check_writes_its_history_beside_its_output_and_refuses_a_bro
     assert cli.main(args + ["--history", ""]) == 0 and "history:" not in capsys.readouterr().out
     with pytest.raises(SweepbenchError, match="allowed: the history.csv sweepbench check writes"):
         history.read_history(str(broken))
+    good = open(tmp_path / "out" / "history.csv").read().splitlines()
+    edited = tmp_path / "edited.csv"
+    edited.write_text("\n".join(good[:2] + ["x" + good[2]] + good[3:]) + "\n")   # line 3: entry 'x1'
+    with pytest.raises(SweepbenchError, match=r"edited.csv line 3: entry 'x1' is not a number; allowed:"):
+        history.read_history(str(edited))
+    assert cli.main(args + ["--history", str(tmp_path)]) == 2                  # a folder: one line, not a crash
+    assert capsys.readouterr().err.count("\n") == 1

@@ -88,3 +88,12 @@ def test_methods_quote_the_check_rules():
     assert ("Regression test (sweepbench check)", compare.regression.regression_test) in document.METHOD_RULES
     assert ("Lasting change (check history)", history.lasting_changes) in document.METHOD_RULES
     assert document.docstring(history.lasting_changes).startswith("A lasting change: a (cell, metric)")
+
+
+def test_a_check_csv_of_an_older_sweepbench_still_renders(tmp_path):
+    folder = checked(tmp_path, current(acc=(0.85, 0.86, 0.84)))
+    path = os.path.join(folder, "check.csv")
+    pd.read_csv(path).drop(columns=["ci_lo", "ci_hi", "why"]).to_csv(path, index=False)   # before issue 27
+    section = check_part.check_section(folder)
+    assert section["counts"][0].startswith("regression 8: 2 final val accuracy worse")     # why from the reason
+    assert all(row[section["changes"]["headers"].index("95% interval")] == "–" for row in section["changes"]["rows"])
