@@ -192,11 +192,8 @@ def cmd_report(args) -> int:
 
     if args.workers < 1:
         raise SweepbenchError(f"bad --workers {args.workers}; allowed: an integer >= 1")
-    history = args.history
-    if history is None and args.check_dir:   # the check's default history: beside its folder
-        history = os.path.join(os.path.dirname(os.path.normpath(args.check_dir)), "history.csv")
     out = render(args.plan, args.tables, args.runs_dir, args.out, check_dir=args.check_dir, pdf=not args.no_pdf,
-                 figures_dir=args.figures_dir, workers=args.workers, history_path=history or None)
+                 figures_dir=args.figures_dir, workers=args.workers)
     print("wrote " + " and ".join(out.values()))
     return 0
 
@@ -265,7 +262,9 @@ def _add_to_history(args, summary: dict) -> None:
 def _history_path(args) -> str | None:
     """check's history file: --history, or history.csv beside the --out folder; None for --history ''."""
     if args.history is None:
-        return os.path.join(os.path.dirname(os.path.normpath(args.out)), "history.csv")
+        from sweepbench.check import history
+
+        return history.default_path(args.out)
     return args.history or None
 
 
@@ -370,9 +369,9 @@ def _table_parsers(sub) -> None:
     p.add_argument("--plan", default="results/plan.json")
     p.add_argument("--tables", default="results/tables")
     p.add_argument("--runs-dir", default="results/runs")
-    p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
-    p.add_argument("--history", default=None, help="the check history (default: history.csv beside --check-dir, "
-                                                    "as sweepbench check writes it); shown from two checks on")
+    p.add_argument("--check-dir", default="results/check",
+                   help="regression-check results, shown when present (and the check history beside the folder, "
+                        "history.csv, from two checks on)")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
     p.add_argument("--figures-dir",

@@ -31,6 +31,12 @@ LASTING_COLUMNS = ["study", "cell", "metric", "direction", "checks", "since_entr
                    "change_last", "step"]
 
 
+def default_path(check_dir: str) -> str:
+    """Where the history of checks written to `check_dir` lives: history.csv beside that folder
+    (results/check -> results/history.csv), outside what `make clean` removes."""
+    return os.path.join(os.path.dirname(os.path.normpath(check_dir)), "history.csv")
+
+
 def tables_digest(runs_path: str) -> str:
     with open(runs_path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()[:12]

@@ -568,12 +568,13 @@ def write_figures(context: dict, folder: str) -> list[str]:
 
 
 def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_dir: str | None = None,
-           pdf: bool = True, figures_dir: str | None = None, workers: int = 1, history_path: str | None = None) -> dict:
+           pdf: bool = True, figures_dir: str | None = None, workers: int = 1) -> dict:
     """Write <out_dir>/index.html, (pdf=True) <out_dir>/report.pdf and (figures_dir) every figure
-    as an SVG file there; `workers` processes draw the studies (study_sections); history_path: the
-    check history (check/history.py), shown from two checks on. Returns their paths."""
+    as an SVG file there; `workers` processes draw the studies (study_sections); with check_dir,
+    the check and its history beside that folder (history.default_path), shown from two checks
+    on. Returns their paths."""
     context = build_context(plan_path, tables_dir, runs_dir, check_dir, workers, out_dir=out_dir,
-                            history_path=history_path)
+                            history_path=history.default_path(check_dir) if check_dir else None)
     if figures_dir:
         write_figures(context, figures_dir)
     page = render_html(context)
