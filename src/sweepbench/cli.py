@@ -198,6 +198,15 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from sweepbench.report.tensorboard import export
+
+    counts = export(args.tables, args.runs_dir, args.out)
+    print(f"wrote {counts['runs']} runs ({counts['scalars']:,} values) to {args.out}/; "
+          f"view them with: tensorboard --logdir {args.out}")
+    return 0
+
+
 def cmd_baseline(args) -> int:
     from sweepbench.check.compare import save_baseline
 
@@ -228,7 +237,35 @@ def cmd_check(args) -> int:
         raise SweepbenchError(f"could not run the check ({type(err).__name__}: {err}); exit 2, not a verdict") from None
     print(summary["line"])
     print(f"details: {os.path.join(args.out, 'check.csv')}")
+    _add_to_history(args, summary)
     return 0 if summary["passed"] or args.no_fail else 1
+
+
+def _add_to_history(args, summary: dict) -> None:
+    """After a check that ran: its entry in the history file. A history that cannot be read is
+    exit 2, or with --no-fail a warning line (the verdict is already in the check's files)."""
+    from sweepbench.check import history
+
+    path = _history_path(args)
+    if not path or summary["passed"] is None:
+        return
+    try:
+        entry = history.record_check(path, args.out, args.baseline, args.tables)
+    except SweepbenchError as err:
+        if not args.no_fail:
+            raise
+        print(f"sweepbench check: warning: not added to the history: {err}", file=sys.stderr)
+        return
+    print(f"history: entry {entry} of {path}")
+
+
+def _history_path(args) -> str | None:
+    """check's history file: --history, or history.csv beside the --out folder; None for --history ''."""
+    if args.history is None:
+        from sweepbench.check import history
+
+        return history.default_path(args.out)
+    return args.history or None
 
 
 def _option_values(args: list[str], names: tuple[str, ...]) -> list[str] | None:
@@ -332,13 +369,20 @@ def _table_parsers(sub) -> None:
     p.add_argument("--plan", default="results/plan.json")
     p.add_argument("--tables", default="results/tables")
     p.add_argument("--runs-dir", default="results/runs")
-    p.add_argument("--check-dir", default="results/check", help="regression-check results, shown when present")
+    p.add_argument("--check-dir", default="results/check",
+                   help="regression-check results, shown when present (and the check history beside the folder, "
+                        "history.csv, from two checks on)")
     p.add_argument("--out", default="report")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
     p.add_argument("--figures-dir",
                    help="also write every figure as an SVG file under this folder (<study>/<nn>-<title>.svg)")
     p.add_argument("--workers", type=int, default=usable_cores(),
                    help="processes drawing the studies' figures at once (default: this process's CPUs)")
+    p = sub.add_parser("export", help="export the recorded runs for another viewer: export tensorboard")
+    p.add_argument("format", choices=["tensorboard"], help="tensorboard: event files, one folder per run")
+    p.add_argument("--tables", default="results/tables", help="the tables (runs.csv lists the runs)")
+    p.add_argument("--runs-dir", default="results/runs")
+    p.add_argument("--out", default="results/tensorboard", help="folder to write (replaced whole)")
     p = sub.add_parser("baseline", help="freeze the current tables as a baseline: baseline save NAME")
     p.add_argument("action", choices=["save"])
     p.add_argument("name", help="baseline folder name under --root, e.g. default")
@@ -350,6 +394,9 @@ def _table_parsers(sub) -> None:
     p.add_argument("--plan", default="results/plan.json", help="for the config's `check:` tolerances")
     p.add_argument("--out", default="results/check")
     p.add_argument("--root", default="baselines")
+    p.add_argument("--history", default=None,
+                   help="add this check to this history file (trends and lasting changes in the report; default "
+                        "history.csv beside the --out folder, e.g. results/history.csv; '' for none)")
     p.add_argument("--no-fail", action="store_true",
                    help="exit 0 even on a regression or an unusable baseline (the verdict is in the files; "
                         "the workflow's check rule uses this so the report can show it)")
@@ -391,7 +438,8 @@ def _workflow_parsers(sub) -> None:
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "workloads": cmd_workloads, "init": cmd_init, "plan": cmd_plan,
             "train-pack": cmd_train_pack, "probe": cmd_probe, "aggregate": cmd_aggregate,
-            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check, "status": cmd_status}
+            "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check, "status": cmd_status,
+            "export": cmd_export}
 
 
 def main(argv=None) -> int:

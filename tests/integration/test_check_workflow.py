@@ -38,6 +38,9 @@ def test_baseline_from_other_seeds_passes_and_planted_regressions_fail(tmp_path)
     table = pd.read_csv(wd / "results" / "check" / "check.csv")
     assert "regression" not in set(table["verdict"]) and table["mde"].notna().any()
     assert "Regression check: PASS" in (wd / "report" / "index.html").read_text()
+    history = pd.read_csv(wd / "results" / "history.csv")      # the workflow's check, then the same tables again
+    assert set(history["entry"]) == {1} and set(history["baseline"]) == {"tiny"}
+    assert "history: entry 1 of" in checked.stdout
 
     runs = pd.read_csv(wd / "results" / "tables" / "runs.csv")
     lowered, diverging = "digits_opt_lr/opt~adam/lr~0.01", "digits_opt_lr/opt~sgd/lr~0.1"

@@ -16,7 +16,10 @@ diverged the share of seeds), current, delta (current - baseline), n_baseline, n
 comparisons), threshold (the effect floor, or the relative speed threshold), mde (minimum
 detectable effect: the change caught with 80% power), seeds_needed (current seeds that would
 bring the mde to twice the tolerance, where more are needed), verdict (pass | regression |
-improvement | unstable | not comparable | missing), reason.
+improvement | unstable | not comparable | missing), why (the verdict's reason in a few words,
+the same for every row of its kind: `why_words`), reason (the full reason with its numbers).
+ci_lo, ci_hi: the 95% confidence interval of the change (current - baseline), continuous
+quality metrics only.
 """
 
 from __future__ import annotations
@@ -58,8 +61,12 @@ DEFAULTS = {
     "min_timed_s": 1.0,   # speed is compared only for cells whose runs trained at least this long
 }
 VERDICTS = ("pass", "regression", "improvement", "unstable", "not comparable", "missing")
-CHECK_COLUMNS = ["study", "cell", "metric", "baseline", "current", "delta", "n_baseline", "n_current", "test",
-                 "p_value", "p_adjusted", "threshold", "mde", "seeds_needed", "verdict", "reason"]
+CHECK_COLUMNS = ["study", "cell", "metric", "baseline", "current", "delta", "ci_lo", "ci_hi", "n_baseline", "n_current",
+                 "test", "p_value", "p_adjusted", "threshold", "mde", "seeds_needed", "verdict", "why", "reason"]
+# the `why` words for a row that is not comparable, by the start of its reason
+NOT_COMPARABLE_WHY = {"device": "different device", "torch": "different torch version",
+                      "runs trained together": "different stack size", "runs train": "runs too short to time",
+                      "one seed": "one seed on each side"}
 
 
 def settings(config_check: dict | None) -> dict:
@@ -135,6 +142,58 @@ def speed_rows(row0: dict, b, c, s: dict) -> list[dict]:
     return rows
 
 
+def change_in_floors(row: dict) -> tuple[float, float, float]:
+    """(change, interval low, interval high) of a check row in units of its effect floor, positive
+    = worse: a quality metric's change (current - baseline, sign turned so that worse is positive)
+    over its threshold, a speed metric's relative change over the speed threshold. Past 1 the
+    change is larger than the check's floor; the interval is NaN where the row has none. All NaN
+    for a row with no floor (binary outcomes, missing cells)."""
+    metric, floor = row["metric"], _number(row.get("threshold"))
+    higher = {**QUALITY_METRICS, **SPEED_METRICS}.get(metric)
+    if higher is None or not floor > 0:
+        return math.nan, math.nan, math.nan
+    sign = -1.0 if higher else 1.0
+    if metric in SPEED_METRICS:
+        base = _number(row.get("baseline"))
+        scale = base * floor if base > 0 else math.nan
+    else:
+        scale = floor
+    x, lo, hi = (sign * _number(row.get(k)) / scale for k in ("delta", "ci_lo", "ci_hi"))
+    return x, min(lo, hi), max(lo, hi)
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def why_words(row: dict) -> str:
+    """A check row's verdict reason in a few words, the same for every row of its kind, so the
+    report can count the rows by it: what changed (quality, seed counts, speed) for a
+    regression or improvement, what differs for a row that is not comparable, whether a passing
+    change stayed within its effect floor."""
+    verdict, metric, reason = row["verdict"], row["metric"], str(row.get("reason") or "")
+    kind = ("speed" if metric in SPEED_METRICS else "seeds missing the target" if metric == "target_reached"
+            else "seeds diverging" if metric == "diverged" else metric.replace("_", " "))
+    if verdict in ("regression", "improvement"):
+        return f"{kind} {'worse' if verdict == 'regression' else 'better'}"
+    if verdict == "missing":
+        return "cell only in the " + ("baseline" if reason.startswith("in the baseline") else "current results")
+    if verdict == "unstable":
+        return "baseline seeds disagree"
+    if verdict == "not comparable":
+        return next((w for start, w in NOT_COMPARABLE_WHY.items() if reason.startswith(start)), "not comparable")
+    if metric in SPEED_METRICS:
+        return "speed within its threshold"
+    if metric in BINARY_OUTCOMES:
+        return "seed counts not significantly worse"
+    delta, floor = row.get("delta"), row.get("threshold")
+    past = delta is not None and floor is not None and abs(float(delta)) > float(floor)
+    return "past the effect floor, not significant" if past else "within the effect floor"
+
+
 def compare(base, cur, s: dict):
     """All rows of check.csv from baseline and current per-seed tables (validated DataFrames)."""
     import pandas as pd
@@ -156,7 +215,8 @@ def compare(base, cur, s: dict):
         study, cell = comp.cell.split("\0")
         rows.append({"study": study, "cell": cell, "metric": comp.metric, "baseline": float(np.mean(comp.baseline)),
                      "current": float(np.mean(comp.current)), **result})
-    return pd.DataFrame(rows + speed, columns=CHECK_COLUMNS)
+    rows = [{**r, "why": why_words(r)} for r in rows + speed]
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
 # ---------------------------------------------------------------- reading and validating the per-seed tables
@@ -336,7 +396,7 @@ def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | Non
     base, meta, cur, common = load_both(name, tables_dir, root)
     table = compare(base, cur, settings(config_check))
     counts = {v: int((table["verdict"] == v).sum()) for v in VERDICTS}
-    summary = {"baseline": name, "passed": counts["regression"] == 0, "counts": counts,
+    summary = {"baseline": name, "passed": counts["regression"] == 0, "counts": counts, "cells": len(common),
                "line": summary_line(name, meta, table, len(common)),
                "baseline_made": {k: meta.get(k)
                                  for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "smoke")}}
@@ -344,6 +404,7 @@ def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | Non
     write_file(os.path.join(out_dir, "check.csv"), table.to_csv(index=False))
     write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
     return summary
+
 
 
 def write_not_run(out_dir: str, name: str, reason: str) -> dict:

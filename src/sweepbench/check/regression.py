@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 POWER = 0.8          # the minimum detectable effect is the change the check catches with this probability
+INTERVAL = 0.95      # the interval of the change shown beside each continuous comparison (ci_lo, ci_hi)
 MAX_SEEDS_HINT = 64  # the "more seeds" hint looks up to this many seeds
 
 
@@ -61,6 +62,11 @@ def regression_test(comparisons: list, alpha: float, spread_k: float) -> list[di
     the exact binomial power of the Fisher test). When the mde is above twice the tolerance,
     the reason and seeds_needed name the number of current seeds that would bring it there
     (binary: that would make every current seed failing significant).
+
+    Interval of the change (ci_lo, ci_hi): the 95% confidence interval of current - baseline
+    from the same pooled t-test, for each comparison on its own (not widened for the many
+    comparisons); for steps and samples to target it is computed on the log scale and shown as
+    a change of the baseline mean. Binary and speed rows have none.
     """
     unstable = unstable_cells(comparisons)
     out = [None] * len(comparisons)
@@ -126,6 +132,17 @@ def t_mde(se: float, df: int, level: float, floor: float) -> float:
     return max(float(special.stdtrit(df, 1 - level)) * se, floor) + float(special.stdtrit(df, POWER)) * se
 
 
+def change_interval(t: dict) -> tuple[float, float]:
+    """The INTERVAL confidence interval of the change (current - baseline) on the test's scale,
+    from a pooled_t result; NaN without seed spread to estimate it (one seed on each side)."""
+    from scipy import special
+
+    if not (t["df"] >= 1 and np.isfinite(t["se"])):
+        return math.nan, math.nan
+    half = float(special.stdtrit(t["df"], 0.5 + INTERVAL / 2)) * t["se"]
+    return t["delta"] - half, t["delta"] + half
+
+
 def holm_adjust(p_values) -> np.ndarray:
     """Holm's step-down adjusted p-values (NaN stays NaN and does not count)."""
     p = np.asarray(p_values, float)
@@ -159,7 +176,9 @@ def _continuous_family(comps: list, level: float, spread_k: float) -> list[dict]
         floor = max(tol, spread)
         worse = -t["delta"] if c.higher_is_better else t["delta"]
         mde = t_mde(t["se"], t["df"], level / m, floor)
-        row = {"delta": float(np.mean(c.current) - np.mean(c.baseline)), "n_baseline": t["n_baseline"],
+        lo, hi = change_interval(t)
+        row = {"delta": float(np.mean(c.current) - np.mean(c.baseline)), "ci_lo": native(lo), "ci_hi": native(hi),
+               "n_baseline": t["n_baseline"],
                "n_current": t["n_current"], "test": "t (pooled, log)" if c.log_scale else "t (pooled)",
                "p_value": t["p_worse"], "p_adjusted": qw, "threshold": native(floor), "mde": native(mde)}
         sure = f"n {t['n_baseline']} vs {t['n_current']}, p {t['p_worse']:.2g}, Holm-adjusted {qw:.2g}"

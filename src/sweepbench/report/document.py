@@ -8,10 +8,7 @@ same inputs give the same HTML bytes.
 from __future__ import annotations
 
 import base64
-import html
 import inspect
-import json
-import math
 import os
 from dataclasses import dataclass
 
@@ -23,10 +20,11 @@ from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
 from sweepbench.aggregate.tables import TABLE_NAMES
 from sweepbench.atomic import write_file
-from sweepbench.check import regression
+from sweepbench.check import compare, history, regression
 from sweepbench.data import generated
 from sweepbench.plan.planner import read_plan
-from sweepbench.report import figure_files
+from sweepbench.report import check_part, figure_files
+from sweepbench.report.blocks import figure, fmt, html_table, read_table
 from sweepbench.spec import resolve
 from sweepbench.workloads import get as get_workload
 
@@ -36,46 +34,6 @@ MAX_TABLE_ROWS = 30  # a study's tables beyond this show a selection and name th
 
 
 # ---------------------------------------------------------------- small helpers
-
-def fmt(value, digits: int = 4) -> str:
-    """A table cell: rounded numbers, thousands separators, no 'nan' text."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, (bool,)) or str(value) in ("True", "False"):
-        return "yes" if str(value) == "True" else "no"
-    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
-        return f"{int(value):,}"
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e15):
-            return f"{value:.3g}"
-        if abs(value) >= 10 ** digits:  # whole numbers: never 1.69e+04 beside 9,876 in one column
-            return f"{value:,.0f}"
-        return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return html.escape(str(value)).replace("/", "/<wbr>")  # long ids may wrap after a slash
-
-
-def html_table(df: pd.DataFrame, columns: dict, caption: str = "") -> dict:
-    """{caption, headers, rows} for the template; columns maps column -> header with units."""
-    cols = [c for c in columns if c in df.columns]
-    rows = [[fmt(row[c]) for c in cols] for _, row in df.iterrows()]
-    return {"caption": caption, "headers": [columns[c] for c in cols], "rows": rows}
-
-
-def figure(svg: str, title: str, caption: str) -> dict:
-    return {"title": title, "caption": caption,
-            "src": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()}
-
-
-def read_table(tables_dir: str, name: str) -> pd.DataFrame:
-    path = os.path.join(tables_dir, f"{name}.csv")
-    if not os.path.exists(path):
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:  # aggregate writes every table with its header, even when it has no rows
-        raise SweepbenchError(f"table {path} is empty, not even its header (cut off?); allowed: the tables "
-                              "`sweepbench aggregate` writes (run it again)") from None
-
 
 def docstring(obj) -> str:
     return inspect.cleandoc(obj.__doc__ or "")
@@ -554,57 +512,9 @@ METHOD_RULES = [
     ("Reproduction verdict (seed vs sweepbench)", rules.reproduction_verdict),
     ("Seed vs sweepbench: reference values and known differences", reproduction.reproduction_table),
     ("Regression test (sweepbench check)", regression.regression_test),
+    ("Interval of a check's change in effect floors", compare.change_in_floors),
+    ("Lasting change (check history)", history.lasting_changes),
 ]
-
-
-CHECK_ORDER = {"regression": 0, "missing": 1, "unstable": 2, "improvement": 3, "not comparable": 4, "pass": 5}
-
-
-def check_mde_table(df: pd.DataFrame) -> dict:
-    """Per metric: how many comparisons, the median and largest minimum detectable effect, and how
-    many would need more seeds to detect twice their tolerance."""
-    rows = []
-    tested = df["test"].fillna("").str.startswith(("t (pooled", "Fisher exact"))
-    for metric, g in df[tested].groupby("metric", sort=False):
-        mde = pd.to_numeric(g["mde"], errors="coerce")
-        rows.append({"metric": metric, "n": len(g), "seeds": f"{int(g['n_baseline'].median())} vs "
-                                                            f"{int(g['n_current'].median())}",
-                     "mde_median": mde.median(), "mde_max": mde.max(), "undetectable": int(mde.isna().sum()),
-                     "need_seeds": int(g["seeds_needed"].notna().sum())})
-    columns = {"metric": "metric", "n": "comparisons", "seeds": "seeds (median, baseline vs current)",
-               "mde_median": "median mde", "mde_max": "largest mde", "undetectable": "no mde (undetectable)",
-               "need_seeds": "need more seeds"}
-    caption = ("How sure the check is: the minimum detectable effect (mde) is the change each comparison "
-               "catches with 80% power at these seeds (accuracy and loss in their units, steps and samples "
-               "in steps and samples, target_reached and diverged in share of seeds)")
-    return html_table(pd.DataFrame(rows), columns, caption)
-
-
-def check_section(check_dir: str) -> dict | None:
-    path = os.path.join(check_dir, "check.csv")
-    if not os.path.exists(path):
-        return None
-    df = read_table(check_dir, "check")
-    summary_path = os.path.join(check_dir, "summary.json")
-    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
-    if "verdict" not in df or df.empty:
-        return {"summary": summary.get("line", ""), "passed": summary.get("passed"), "table": {"rows": []},
-                "mde": {"rows": []}, "made": ""}
-    shown = df[df["verdict"] != "pass"].sort_values("verdict", key=lambda v: v.map(CHECK_ORDER), kind="stable")
-    caption = (f"Every comparison that did not simply pass ({len(shown)} of {len(df)}; all of them: "
-               f"results/check/check.csv). p: one-sided, current worse; p adj.: after the multiple-comparison "
-               f"step; threshold: the effect floor; mde: minimum detectable effect")
-    made = summary.get("baseline_made") or {}
-    made_text = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in made.items()
-                          if k != "seeds" and v not in (None, []))
-    seeds = made.get("seeds") or {}
-    if seeds:
-        made_text = "seeds " + ", ".join(f"{s} {min(v)}-{max(v)}" for s, v in seeds.items()) + "; " + made_text
-    columns = {c: c.replace("_", " ") for c in df.columns}
-    columns.update(p_value="p", p_adjusted="p adj.", n_baseline="n base", n_current="n now")
-    return {"summary": summary.get("line", ""), "passed": summary.get("passed"),
-            "table": html_table(shown.head(80), columns, caption), "mde": check_mde_table(df),
-            "made": made_text}
 
 
 _SHARED: dict = {}  # what forked study_sections workers read: the tables and folders (inherited, not pickled)
@@ -636,7 +546,7 @@ def study_sections(the_plan: dict, t: dict, runs_dir: str, tables_dir: str, work
 
 
 def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str | None = None,
-                  workers: int = 1) -> dict:
+                  workers: int = 1, *, out_dir: str | None = None, history_path: str | None = None) -> dict:
     if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; run the workflow (snakemake) or sweepbench aggregate first")
     the_plan = read_plan(plan_path)
@@ -660,7 +570,8 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
         "statuses": runs["status"].value_counts().to_dict() if not runs.empty else {},
         "headlines": headlines(the_plan, t),
         "missing_tables": missing,
-        "check": check_section(check_dir) if check_dir else None,
+        "check": check_part.check_section(check_dir, out_dir) if check_dir else None,
+        "history": check_part.history_section(history_path),
         "studies": studies,
         "methods": [{"name": n, "doc": docstring(f)} for n, f in METHOD_RULES],
         "study_configs": {name: yaml.safe_dump(config.get("studies", {}).get(name, {}), sort_keys=False,
@@ -696,8 +607,11 @@ def write_figures(context: dict, folder: str) -> list[str]:
 def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_dir: str | None = None,
            pdf: bool = True, figures_dir: str | None = None, workers: int = 1) -> dict:
     """Write <out_dir>/index.html, (pdf=True) <out_dir>/report.pdf and (figures_dir) every figure
-    as an SVG file there; `workers` processes draw the studies (study_sections). Returns their paths."""
-    context = build_context(plan_path, tables_dir, runs_dir, check_dir, workers)
+    as an SVG file there; `workers` processes draw the studies (study_sections); with check_dir,
+    the check and its history beside that folder (history.default_path), shown from two checks
+    on. Returns their paths."""
+    context = build_context(plan_path, tables_dir, runs_dir, check_dir, workers, out_dir=out_dir,
+                            history_path=history.default_path(check_dir) if check_dir else None)
     if figures_dir:
         write_figures(context, figures_dir)
     page = render_html(context)

@@ -284,3 +284,70 @@ def reference_overlay(rep, metric: str, x_axis: str, title: str) -> str:
     log_y = not metric.endswith("accuracy") and len(values) and (values > 0).all() and values.max() / values.min() > 20
     _style_axes(ax, x_axis, metric.replace("_", " "), title, log2_x=False, log_y=bool(log_y))
     return to_svg(fig)
+
+
+VERDICT_COLORS = {"regression": "#b3261e", "improvement": "#1e7a3c", "unstable": "#e0a800", "pass": "#5b6472",
+                  "not comparable": "#9aa3ad"}
+FLOOR_CLIP = 5.0   # change axes of the check figures end at this many effect floors; points beyond sit at the edge
+
+
+def check_forest(rows, title: str) -> str:
+    """The regression check at a glance: one line per (study, metric), one dot per cell at its
+    change in effect floors (positive = worse) with its 95% interval; the band is the floor (|x| <= 1).
+    rows: study, metric, change, change_lo, change_hi, verdict."""
+    groups = list(rows.groupby(["study", "metric"], sort=False))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.16 * len(groups)))
+    ax.axvspan(-1, 1, color="#1e7a3c", alpha=0.08, lw=0, label="within the effect floor")
+    ax.axvline(0, color="black", lw=0.6)
+    index = {key: y for y, (key, _) in enumerate(groups)}
+    y = np.array([index[k] for k in zip(rows["study"], rows["metric"])], float)
+    y += np.random.default_rng(0).uniform(-0.25, 0.25, len(y)) * (rows.groupby(["study", "metric"])["metric"]
+                                                                  .transform("size").to_numpy() > 1)
+    x = rows["change"].to_numpy(float)
+    lo, hi = (np.clip(rows[c].to_numpy(float), -FLOOR_CLIP, FLOOR_CLIP) for c in ("change_lo", "change_hi"))
+    for verdict, color in VERDICT_COLORS.items():
+        m = (rows["verdict"] == verdict).to_numpy()
+        loud = verdict in ("regression", "improvement")
+        ok = m & np.isfinite(lo)
+        ax.hlines(y[ok], lo[ok], hi[ok], color=color, lw=1.2 if loud else 0.5, alpha=0.9 if loud else 0.35)
+        for marker, part in (("o", np.abs(x) <= FLOOR_CLIP), (">", x > FLOOR_CLIP), ("<", x < -FLOOR_CLIP)):
+            pick = m & part
+            if pick.any():
+                ax.plot(np.clip(x[pick], -FLOOR_CLIP, FLOOR_CLIP), y[pick], marker, ls="none", color=color,
+                        ms=5 if loud else 2.5, alpha=1 if loud else 0.7)
+    for verdict, color in VERDICT_COLORS.items():
+        if (rows["verdict"] == verdict).any():
+            ax.plot([], [], "o", color=color, ms=4, label=verdict)
+    ax.set_yticks(range(len(groups)), [f"{s}: {m.replace('_', ' ')}" for s, m in (k for k, _ in groups)], fontsize=7.5)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    ax.set_xlim(-FLOOR_CLIP - 0.3, FLOOR_CLIP + 0.3)
+    ax.set_xlabel("change from the baseline in effect floors (right = worse; 1 = the floor)")
+    ax.set_title(title, pad=18)
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, borderaxespad=0.2)
+    return to_svg(fig)
+
+
+def check_trend(history, highlight: list, title: str) -> str:
+    """Each (cell, metric)'s change from the baseline, in effect floors, over the checks in the
+    history (grey), with the highlighted ones (lasting changes) in colour; the band is the floor.
+    history: entry, study, cell, metric, change; highlight: [(study, cell, metric)]."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    ax.axhspan(-1, 1, color="#1e7a3c", alpha=0.08, lw=0, label="within the effect floor")
+    keyed = history.assign(change=history["change"].clip(-FLOOR_CLIP, FLOOR_CLIP))
+    marked = set(map(tuple, highlight))
+    colors = iter(sns.color_palette(PALETTE, max(1, len(marked))))
+    for key, g in keyed.groupby(["study", "cell", "metric"], sort=False):
+        g = g.sort_values("entry")
+        if key in marked:
+            ax.plot(g["entry"], g["change"], "o-", lw=1.6, ms=3, color=next(colors),
+                    label=f"{key[1]}: {key[2].replace('_', ' ')}")
+        else:
+            ax.plot(g["entry"], g["change"], "-", lw=0.5, color="#9aa3ad", alpha=0.2)
+    entries = sorted(keyed["entry"].unique())
+    ax.set_xticks(entries, [str(int(e)) for e in entries], fontsize=7)
+    ax.set_ylim(-FLOOR_CLIP - 0.3, FLOOR_CLIP + 0.3)
+    ax.set_xlabel("check (history entry)")
+    ax.set_ylabel("change in effect floors (+ = worse)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    return to_svg(fig)

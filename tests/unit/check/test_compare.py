@@ -7,7 +7,7 @@ import pytest
 from conftest import run_cli
 
 from sweepbench import SweepbenchError, cli
-from sweepbench.check import compare, regression
+from sweepbench.check import compare
 
 # ---------------------------------------------------------------- compare.compare and the command
 
@@ -213,18 +213,34 @@ def test_foreign_baseline_is_a_clear_error(tmp_path, saved):
                           saved)
 
 
-def test_report_check_section_lists_non_passing_rows_and_how_sure(tmp_path, saved):
-    from sweepbench.report import document
-
+def test_each_continuous_row_has_the_95_percent_interval_of_its_change_and_every_row_its_why():
     cur = pd.concat([current(cells=("s/a",)), current(cells=("s/b",), acc=(0.85, 0.86, 0.84))])
-    compare.run_check("ref", os.path.dirname(write_tables(tmp_path, cur, "now")), str(tmp_path / "c"), None, saved)
-    section = document.check_section(str(tmp_path / "c"))
-    assert section["passed"] is False and section["summary"].startswith("REGRESSION")
-    verdict_col = section["table"]["headers"].index("verdict")
-    assert section["table"]["rows"][0][verdict_col] == "regression"            # regressions first
-    assert all(row[verdict_col] != "pass" for row in section["table"]["rows"])
-    mde = {row[0]: row for row in section["mde"]["rows"]}
-    assert set(mde) == {"final_val_accuracy", "best_val_accuracy", "final_val_loss", "best_val_loss", "steps_to_target",
-                        "samples_to_target", "diverged", "target_reached"} and mde["final_val_accuracy"][2] == "10 vs 3"
-    assert "seeds s 0-9" in section["made"] and "torch 2.x" in section["made"]
-    assert ("Regression test (sweepbench check)", regression.regression_test) in document.METHOD_RULES
+    table = compare.compare(seeds(), cur, compare.settings(None)).set_index(["cell", "metric"])
+    drop = table.loc[("s/b", "final_val_accuracy")]
+    assert drop["ci_lo"] < drop["delta"] < drop["ci_hi"] < -0.03            # the whole interval is a drop
+    same = table.loc[("s/a", "final_val_accuracy")]
+    assert same["ci_lo"] < 0 < same["ci_hi"] and same["ci_hi"] - same["ci_lo"] < 0.03
+    steps = table.loc[("s/a", "steps_to_target")]                          # log scale, shown as a change in steps
+    assert steps["ci_lo"] < steps["delta"] < steps["ci_hi"] and abs(steps["ci_hi"]) < 10
+    assert table.loc[("s/a", "diverged"), ["ci_lo", "ci_hi"]].isna().all()   # binary: no interval
+    assert drop["why"] == "final val accuracy worse" and same["why"] == "within the effect floor"
+    assert table.loc[("s/a", "diverged"), "why"] == "seed counts not significantly worse"
+    assert table.loc[("s/a", "samples_per_s"), "why"] == "speed within its threshold"
+    other = compare.compare(seeds(), current(device="cpu-y"), compare.settings(None))
+    assert set(other[other["metric"] == "samples_per_s"]["why"]) == {"different device"}
+    gone = compare.compare(seeds(), current(cells=("s/a",)), compare.settings(None))
+    assert gone[gone["cell"] == "s/b"]["why"].tolist() == ["cell only in the baseline"]
+
+
+@pytest.mark.parametrize("row, expected", [
+    ({"metric": "final_val_accuracy", "threshold": 0.01, "delta": -0.03, "ci_lo": -0.04, "ci_hi": -0.02},
+     (3.0, 2.0, 4.0)),                                                     # accuracy down 3 floors: worse
+    ({"metric": "final_val_loss", "threshold": 0.02, "delta": -0.01, "ci_lo": -0.03, "ci_hi": 0.01},
+     (-0.5, -1.5, 0.5)),                                                   # loss down: better
+    ({"metric": "samples_per_s", "threshold": 0.25, "baseline": 1000.0, "delta": -500.0, "ci_lo": None,
+      "ci_hi": None}, (2.0, None, None)),                                  # half the speed, threshold 25%
+    ({"metric": "diverged", "threshold": 0.0, "delta": 0.5}, (None, None, None)),   # no floor
+])
+def test_change_in_floors_turns_a_row_into_effect_floors_worse_positive(row, expected):
+    got = compare.change_in_floors(row)
+    assert [None if g != g else pytest.approx(g) for g in got] == list(expected)
