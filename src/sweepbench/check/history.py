@@ -8,9 +8,11 @@ same tables again replaces that entry instead of adding one (the key is the base
 digest of runs.csv), so re-running `make check` does not fake a streak.
 
 history.csv columns: entry (1, 2, ...), recorded (UTC time of the check), baseline, tables
-(first 12 hex digits of runs.csv's sha256), commit (the runs' git commits), study, cell,
-metric, delta, threshold, change (delta in effect floors, positive = worse), change_lo,
-change_hi (its 95% interval in floors), verdict.
+(first 12 hex digits of runs.csv's sha256), commit (the runs' git commits), machine (the runs'
+device and torch version: the machine and environment fingerprint; a series never mixes two),
+study, cell, metric, current (the current value: mean over seeds), delta, threshold, change
+(delta in effect floors, positive = worse), change_lo, change_hi (its 95% interval in floors),
+verdict.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from sweepbench import SweepbenchError
 from sweepbench.atomic import write_file
 from sweepbench.check import compare
 
-HISTORY_COLUMNS = ["entry", "recorded", "baseline", "tables", "commit", "study", "cell", "metric", "delta",
-                   "threshold", "change", "change_lo", "change_hi", "verdict"]
+HISTORY_COLUMNS = ["entry", "recorded", "baseline", "tables", "commit", "machine", "study", "cell", "metric",
+                   "current", "delta", "threshold", "change", "change_lo", "change_hi", "verdict"]
 LASTING_CHECKS = 3   # a change past the floor in this many checks in a row is lasting (lasting_changes)
 LASTING_COLUMNS = ["study", "cell", "metric", "direction", "checks", "since_entry", "since_commit", "change_first",
                    "change_last", "step"]
@@ -57,6 +59,7 @@ def read_history(path: str):
     lacking = [c for c in HISTORY_COLUMNS if c not in df.columns]
     if lacking:
         raise SweepbenchError(f"history {path} lacks columns {lacking}; {allowed}")
+    df["machine"] = df["machine"].fillna("").astype(str)
     for col in ("entry", "change", "change_lo", "change_hi"):
         values = pd.to_numeric(df[col], errors="coerce")
         wrong = values.isna() & (df[col].notna() | (col == "entry"))
@@ -76,7 +79,8 @@ def entry_rows(table, key: dict):
         change, lo, hi = compare.change_in_floors(row)
         if math.isfinite(change):
             rows.append({**key, "study": row["study"], "cell": row["cell"], "metric": row["metric"],
-                         "delta": row["delta"], "threshold": row["threshold"], "change": change, "change_lo": lo,
+                         "current": row.get("current"), "delta": row["delta"], "threshold": row["threshold"],
+                         "change": change, "change_lo": lo,
                          "change_hi": hi, "verdict": row["verdict"]})
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
@@ -89,6 +93,18 @@ def commits(runs_path: str) -> str:
     if "git_commit" not in runs:
         return ""
     return " ".join(sorted(str(v)[:10] for v in runs["git_commit"].dropna().unique()))
+
+
+def machine(runs_path: str) -> str:
+    """The machine and environment fingerprint of the current runs: their device names and torch
+    versions ("<device> / torch <version>", sorted, joined by "; ")."""
+    import pandas as pd
+
+    runs = pd.read_csv(runs_path, usecols=lambda c: c in ("device_name", "torch"), dtype=str)
+    if not {"device_name", "torch"} <= set(runs):
+        return ""
+    pairs = runs[["device_name", "torch"]].dropna().drop_duplicates().itertuples(index=False)
+    return "; ".join(sorted(f"{device} / torch {torch}" for device, torch in pairs))
 
 
 def record_check(path: str, check_dir: str, baseline: str, tables_dir: str) -> int:
@@ -111,7 +127,7 @@ def append_entry(path: str, table, baseline: str, runs_path: str, commit: str = 
     entry = (int(history.loc[same, "entry"].iloc[0]) if same.any()
              else int(history["entry"].max()) + 1 if len(history) else 1)
     key = {"entry": entry, "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "baseline": baseline,
-           "tables": digest, "commit": commit}
+           "tables": digest, "commit": commit, "machine": machine(runs_path)}
     new = entry_rows(table, key)
     kept = history[history["entry"] != entry]
     out = pd.concat([df for df in (kept, new) if len(df)] or [new], ignore_index=True)
@@ -119,7 +135,7 @@ def append_entry(path: str, table, baseline: str, runs_path: str, commit: str = 
     return entry
 
 
-def lasting_changes(history, baseline: str | None = None, checks: int = LASTING_CHECKS):
+def lasting_changes(history, baseline: str | None = None, checks: int = LASTING_CHECKS, on: str | None = None):
     """A lasting change: a (cell, metric) whose change from the baseline was past its effect
     floor, in the same direction, in each of the last `checks` (3) entries of the check history
     (still in the latest one), after an entry where it was not: a step the history saw happen.
@@ -131,14 +147,14 @@ def lasting_changes(history, baseline: str | None = None, checks: int = LASTING_
     A (cell, metric) past the floor in every entry since the history began shows no step: it is
     a standing difference from the baseline (step = False; the same seeds give the same values,
     so re-checking unchanged code repeats it), counted apart. Only entries against one baseline
-    are compared (the latest entry's, unless named); an entry that did not compare the cell
-    breaks its streak."""
+    are compared (the latest entry's, unless named), and only entries of one machine and
+    environment (`on`: the latest entry's fingerprint, unless named; a series never mixes two
+    machines); an entry that did not compare the cell breaks its streak."""
     import pandas as pd
 
     if history.empty:
         return pd.DataFrame(columns=LASTING_COLUMNS)
-    baseline = baseline or latest_baseline(history)
-    h = history[history["baseline"] == baseline]
+    h = one_series(history, baseline, on)
     entries = sorted(h["entry"].unique())
     rows = []
     for (study, cell, metric), g in h.groupby(["study", "cell", "metric"], sort=False):
@@ -152,6 +168,24 @@ def lasting_changes(history, baseline: str | None = None, checks: int = LASTING_
                          "change_first": series[first], "change_last": series.iloc[-1],
                          "step": bool(series.loc[:first].iloc[:-1].notna().any())})
     return pd.DataFrame(rows, columns=LASTING_COLUMNS)
+
+
+def one_series(history, baseline: str | None = None, on: str | None = None):
+    """The entries against one baseline on one machine and environment (the latest entry's unless named)."""
+    baseline = baseline or latest_baseline(history)
+    h = history[history["baseline"] == baseline]
+    on = latest_machine(h) if on is None else on
+    return h[h["machine"].fillna("") == on]
+
+
+def latest_machine(history) -> str:
+    """The machine fingerprint of the newest entry ("" where unknown)."""
+    last = history.loc[history["entry"] == history["entry"].max(), "machine"]
+    return "" if last.empty or pd_isna(last.iloc[-1]) else str(last.iloc[-1])
+
+
+def pd_isna(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def latest_baseline(history) -> str:

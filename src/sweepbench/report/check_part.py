@@ -165,9 +165,12 @@ def history_section(path: str | None) -> dict | None:
     lasting, standing = found[found["step"].astype(bool)], found[~found["step"].astype(bool)]
     lasting = lasting.sort_values("direction", ascending=False, kind="stable")     # worse first
     baseline = history.latest_baseline(h)
-    h = h[h["baseline"] == baseline]
+    everything, h = h, history.one_series(h)
+    machine = history.latest_machine(h)
+    others = everything[everything["baseline"] == baseline]["entry"].nunique() - h["entry"].nunique()
     keys = list(zip(lasting["study"], lasting["cell"], lasting["metric"]))[:8]
-    svg = figures.check_trend(h, keys, f"Change from baseline {baseline!r} over {h['entry'].nunique()} checks")
+    svg = figures.check_trend(h, keys, f"Change from baseline {baseline!r} over {h['entry'].nunique()} checks"
+                                       + (f" on {machine}" if machine else ""))
     columns = {"study": "study", "cell": "cell", "metric": "metric", "direction": "direction",
                "checks": "checks in a row", "since_entry": "since check", "since_commit": "since commit",
                "change_first": "change then (floors)", "change_last": "change now (floors)"}
@@ -176,6 +179,7 @@ def history_section(path: str | None) -> dict | None:
                "change); the step is where the streak began")
     first, last = h["recorded"].min(), h["recorded"].max()
     return {"n": int(h["entry"].nunique()), "baseline": baseline, "first": first, "last": last, "path": path,
+            "machine": machine, "others": int(others),
             "lasting": html_table(lasting, columns, caption), "n_lasting": len(lasting), "n_standing": len(standing),
             "figure": figure(svg, "Check history", TREND_CAPTION)}
 

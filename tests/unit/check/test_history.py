@@ -95,3 +95,16 @@ def test_sweepbench_check_writes_its_history_beside_its_output_and_refuses_a_bro
         history.read_history(str(edited))
     assert cli.main(args + ["--history", str(tmp_path)]) == 2                  # a folder: one line, not a crash
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_series_never_mixes_two_machines():
+    """Checks 1-5 on one machine, 6-9 on another that is ~3 floors slower everywhere: on the new
+    machine that is where its history began (a standing difference, not a step), and the old
+    machine's series, named, has no change at all."""
+    h = planted({"cell": [0.1, -0.2, 0.0, 0.3, 0.1, 3.0, 3.2, 2.9, 3.1]})
+    h["machine"] = np.where(h["entry"] <= 5, "Xeon / torch 2.14.1", "EPYC / torch 2.14.1")
+    found = history.lasting_changes(h)
+    assert found["cell"].tolist() == ["cell"] and not bool(found["step"].iloc[0])   # no step across machines
+    assert history.lasting_changes(h, on="Xeon / torch 2.14.1").empty
+    mixed = history.lasting_changes(h.assign(machine=""))                          # one machine: it is a step
+    assert bool(mixed["step"].iloc[0]) and mixed["since_entry"].iloc[0] == 6
