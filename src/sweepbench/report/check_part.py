@@ -185,5 +185,6 @@ def history_section(path: str | None) -> dict | None:
 
 
 TREND_CAPTION = ("Each cell and metric's change from the baseline in effect floors (+ = worse) at each check in "
-                 "the history: grey lines are every comparison, coloured ones the lasting changes (at most 8); "
+                 "the history: grey lines are every comparison, coloured ones the lasting changes (at most 8), "
+                 "triangles what each check flagged (red down: a regression, green up: an improvement); "
                  "the shaded band is the floor, values past 5 floors sit at the edge.")

@@ -329,8 +329,9 @@ def check_forest(rows, title: str) -> str:
 
 def check_trend(history, highlight: list, title: str) -> str:
     """Each (cell, metric)'s change from the baseline, in effect floors, over the checks in the
-    history (grey), with the highlighted ones (lasting changes) in colour; the band is the floor.
-    history: entry, study, cell, metric, change; highlight: [(study, cell, metric)]."""
+    history (grey), with the highlighted ones (lasting changes) in colour and the points each check
+    flagged (its regressions and improvements) marked; the band is the floor.
+    history: entry, study, cell, metric, change, verdict; highlight: [(study, cell, metric)]."""
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     ax.axhspan(-1, 1, color="#1e7a3c", alpha=0.08, lw=0, label="within the effect floor")
     keyed = history.assign(change=history["change"].clip(-FLOOR_CLIP, FLOOR_CLIP))
@@ -343,6 +344,11 @@ def check_trend(history, highlight: list, title: str) -> str:
                     label=f"{key[1]}: {key[2].replace('_', ' ')}")
         else:
             ax.plot(g["entry"], g["change"], "-", lw=0.5, color="#9aa3ad", alpha=0.2)
+    for verdict, color, marker in (("regression", "#b3261e", "v"), ("improvement", "#1e7a3c", "^")):
+        flagged = keyed[keyed["verdict"] == verdict] if "verdict" in keyed else keyed.iloc[:0]
+        if len(flagged):  # what each check itself flagged, on any line
+            ax.scatter(flagged["entry"], flagged["change"], s=14, marker=marker, color=color, zorder=3,
+                       label=f"flagged by that check: {verdict}")
     entries = sorted(keyed["entry"].unique())
     ax.set_xticks(entries, [str(int(e)) for e in entries], fontsize=7)
     ax.set_ylim(-FLOOR_CLIP - 0.3, FLOOR_CLIP + 0.3)
