@@ -31,6 +31,8 @@ BASELINE_SEEDS ?= 10-19
 baseline: $(STAMP)
 	$(VENV)/bin/snakemake results-baseline/tables/runs.csv --config results_dir=results-baseline seeds=$(BASELINE_SEEDS)
 	$(VENV)/bin/sweepbench baseline save default --tables results-baseline/tables
+	$(VENV)/bin/sweepbench check --baseline default --tables results-baseline/tables --out results-baseline/check \
+	  --history results/history.csv --no-fail  # the new baseline's own figures: an entry in the check history
 
 # Seed 002's core on real Fashion-MNIST: the LR sweep over decades and the batch sweep B = 16 ... 8192,
 # one seed, with the seed-vs-sweepbench tables and verdicts in report/reproduce/. Needs the data offline

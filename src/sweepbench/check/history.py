@@ -71,13 +71,16 @@ def read_history(path: str):
 
 
 def entry_rows(table, key: dict):
-    """The history rows of one check table (check.csv): every row with an effect floor."""
+    """The history rows of one check table (check.csv): every row with an effect floor, and every row
+    with a current value that could not be compared (its change empty: the key figures, e.g. samples/s
+    on another torch version, are kept all the same)."""
     import pandas as pd
 
     rows = []
     for row in table.to_dict("records"):
         change, lo, hi = compare.change_in_floors(row)
-        if math.isfinite(change):
+        current = row.get("current")
+        if math.isfinite(change) or (isinstance(current, (int, float)) and math.isfinite(current)):
             rows.append({**key, "study": row["study"], "cell": row["cell"], "metric": row["metric"],
                          "current": row.get("current"), "delta": row["delta"], "threshold": row["threshold"],
                          "change": change, "change_lo": lo,

@@ -65,9 +65,14 @@ def test_each_check_adds_an_entry_and_the_same_tables_checked_again_replace_thei
     assert history.append_entry(path, table, "ref", worse, "def") == 2
     h = history.read_history(path)
     assert sorted(h["entry"].unique()) == [1, 2] and len(h) == 2 * len(h[h["entry"] == 1])
-    # every row with an effect floor, the same change in floors as compare.change_in_floors
-    with_floor = [r for r in table.to_dict("records") if np.isfinite(compare.change_in_floors(r)[0])]
-    assert len(h[h["entry"] == 1]) == len(with_floor) and set(h["commit"]) == {"abc", "def"}
+    # every row with an effect floor (the same change in floors as compare.change_in_floors), and every
+    # row with a current value but no floor, its change left empty (the key figures are kept)
+    rows = table.to_dict("records")
+    with_floor = [r for r in rows if np.isfinite(compare.change_in_floors(r)[0])]
+    figures_only = [r for r in rows if not np.isfinite(compare.change_in_floors(r)[0]) and np.isfinite(r["current"])]
+    first = h[h["entry"] == 1]
+    assert len(first) == len(with_floor) + len(figures_only) and set(h["commit"]) == {"abc", "def"}
+    assert first["change"].notna().sum() == len(with_floor) and first["current"].notna().all()
 
 
 def test_sweepbench_check_writes_its_history_beside_its_output_and_refuses_a_broken_one(tmp_path, saved,  # noqa: F811
