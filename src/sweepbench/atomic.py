@@ -5,10 +5,15 @@ a temporary sibling folder, is filled, and is renamed into place by `commit`. A 
 (read-only folder, full disk) is a one-line SweepbenchError naming the path, and leaves no
 temporary file behind. `refuse_foreign` guards every output that replaces a folder: it replaces
 only files it recognises as its own, and refuses a folder holding anything else, untouched.
+`write_own` guards every output that writes named files into a folder it shares with others
+(the report's index.html, the tables, check.csv): it records what it wrote, with each file's
+sha256, in the folder's WRITTEN list, and replaces only a file listed there with its content.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -156,3 +161,75 @@ def refuse_foreign(folder: str, owned, what: str) -> None:
         raise SweepbenchError(f"bad {what} {folder!r}: it holds files sweepbench did not write ({shown}), left "
                               "untouched; allowed: a new folder, an empty one, or one that holds only what "
                               "sweepbench wrote there")
+
+
+WRITTEN = ".sweepbench-written.json"  # in an output folder: {"files": {relative path: [sha256, ...]}} it wrote
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def written(folder: str) -> dict[str, list[str]]:
+    """The files sweepbench recorded writing in `folder` (its WRITTEN list): {relative path: the
+    sha256 sums it may hold}; {} when there is no list or it cannot be read (then nothing is
+    recognised, so an output refuses the files rather than replace them)."""
+    try:
+        with open(os.path.join(folder, WRITTEN)) as f:
+            files = json.load(f).get("files")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(files, dict):
+        return {}
+    return {k: [d for d in v if isinstance(d, str)] for k, v in files.items() if isinstance(v, list)}
+
+
+def wrote(folder: str, relative_path: str, listed: dict | None = None) -> bool:
+    """Whether `folder/relative_path` is a plain file sweepbench wrote there and nobody changed since:
+    listed in the folder's WRITTEN list (or `listed`) with this content's sha256."""
+    listed = written(folder) if listed is None else listed
+    path = os.path.join(folder, relative_path)
+    if relative_path not in listed or os.path.islink(path) or not os.path.isfile(path):
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() in listed[relative_path]
+
+
+def refuse_overwrite(folder: str, names, what: str) -> None:
+    """A one-line SweepbenchError, before anything is written, when `folder` is a file or one of the
+    files `names` to be written there exists and is not one sweepbench wrote (`wrote`): a user's own
+    index.html or runs.csv, or an output edited by hand. Other files in the folder are left alone."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise SweepbenchError(f"bad {what} {folder!r}: it is an existing file; allowed: a folder")
+    listed = written(folder)
+    foreign = [n for n in names if os.path.lexists(os.path.join(folder, n)) and not wrote(folder, n, listed)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise SweepbenchError(f"bad {what} {folder!r}: it holds {shown}, which sweepbench did not write there (or "
+                              f"which changed since), left untouched; allowed: a new folder, or one where "
+                              f"sweepbench wrote these files (move yours away)")
+
+
+def _save_written(folder: str, files: dict[str, list[str]]) -> None:
+    write_file(os.path.join(folder, WRITTEN), json.dumps({"files": dict(sorted(files.items()))}, indent=1) + "\n")
+
+
+def write_own(folder: str, files: dict, what: str) -> list[str]:
+    """Write `files` ({relative path: str or bytes}) into `folder`, each atomically, after
+    refuse_overwrite, and record them in its WRITTEN list: the list accepts both the old and the
+    new content while the files are written (a write cut short leaves nothing unrecognised), then
+    only the new. Returns the paths written."""
+    refuse_overwrite(folder, files, what)
+    data = {n: d.encode() if isinstance(d, str) else d for n, d in files.items()}
+    listed = written(folder)
+    new = {n: _digest(d) for n, d in data.items()}
+    _save_written(folder, {**listed, **{n: sorted(set(listed.get(n, [])) | {new[n]}) for n in new}})
+    paths = []
+    for name, content in data.items():
+        paths.append(os.path.join(folder, name))
+        write_file(paths[-1], content)
+    _save_written(folder, {**listed, **{n: [new[n]] for n in new}})
+    return paths

@@ -71,7 +71,7 @@ import os
 from sweepbench import SweepbenchError, rules
 from sweepbench.aggregate import statistics
 from sweepbench.aggregate.reproduction import reproduction_table
-from sweepbench.atomic import save_with
+from sweepbench.atomic import refuse_overwrite, write_own
 from sweepbench.plan.batch_cycle import derived_keys
 from sweepbench.plan.planner import read_plan
 from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_planned_record
@@ -154,11 +154,6 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
                               "tabulate the rest)")
     columns = BASE_COLUMNS + [f"axis_{a}" for a in axes_all] + RECORD_COLUMNS
     return pd.DataFrame(rows, columns=columns), missing
-
-
-def write_csv(df, path: str) -> None:
-    """Atomic CSV write (sweepbench.atomic)."""
-    save_with(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "final_val_accuracy",
@@ -455,8 +450,9 @@ def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
 
 
 def aggregate(plan_path: str, runs_dir: str, out_dir: str, partial: bool = False) -> dict:
-    """Tables of a plan's run records, written atomically to out_dir."""
+    """Tables of a plan's run records, written atomically to out_dir. A file of one of their names
+    there that sweepbench did not write (a user's own runs.csv) is refused before any record is read."""
+    refuse_overwrite(out_dir, [f"{name}.csv" for name in TABLE_NAMES], "--out")
     tables, missing = build_tables(read_plan(plan_path), runs_dir, partial)
-    for name, df in tables.items():
-        write_csv(df, os.path.join(out_dir, f"{name}.csv"))
+    write_own(out_dir, {f"{name}.csv": df.to_csv(index=False) for name, df in tables.items()}, "--out")
     return {"runs": len(tables["runs"]), "missing": missing}

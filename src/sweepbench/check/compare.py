@@ -33,7 +33,7 @@ import os
 import numpy as np
 
 from sweepbench import SweepbenchError, __version__
-from sweepbench.atomic import TempFolder, make_folder, refuse_foreign, write_file
+from sweepbench.atomic import TempFolder, refuse_foreign, refuse_overwrite, write_file, write_own
 from sweepbench.check import regression
 from sweepbench.provenance import cpu_name
 
@@ -390,9 +390,14 @@ def summary_line(name: str, meta: dict, table, n_cells: int) -> str:
             + (f". Regressed: {'; '.join(names.head(5))}" + (" ..." if len(names) > 5 else "") if regressed else ""))
 
 
+CHECK_FILES = ("check.csv", "summary.json")  # what `check --out` writes into its folder (atomic.write_own)
+
+
 def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | None = None,
               root: str = "baselines") -> dict:
-    """Compare, write check.csv and summary.json atomically, return the summary."""
+    """Compare, write check.csv and summary.json atomically, return the summary. A file of theirs in
+    out_dir that sweepbench did not write (a user's own check.csv) is refused before anything is read."""
+    refuse_overwrite(out_dir, CHECK_FILES, "--out")
     base, meta, cur, common = load_both(name, tables_dir, root)
     table = compare(base, cur, settings(config_check))
     counts = {v: int((table["verdict"] == v).sum()) for v in VERDICTS}
@@ -400,9 +405,7 @@ def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | Non
                "line": summary_line(name, meta, table, len(common)),
                "baseline_made": {k: meta.get(k)
                                  for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "smoke")}}
-    make_folder(out_dir)
-    write_file(os.path.join(out_dir, "check.csv"), table.to_csv(index=False))
-    write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
+    write_own(out_dir, {"check.csv": table.to_csv(index=False), "summary.json": json.dumps(summary, indent=1)}, "--out")
     return summary
 
 
@@ -412,7 +415,6 @@ def write_not_run(out_dir: str, name: str, reason: str) -> dict:
     import pandas as pd
 
     summary = {"baseline": name, "passed": None, "counts": {}, "line": f"not run against baseline {name!r}: {reason}"}
-    make_folder(out_dir)
-    write_file(os.path.join(out_dir, "check.csv"), pd.DataFrame(columns=CHECK_COLUMNS).to_csv(index=False))
-    write_file(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
+    write_own(out_dir, {"check.csv": pd.DataFrame(columns=CHECK_COLUMNS).to_csv(index=False),
+                        "summary.json": json.dumps(summary, indent=1)}, "--out")
     return summary

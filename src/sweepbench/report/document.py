@@ -19,7 +19,7 @@ import yaml
 from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
 from sweepbench.aggregate.tables import TABLE_NAMES
-from sweepbench.atomic import write_file
+from sweepbench.atomic import refuse_overwrite, write_own
 from sweepbench.check import compare, history, regression
 from sweepbench.data import generated
 from sweepbench.plan.planner import read_plan
@@ -594,14 +594,13 @@ def write_figures(context: dict, folder: str) -> list[str]:
     """Every figure of the report as its own SVG file (figure_files.figure_path), for Snakemake's
     report (`snakemake --report`). The report's earlier SVG files there are replaced; a folder that
     holds anything else is refused untouched (figure_files.check_folder)."""
-    figure_files.clear(folder)
-    paths = []
-    for section in context["studies"]:
-        for i, fig in enumerate(section["figures"], 1):
-            path = figure_files.figure_path(folder, section["name"], i, fig["title"])
-            write_file(path, base64.b64decode(fig["src"].split(",", 1)[1]))
-            paths.append(path)
-    return paths
+    return figure_files.write(folder, {figure_files.figure_name(section["name"], i, fig["title"]):
+                                       base64.b64decode(fig["src"].split(",", 1)[1])
+                                       for section in context["studies"]
+                                       for i, fig in enumerate(section["figures"], 1)})
+
+
+REPORT_FILES = ("index.html", "report.pdf")  # what `report --out` writes into its folder (atomic.write_own)
 
 
 def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_dir: str | None = None,
@@ -609,19 +608,20 @@ def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_d
     """Write <out_dir>/index.html, (pdf=True) <out_dir>/report.pdf and (figures_dir) every figure
     as an SVG file there; `workers` processes draw the studies (study_sections); with check_dir,
     the check and its history beside that folder (history.default_path), shown from two checks
-    on. Returns their paths."""
+    on. Returns their paths. A user's own index.html or report.pdf in out_dir, or a figures folder
+    holding files the report did not write, is refused before anything is drawn or written."""
+    refuse_overwrite(out_dir, REPORT_FILES, "--out")
+    if figures_dir:
+        figure_files.check_folder(figures_dir)
     context = build_context(plan_path, tables_dir, runs_dir, check_dir, workers, out_dir=out_dir,
                             history_path=history.default_path(check_dir) if check_dir else None)
-    if figures_dir:
-        write_figures(context, figures_dir)
     page = render_html(context)
-    html_path = os.path.join(out_dir, "index.html")
-    write_file(html_path, page)
-    out = {"html": html_path}
+    files = {"index.html": page}
     if pdf:
         import weasyprint
 
-        pdf_path = os.path.join(out_dir, "report.pdf")
-        write_file(pdf_path, weasyprint.HTML(string=page, base_url=os.path.abspath(out_dir)).write_pdf())
-        out["pdf"] = pdf_path
-    return out
+        files["report.pdf"] = weasyprint.HTML(string=page, base_url=os.path.abspath(out_dir)).write_pdf()
+    if figures_dir:
+        write_figures(context, figures_dir)
+    paths = write_own(out_dir, files, "--out")
+    return dict(zip(("html", "pdf"), paths))

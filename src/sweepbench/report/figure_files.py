@@ -1,14 +1,16 @@
 """The report's figures as SVG files, <folder>/<study>/<nn>-<title>.svg (for `snakemake --report`),
-and which files in such a folder are the report's own. Cheap to import: the workflow checks the
-report's figures folder when it starts, before Snakemake clears it for the report job."""
+and which files in such a folder are the report's own: those its WRITTEN list names with their
+content (sweepbench.atomic.write_own). A folder without that list, written by a sweepbench before
+it, is recognised by the file names as before (<study>/<nn>-<slug>.svg only), so an existing
+report re-renders. Cheap to import: the workflow checks the report's figures folder when it
+starts, before Snakemake clears it for the report job."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 
-from sweepbench.atomic import refuse_foreign
+from sweepbench.atomic import WRITTEN, refuse_foreign, write_own, written, wrote
 
 FIGURE_FILE = re.compile(r"[^/]+/\d{2,}-[a-z0-9-]*\.svg")  # <study>/<nn>-<title slug>.svg
 
@@ -16,28 +18,41 @@ FIGURE_FILE = re.compile(r"[^/]+/\d{2,}-[a-z0-9-]*\.svg")  # <study>/<nn>-<title
 SNAKEMAKE_MARK = ".snakemake_timestamp"  # Snakemake marks a directory output it made with this file
 
 
-def is_figure_file(relative_path: str) -> bool:
-    """Whether a file (path relative to the figures folder, with /) is one the report writes, or the
-    mark Snakemake leaves in the workflow's figures folder."""
-    return relative_path == SNAKEMAKE_MARK or FIGURE_FILE.fullmatch(relative_path) is not None
+def owned_by_report(folder: str):
+    """The test of a file (path relative to the figures folder, with /) being the report's own: one
+    its WRITTEN list names with this content, the list itself, the mark Snakemake leaves in the
+    workflow's figures folder, or (a folder with no list, from an older sweepbench) a figure's name."""
+    if not os.path.lexists(os.path.join(folder, WRITTEN)):
+        return lambda rel: rel == SNAKEMAKE_MARK or FIGURE_FILE.fullmatch(rel) is not None
+    listed = written(folder)
+    return lambda rel: rel in (SNAKEMAKE_MARK, WRITTEN) or wrote(folder, rel, listed)
 
 
-def figure_path(folder: str, study: str, index: int, title: str) -> str:
-    """Where figure number `index` (from 1) of a study's section goes."""
+def figure_name(study: str, index: int, title: str) -> str:
+    """Where figure number `index` (from 1) of a study's section goes, relative to the folder."""
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-    return os.path.join(folder, study, f"{index:02d}-{slug}.svg")
+    return f"{study}/{index:02d}-{slug}.svg"
 
 
 def check_folder(folder: str, what: str = "--figures-dir") -> None:
     """Refuse (one line, nothing touched) a figures folder that holds files the report did not write."""
-    refuse_foreign(folder, is_figure_file, what)
+    refuse_foreign(folder, owned_by_report(folder), what)
 
 
 def clear(folder: str, what: str = "--figures-dir") -> None:
-    """Remove the report's earlier SVG files (and their studies' folders) from the folder, after
+    """Remove the report's earlier files (and their studies' folders) from the folder, after
     check_folder: a folder that holds anything else is refused and left untouched."""
     check_folder(folder, what)
-    for path in glob.glob(os.path.join(folder, "*", "*.svg")):
-        os.remove(path)
-    for study in glob.glob(os.path.join(folder, "*", "")):  # the studies' folders it made, now empty
-        os.rmdir(study)
+    for parent, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            if not (parent == folder and name == SNAKEMAKE_MARK):
+                os.remove(os.path.join(parent, name))
+        if parent != folder:
+            os.rmdir(parent)  # a study's folder the report made, now empty
+
+
+def write(folder: str, figures: dict[str, bytes], what: str = "--figures-dir") -> list[str]:
+    """Replace the report's earlier figures in the folder (clear) by `figures` ({figure_name: SVG
+    bytes}), recorded in its WRITTEN list. Returns their paths."""
+    clear(folder, what)
+    return write_own(folder, figures, what)

@@ -142,6 +142,27 @@ def test_empty_study_gives_empty_tables_with_headers(tmp_path):
         assert df.empty and len(df.columns) > 3
 
 
+def test_aggregate_out_replaces_its_own_tables_and_refuses_a_users_runs_csv_untouched(tmp_path, capsys):
+    """`aggregate --out X` overwrote whatever X/runs.csv was, a user's own file of that name included."""
+    from sweepbench import cli
+
+    plan = {"studies": {"s": {"axes": [], "cells": [], "runs": []}}, "cells": {}, "jobs": {}, "config": {},
+            "smoke": False}
+    write_plan(plan, str(tmp_path / "plan.json"))
+    args = ["aggregate", "--plan", str(tmp_path / "plan.json"), "--runs-dir", str(tmp_path)]
+    assert cli.main([*args, "--out", str(tmp_path / "tables")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "tables")]) == 0            # its own earlier tables: replaced
+    os.makedirs(tmp_path / "mine")
+    (tmp_path / "mine" / "runs.csv").write_text("my,own\n")
+    capsys.readouterr()
+    assert cli.main([*args, "--out", str(tmp_path / "mine")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"sweepbench aggregate: error: bad --out '{tmp_path}/mine': it holds runs.csv, which sweepbench "
+                   "did not write there (or which changed since), left untouched; allowed: a new folder, or one where "
+                   "sweepbench wrote these files (move yours away)\n")
+    assert os.listdir(tmp_path / "mine") == ["runs.csv"] and (tmp_path / "mine" / "runs.csv").read_text() == "my,own\n"
+
+
 def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path):
     together = [dict(fake_record(0.1, 32, s, sps=500.0), speed={"batched_runs": 2, "stack": "j:0"}) for s in (0, 1)]
     plan = make_study(tmp_path, {(0.1, 32): together, (0.1, 64): [fake_record(0.1, 64, 0)]})

@@ -130,6 +130,25 @@ def test_cli_pass_regression_unknown_exit_codes_and_files(tmp_path, saved, capsy
 
 
 
+def test_check_out_replaces_its_own_files_and_refuses_a_users_check_csv_untouched(tmp_path, saved, capsys):
+    """`check --out X` overwrote whatever X/check.csv was, a user's own file of that name included."""
+    now = write_tables(tmp_path, current(), "now")
+    assert cli_check(tmp_path, now, saved, "c", capsys).returncode == 0
+    assert cli_check(tmp_path, now, saved, "c", capsys).returncode == 0          # its own earlier output: replaced
+    os.makedirs(tmp_path / "mine")
+    (tmp_path / "mine" / "check.csv").write_text("my,own\n1,2\n")
+    history = (tmp_path / "history.csv").read_text()
+    for no_fail in ([], ["--no-fail"]):                                           # --no-fail: no "not run" files there
+        assert cli.main(["check", "--baseline", "ref", "--tables", str(tmp_path / "now"), "--root", saved, "--out",
+                         str(tmp_path / "mine"), "--plan", str(tmp_path / "no-plan.json"), *no_fail]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(
+            f"sweepbench check: error: bad --out '{tmp_path}/mine': it holds check.csv, which sweepbench did not write")
+    assert os.listdir(tmp_path / "mine") == ["check.csv"] and (tmp_path / "mine" / "check.csv").read_text() == \
+        "my,own\n1,2\n"
+    assert (tmp_path / "history.csv").read_text() == history                      # no entry for a refused check
+
+
 def test_baseline_save_replaces_its_own_files_and_refuses_a_folder_with_others(tmp_path, saved):
     """`baseline save NAME` replaced the whole folder: a NOTES.md beside the tables was lost."""
     tables = os.path.dirname(write_tables(tmp_path, seeds(), "again"))

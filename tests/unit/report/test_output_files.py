@@ -1,0 +1,69 @@
+"""What `sweepbench report` may replace: its own index.html and report.pdf in --out, and in the
+figures folder the SVG files its WRITTEN list names (figure_files); a user's files are refused
+untouched. Rendered from an empty plan, so these tests stay fast."""
+
+import os
+
+import pytest
+
+from sweepbench import SweepbenchError, cli
+from sweepbench.aggregate import tables
+from sweepbench.atomic import WRITTEN
+from sweepbench.plan.planner import write_plan
+from sweepbench.report import figure_files
+
+
+@pytest.fixture
+def empty_results(tmp_path):
+    write_plan({"studies": {}, "cells": {}, "jobs": {}, "config": {}, "smoke": False}, str(tmp_path / "plan.json"))
+    tables.aggregate(str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "tables"))
+    return ["report", "--plan", str(tmp_path / "plan.json"), "--tables", str(tmp_path / "tables"), "--runs-dir",
+            str(tmp_path), "--check-dir", "", "--no-pdf", "--workers", "1"]
+
+
+def test_report_out_replaces_its_own_page_and_refuses_a_users_index_html_untouched(tmp_path, empty_results, capsys):
+    """`report --out X` overwrote whatever X/index.html was, a user's own page included."""
+    assert cli.main([*empty_results, "--out", str(tmp_path / "r")]) == 0
+    first = (tmp_path / "r" / "index.html").read_text()
+    assert cli.main([*empty_results, "--out", str(tmp_path / "r")]) == 0        # its own earlier page: replaced
+    assert (tmp_path / "r" / "index.html").read_text() == first
+    os.makedirs(tmp_path / "site")
+    (tmp_path / "site" / "index.html").write_text("<p>my site</p>")
+    capsys.readouterr()
+    assert cli.main([*empty_results, "--out", str(tmp_path / "site"), "--figures-dir", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"sweepbench report: error: bad --out '{tmp_path}/site': it holds "
+                                                   "index.html, which sweepbench did not write there")
+    assert os.listdir(tmp_path / "site") == ["index.html"] and not (tmp_path / "figs").exists()   # nothing written
+    assert (tmp_path / "site" / "index.html").read_text() == "<p>my site</p>"
+
+
+def test_figures_folder_replaces_only_the_svgs_it_listed_not_a_users_of_the_same_pattern(tmp_path):
+    """B5: a user's talk/01-diagram.svg matched the figure-name pattern and was deleted as the report's."""
+    folder = str(tmp_path / "figs")
+    figure_files.write(folder, {"s/01-loss.svg": b"<svg>1</svg>", "s/02-acc.svg": b"<svg>2</svg>"})
+    figure_files.write(folder, {"s/01-loss.svg": b"<svg>3</svg>"})              # its own: replaced, 02 removed
+    assert sorted(os.listdir(tmp_path / "figs" / "s")) == ["01-loss.svg"]
+    mine = tmp_path / "figs" / "talk" / "01-diagram.svg"
+    os.makedirs(mine.parent)
+    mine.write_text("<svg>mine</svg>")
+    with pytest.raises(SweepbenchError, match=r"bad --figures-dir '.*figs': it holds files sweepbench did not write "
+                                              r"\(talk/01-diagram.svg\), left untouched"):
+        figure_files.write(folder, {"s/01-loss.svg": b"<svg>4</svg>"})
+    (tmp_path / "figs" / "s" / "01-loss.svg").write_text("<svg>edited</svg>")   # its own, edited since: the user's
+    os.remove(mine)
+    with pytest.raises(SweepbenchError, match=r"\(s/01-loss.svg, talk/\)"):
+        figure_files.write(folder, {"s/01-loss.svg": b"<svg>4</svg>"})
+    assert (tmp_path / "figs" / "s" / "01-loss.svg").read_text() == "<svg>edited</svg>"
+
+
+def test_a_figures_folder_from_before_the_written_list_is_recognised_by_name(tmp_path):
+    """Backward compatibility: a folder with no WRITTEN list (an older sweepbench's) holding only
+    <study>/<nn>-<slug>.svg files and Snakemake's mark is re-rendered; anything else is refused."""
+    old = tmp_path / "figs" / "s" / "01-old.svg"
+    os.makedirs(old.parent)
+    old.write_text("<svg/>")
+    (tmp_path / "figs" / ".snakemake_timestamp").write_text("")
+    figure_files.write(str(tmp_path / "figs"), {"t/01-new.svg": b"<svg/>"})
+    assert not old.exists() and (tmp_path / "figs" / "t" / "01-new.svg").exists()
+    assert (tmp_path / "figs" / WRITTEN).exists() and (tmp_path / "figs" / ".snakemake_timestamp").exists()
