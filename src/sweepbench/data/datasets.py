@@ -15,7 +15,6 @@ and converted by sweepbench.data.validate before training sees them.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ import torch
 
 from sweepbench import SweepbenchError, workloads
 from sweepbench.data import generated, local, registry, validate
-from sweepbench.data.prepare import prepare, sha256_file, sources_path
+from sweepbench.data.prepare import prepare, read_sources, sha256_file
 
 FLOAT_COPY_LIMIT = 1 << 30  # bytes: images up to 1 GiB as float32 (MNIST's 70k: 220 MB) are converted once
 
@@ -343,9 +342,8 @@ def data_source(source, spec: dict) -> dict:
     digest = _sha256(path)
 
     try:
-        with open(sources_path(path)) as f:
-            sidecar = json.load(f)
-    except (OSError, ValueError):
+        sidecar = read_sources(path) or {}
+    except SweepbenchError:  # unreadable: the sources are unknown, as for a sidecar of another tensor file
         sidecar = {}
     sources = sidecar.get("files") if sidecar.get("tensor_sha256") == digest else None
     return {**out, "kind": "prepared", "tensor_file": path, "tensor_sha256": digest, "sources": sources,

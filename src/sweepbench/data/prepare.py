@@ -32,6 +32,43 @@ def sources_path(tensor_path: str) -> str:
     return f"{tensor_path}.sources.json"
 
 
+def read_sources(tensor_path: str) -> dict | None:
+    """The sources sidecar of a tensor file, None when there is none; a one-line SweepbenchError
+    naming the sidecar when it cannot be read or is not one prepare writes (no tensor_sha256)."""
+    side = sources_path(tensor_path)
+    if not os.path.lexists(side):
+        return None
+    try:
+        with open(side) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        why = err.strerror if isinstance(err, OSError) else f"not JSON: {err}"
+        raise SweepbenchError(f"cannot read {side}, the sources of {tensor_path}: {why}; allowed: the JSON file "
+                              "sweepbench prepare writes beside a tensor file") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tensor_sha256"), str):
+        raise SweepbenchError(f"{side}, the sources of {tensor_path}, is not a file sweepbench prepare wrote (no "
+                              "tensor_sha256); allowed: the JSON file sweepbench prepare writes beside a tensor file")
+    return data
+
+
+def check_replaceable(out_path: str) -> None:
+    """Refuse (one line, nothing touched) an output path that is a folder, or a file that prepare
+    did not write: prepare's own tensor file is the one whose sources sidecar (read_sources)
+    records its sha256; any other file there, or a sidecar that is not prepare's, is the user's."""
+    if os.path.isdir(out_path):
+        raise SweepbenchError(f"bad --out {out_path!r}: it is a folder; allowed: a tensor file path such as "
+                              "resources/<dataset>.pt")
+    try:
+        sources = read_sources(out_path)
+    except SweepbenchError as err:
+        raise SweepbenchError(f"bad --out {out_path!r}: {err}; left untouched") from None
+    if os.path.lexists(out_path) and (sources is None or os.path.islink(out_path)
+                                      or sources["tensor_sha256"] != sha256_file(out_path)):
+        raise SweepbenchError(f"bad --out {out_path!r}: sweepbench did not write this file (its sha256 is not in a "
+                              f"{os.path.basename(sources_path(out_path))} beside it), left untouched; allowed: a new "
+                              "path, or a tensor file sweepbench prepare wrote")
+
+
 def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -141,6 +178,7 @@ def prepare(name: str, raw_dir: str, out_path: str, download: bool = False, tiny
     raw format to raw_dir (sweepbench.data.tinydata), for smoke runs; download=True fetches missing
     files with torchvision."""
     entry = get_prepared(name)
+    check_replaceable(out_path)
     if tiny:
         write_tiny_dataset(raw_dir, name)
     paths = find_raw_files(entry, raw_dir)
@@ -162,24 +200,25 @@ def write_prepared(data: dict, sources: dict, out_path: str) -> None:
     records the tensor file's sha256, so a sidecar left from another tensor file is detected."""
     import torch
 
-    if os.path.isdir(out_path):
-        raise SweepbenchError(f"bad --out {out_path!r}: it is a folder; allowed: a tensor file path such as "
-                              "resources/<dataset>.pt")
+    check_replaceable(out_path)
     tensors = {"x_train": torch.from_numpy(np.array(data["x_train"], dtype=np.uint8)),
                "y_train": torch.from_numpy(np.asarray(data["y_train"], dtype=np.int64)),
                "x_test": torch.from_numpy(np.array(data["x_test"], dtype=np.uint8)),
                "y_test": torch.from_numpy(np.asarray(data["y_test"], dtype=np.int64))}
     tmp, side_tmp = f"{out_path}.tmp-{os.getpid()}", f"{sources_path(out_path)}.tmp-{os.getpid()}"
+    writing = out_path
     try:
         os.makedirs(os.path.dirname(os.path.abspath(out_path)) or ".", exist_ok=True)
         torch.save(tensors, tmp)
+        writing = sources_path(out_path)
         with open(side_tmp, "w") as f:
             json.dump({**sources, "tensor_sha256": sha256_file(tmp)}, f, indent=1)
-        os.replace(side_tmp, sources_path(out_path))
+        os.replace(side_tmp, writing)
+        writing = out_path
         os.replace(tmp, out_path)
     except (OSError, RuntimeError) as err:  # torch.save reports an unwritable path as a RuntimeError
         detail = err.strerror if isinstance(err, OSError) else str(err).rsplit("strerror: ", 1)[-1]
-        raise SweepbenchError(f"cannot write {out_path}: {detail}; allowed: a path in a writable folder with "
+        raise SweepbenchError(f"cannot write {writing}: {detail}; allowed: a path in a writable folder with "
                               "free space") from None
     finally:
         for path in (tmp, side_tmp):

