@@ -298,8 +298,9 @@ class BrokenRecord(SweepbenchError):
 
 def load_record(run_dir: str) -> RunRecord:
     """Load and check a run record: the three files exist, run.json has this SCHEMA_VERSION, a
-    known status and every REQUIRED key, and the CSV files start with their columns. Raises
-    BrokenRecord naming the folder and what is wrong."""
+    known status and every REQUIRED key with a value in its range (and a classification run's
+    accuracies), the CSV files start with their columns and are not cut off, and every value of
+    metrics.csv's columns is in its range. Raises BrokenRecord naming the folder and what is wrong."""
     def broken(what: str) -> BrokenRecord:
         return BrokenRecord(f"broken run record {run_dir}: {what}")
 
@@ -321,13 +322,14 @@ def load_record(run_dir: str) -> RunRecord:
         absent = [k for k in keys if not isinstance(value, dict) or k not in value]
         if absent:
             raise broken(f"run.json lacks {section}.{absent[0]}")
-    for section, keys in REQUIRED.items():
-        for key in keys:
-            problem = value_problem(section, key, data[section][key])
-            if problem:
-                raise broken(f"run.json {section}.{key} {data[section][key]!r}: {problem}")
+    problem = _run_json_problem(data)
+    if problem:
+        raise broken(problem)
     _check_csv(run_dir, "metrics.csv", METRIC_COLUMNS, broken)
     _check_csv(run_dir, "steps.csv", STEP_COLUMNS, broken)
+    problem = _metrics_csv_problem(os.path.join(run_dir, "metrics.csv"))
+    if problem:
+        raise broken(problem)
     names = [f.name for f in fields(RunRecord) if f.name != "path"]
     return RunRecord(path=run_dir, **{k: data.get(k) for k in names})
 
@@ -388,6 +390,49 @@ def value_problem(section: str, key: str, value) -> str | None:
         return None if value is None or _is_number(value) else "allowed: a number or null"
     ok = value is None or (_is_number(value) and value >= 0)
     return None if ok else "allowed: a number >= 0, or null"
+
+
+CLASSIFICATION_TASKS = ("multiclass", "binary")  # sweepbench.workloads.TASKS that have an accuracy
+
+
+def _run_json_problem(data: dict) -> str | None:
+    """What is wrong with a run.json's REQUIRED values (value_problem), or None; a classification
+    run (workload.task) that did not diverge must have its final and best accuracies."""
+    for section, keys in REQUIRED.items():
+        for key in keys:
+            problem = value_problem(section, key, data[section][key])
+            if problem:
+                return f"run.json {section}.{key} {data[section][key]!r}: {problem}"
+    task = data["workload"].get("task")
+    if task in CLASSIFICATION_TASKS and data["status"] != "diverged":
+        for section in ("final", "best"):
+            for key in (m for m in METRICS if m.endswith("accuracy")):
+                value = data[section][key]
+                if value is None or (_is_number(value) and math.isnan(value)):
+                    return (f"run.json {section}.{key} {value!r}: allowed: an accuracy in [0, 1] (a {task} run that "
+                            "did not diverge has one)")
+    return None
+
+
+def _metrics_csv_problem(path: str) -> str | None:
+    """The first value of metrics.csv's METRIC_COLUMNS that value_problem refuses (a loss of "n/a",
+    an accuracy of 2.5), as "metrics.csv line N column 'text': what is allowed", or None. Empty
+    cells and "nan" mean no value."""
+    with open(path) as f:
+        header = f.readline().rstrip("\n").split(",")
+        checked = [(i, c) for i, c in enumerate(header) if c in METRIC_COLUMNS]
+        for n, line in enumerate(f, 2):
+            cells = line.rstrip("\n").split(",")
+            for i, column in checked:
+                text = cells[i] if i < len(cells) else ""
+                try:
+                    value = float(text) if text else None
+                except ValueError:
+                    value = text
+                problem = value_problem("metrics", column, value)
+                if problem:
+                    return f"metrics.csv line {n} {column} {text!r}: {problem}"
+    return None
 
 
 def _check_csv(run_dir: str, name: str, columns: list[str], broken) -> None:

@@ -44,6 +44,11 @@ def test_load_record_gives_a_typed_record(a_record):
     (lambda d: {**d, "timing": {**d["timing"], "train_s": -1}}, "run.json timing.train_s -1: allowed: a number >= 0"),
     (lambda d: {**d, "divergence": {**d["divergence"], "diverged": "no"}},
      "run.json divergence.diverged 'no': allowed: true or false"),
+    (lambda d: {**d, "final": {**d["final"], "val_accuracy": None}},                     # B13
+     r"run.json final.val_accuracy None: allowed: an accuracy in \[0, 1\] \(a multiclass run that did not diverge "
+     r"has one\)"),
+    (lambda d: {**d, "best": {**d["best"], "test_accuracy": float("nan")}},
+     r"run.json best.test_accuracy nan: allowed: an accuracy in \[0, 1\]"),
 ])
 def test_a_record_of_another_schema_or_missing_a_key_is_refused_naming_the_folder(a_record, tmp_path, edit, message):
     import shutil
@@ -54,6 +59,39 @@ def test_a_record_of_another_schema_or_missing_a_key_is_refused_naming_the_folde
     (bad / "run.json").write_text(json.dumps(edit(data)))
     with pytest.raises(record.BrokenRecord, match=f"broken run record {bad}: {message}"):
         record.load_record(str(bad))
+
+
+@pytest.mark.parametrize("column, value, message", [                                    # B14
+    ("val_loss", "n/a", "val_loss 'n/a': allowed: a number, \"inf\", \"-inf\" or null"),
+    ("train_accuracy", "2.5", r"train_accuracy '2.5': allowed: an accuracy in \[0, 1\], or null"),
+    ("wall_s", "-3", "wall_s '-3': allowed: a number >= 0, or null"),
+])
+def test_a_metrics_csv_value_out_of_its_range_is_refused_naming_the_line(a_record, tmp_path, column, value, message):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    lines = (bad / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[2].split(",")
+    cells[header.index(column)] = value
+    lines[2] = ",".join(cells)
+    (bad / "metrics.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(record.BrokenRecord, match=f"^broken run record {bad}: metrics.csv line 3 {message}$"):
+        record.load_record(str(bad))
+
+
+def test_a_diverged_or_regression_record_may_have_no_accuracy(a_record, tmp_path):
+    import shutil
+
+    for name, edit in (("diverged", {"status": "diverged"}), ("regression", {"workload": {"task": "regression"}})):
+        run = tmp_path / name
+        shutil.copytree(a_record, run)
+        data = json.loads((run / "run.json").read_text())
+        data["workload"].update(edit.pop("workload", {}))
+        data.update(edit, final={**data["final"], "val_accuracy": None})
+        (run / "run.json").write_text(json.dumps(data))
+        assert record.load_record(str(run)).final["val_accuracy"] is None
 
 
 @pytest.mark.slow
