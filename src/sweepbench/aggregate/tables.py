@@ -66,6 +66,7 @@ reproduction.csv, per (study, metric, reference point) of studies with a `refere
 
 from __future__ import annotations
 
+import functools
 import os
 
 from sweepbench import SweepbenchError, rules
@@ -447,6 +448,14 @@ def build_tables(the_plan: dict, runs_dir: str, partial: bool = False,
     tables["reproduction"] = reproduction_table(the_plan, runs)
     tables["data_parallel"] = data_parallel_table(runs, best, scaling, the_plan["studies"])
     return tables, missing
+
+
+@functools.lru_cache(maxsize=1)
+def table_columns() -> dict[str, tuple[str, ...]]:
+    """The columns each table always has (those of a plan with no runs; runs.csv and cells.csv add
+    an axis_<name> column per axis): what a reader of the tables may rely on."""
+    empty = {"studies": {}, "cells": {}, "jobs": {}, "config": {}, "smoke": False}
+    return {name: tuple(df.columns) for name, df in build_tables(empty, "")[0].items()}
 
 
 def aggregate(plan_path: str, runs_dir: str, out_dir: str, partial: bool = False) -> dict:

@@ -18,7 +18,7 @@ import yaml
 
 from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
-from sweepbench.aggregate.tables import TABLE_NAMES
+from sweepbench.aggregate.tables import TABLE_NAMES, table_columns
 from sweepbench.atomic import refuse_overwrite, write_own
 from sweepbench.check import compare, history, regression
 from sweepbench.data import generated
@@ -545,13 +545,36 @@ def study_sections(the_plan: dict, t: dict, runs_dir: str, tables_dir: str, work
         _SHARED.clear()
 
 
+def read_tables(tables_dir: str) -> tuple[dict, list[str]]:
+    """Every table (TABLE_NAMES) and the names of those with no file (each then an empty table with
+    its columns, reported as not found). A table without one of its columns (tables.table_columns),
+    or a cells.csv with no rows beside a runs.csv with some, is refused in one line naming the
+    file: the report would crash on it or draw from it silently wrong."""
+    t, missing, columns = {}, [], table_columns()
+    for name in TABLE_NAMES:
+        path = os.path.join(tables_dir, f"{name}.csv")
+        if not os.path.exists(path):
+            missing.append(name)
+            t[name] = pd.DataFrame(columns=list(columns[name]))
+            continue
+        t[name] = read_table(tables_dir, name)
+        lacking = [c for c in columns[name] if c not in t[name].columns]
+        if lacking:
+            more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+            raise SweepbenchError(f"table {path} lacks the column {lacking[0]}{more}; allowed: the tables "
+                                  "`sweepbench aggregate` writes (run it again)")
+    if len(t["runs"]) and t["cells"].empty and "cells" not in missing:
+        raise SweepbenchError(f"table {os.path.join(tables_dir, 'cells.csv')} has no rows, but runs.csv has "
+                              f"{len(t['runs'])}; allowed: the tables `sweepbench aggregate` writes (run it again)")
+    return t, missing
+
+
 def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str | None = None,
                   workers: int = 1, *, out_dir: str | None = None, history_path: str | None = None) -> dict:
     if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; run the workflow (snakemake) or sweepbench aggregate first")
     the_plan = read_plan(plan_path)
-    t = {name: read_table(tables_dir, name) for name in TABLE_NAMES}
-    missing = [n for n, df in t.items() if df.empty and not os.path.exists(os.path.join(tables_dir, f"{n}.csv"))]
+    t, missing = read_tables(tables_dir)
     runs = t["runs"]
     config = the_plan.get("config", {})
     studies = study_sections(the_plan, t, runs_dir, tables_dir, workers)

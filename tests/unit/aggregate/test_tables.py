@@ -163,6 +163,18 @@ def test_aggregate_out_replaces_its_own_tables_and_refuses_a_users_runs_csv_unto
     assert os.listdir(tmp_path / "mine") == ["runs.csv"] and (tmp_path / "mine" / "runs.csv").read_text() == "my,own\n"
 
 
+def test_tables_with_rows_have_every_column_of_the_empty_tables_the_report_requires(tmp_path):
+    """tables.table_columns (the empty tables' columns) is what the report requires of each table."""
+    plan = make_study(tmp_path, {(lr, bs): [fake_record(lr, bs, s, 100 * bs // 32) for s in (0, 1)]
+                                 for lr in (0.1, 0.3) for bs in (32, 64)})
+    t, _ = tables.build_tables(plan, str(tmp_path))
+    assert set(tables.table_columns()) == set(tables.TABLE_NAMES)
+    filled = [name for name, df in t.items() if len(df)]
+    assert {"runs", "cells", "best_lr", "scaling"} <= set(filled)
+    for name in filled:
+        assert set(tables.table_columns()[name]) <= set(t[name].columns), name
+
+
 def test_runs_trained_together_are_marked_and_kept_apart_in_throughput(tmp_path):
     together = [dict(fake_record(0.1, 32, s, sps=500.0), speed={"batched_runs": 2, "stack": "j:0"}) for s in (0, 1)]
     plan = make_study(tmp_path, {(0.1, 32): together, (0.1, 64): [fake_record(0.1, 64, 0)]})

@@ -67,3 +67,25 @@ def test_a_figures_folder_from_before_the_written_list_is_recognised_by_name(tmp
     figure_files.write(str(tmp_path / "figs"), {"t/01-new.svg": b"<svg/>"})
     assert not old.exists() and (tmp_path / "figs" / "t" / "01-new.svg").exists()
     assert (tmp_path / "figs" / WRITTEN).exists() and (tmp_path / "figs" / ".snakemake_timestamp").exists()
+
+
+def test_the_report_refuses_a_malformed_table_naming_the_file_b15(tmp_path, empty_results, capsys):
+    """B15: a header-only cells.csv beside a non-empty runs.csv crashed the report (KeyError); a table
+    lacking a column rendered silently without it."""
+    import pandas as pd
+
+    from sweepbench.aggregate.tables import table_columns
+
+    runs = pd.DataFrame([{c: 1 for c in table_columns()["runs"]}])
+    runs.to_csv(tmp_path / "tables" / "runs.csv", index=False)                  # one run, but no cell
+    assert cli.main([*empty_results, "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (f"sweepbench report: error: table {tmp_path}/tables/cells.csv has no rows, but "
+                                       "runs.csv has 1; allowed: the tables `sweepbench aggregate` writes (run it "
+                                       "again)\n")
+    runs.drop(columns=["train_s", "status"]).to_csv(tmp_path / "tables" / "runs.csv", index=False)
+    assert cli.main([*empty_results, "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (f"sweepbench report: error: table {tmp_path}/tables/runs.csv lacks the column "
+                                       "status and 1 more; allowed: the tables `sweepbench aggregate` writes (run it "
+                                       "again)\n")
+    assert not (tmp_path / "r").exists()
+
