@@ -321,20 +321,42 @@ def _plain(value) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
+REFERENCE_RANGES = {"accuracy": (0.0, 1.0, "a number in [0, 1]"), "seconds": (0.0, math.inf, "a number >= 0"),
+                    "loss": (-math.inf, math.inf, "a number")}  # by rules.reference_kind; nan (diverged) always
+
+
+def _point_key(value):
+    """A point's axis value, comparable across YAML spellings (16 and 16.0, a list and a tuple)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return tuple(_point_key(v) for v in value) if isinstance(value, list) else value
+
+
 def _check_reference(name: str, reference: dict | None) -> None:
-    """Every printed value of a study's `reference` rows is a number, nan or null (rules.reference_value)."""
+    """Every printed value of a study's `reference` rows is a number, nan or null (rules.reference_value)
+    in its metric's range (REFERENCE_RANGES), and no point of the sweep has a metric in two rows."""
+    metrics = list((reference or {}).get("metrics") or {})
+    seen = {}
     for i, row in enumerate((reference or {}).get("rows") or []):
+        where = f"config error in study {name!r}, key reference.rows[{i}]"
         for key, value in row.items():
             if not _plain(value):
-                raise SweepbenchError(f"config error in study {name!r}, key reference.rows[{i}].{key}: {value!r} is "
-                                      "not a number, text or a list of them; allowed: the axis values and printed "
-                                      "numbers of one point")
-        for metric in (reference.get("metrics") or {}):
+                raise SweepbenchError(f"{where}.{key}: {value!r} is not a number, text or a list of them; allowed: "
+                                      "the axis values and printed numbers of one point")
+        point = tuple(sorted((k, _point_key(v)) for k, v in row.items() if k not in metrics))
+        for metric in (m for m in metrics if m in row):
             try:
-                rules.reference_value(row.get(metric))
+                value = rules.reference_value(row[metric])
             except ValueError as err:
-                raise SweepbenchError(f"config error in study {name!r}, key reference.rows[{i}].{metric}: {err}; "
-                                      "allowed: a number, nan or null (empty)") from None
+                raise SweepbenchError(f"{where}.{metric}: {err}; allowed: a number, nan or null (empty)") from None
+            low, high, allowed = REFERENCE_RANGES[rules.reference_kind(metric)]
+            if not math.isnan(value) and not low <= value <= high:
+                raise SweepbenchError(f"{where}.{metric}: {row[metric]!r} is out of range; allowed: {allowed}, nan or "
+                                      "null (empty)")
+            if (point, metric) in seen:
+                raise SweepbenchError(f"{where}.{metric}: the point {dict(point) or '(no axis)'} has it in "
+                                      f"reference.rows[{seen[point, metric]}] too; allowed: one value per point")
+            seen[point, metric] = i
 
 
 def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:

@@ -157,6 +157,30 @@ def test_a_reference_row_value_that_is_not_a_number_is_a_config_error(tmp_path, 
         plan(load_config(str(tmp_path / "c.yaml")))
 
 
+@pytest.mark.parametrize("rows, message", [                                                # B17
+    ("{lr: 0.1, final_train_accuracy: 2.5}", r"rows\[0\].final_train_accuracy: 2.5 is out of range; allowed: a "
+                                             r"number in \[0, 1\], nan or null"),
+    ("{lr: 0.1, train_s: -3}", r"rows\[0\].train_s: -3 is out of range; allowed: a number >= 0, nan or null"),
+    ("{lr: 0.1, train_s: 3}, {lr: 0.2, train_s: 4}, {lr: 1.0e-1, train_s: 5}",
+     r"rows\[2\].train_s: the point {'lr': 0.1} has it in reference.rows\[0\] too; allowed: one value per point"),
+])
+def test_a_reference_row_out_of_range_or_twice_for_one_point_is_a_config_error(tmp_path, rows, message):
+    (tmp_path / "c.yaml").write_text(
+        "studies:\n  s:\n    workload: linreg\n    grid: {lr: [0.1, 0.2]}\n    reference:\n      source: seed\n"
+        "      metrics: {final_train_accuracy: {cell: 'Out[1]'}, train_s: {cell: 'Out[2]'}}\n"
+        f"      rows: [{rows}]\n")
+    with pytest.raises(SweepbenchError, match=r"^config error in study 's', key reference." + message):
+        plan(load_config(str(tmp_path / "c.yaml")))
+
+
+def test_reference_rows_of_one_point_may_print_different_metrics_and_nan(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "studies:\n  s:\n    workload: linreg\n    grid: {lr: [0.1]}\n    reference:\n      source: seed\n"
+        "      metrics: {final_train_loss: {cell: 'Out[1]'}, train_s: {cell: 'Out[2]'}}\n"
+        "      rows: [{lr: 0.1, final_train_loss: -0.5}, {lr: 0.1, train_s: nan}]\n")
+    assert plan(load_config(str(tmp_path / "c.yaml")))["studies"]["s"]
+
+
 def test_a_yaml_key_that_is_a_list_or_mapping_is_one_line(tmp_path):
     (tmp_path / "c.yaml").write_text("studies:\n  ? [a, b]\n  : {workload: linreg}\n")
     with pytest.raises(SweepbenchError, match=r"config '.*c.yaml': a key that is a list \(line 2\); allowed: names"):
