@@ -115,7 +115,8 @@ def test_tasks_of_a_slurm_job_must_match_its_ranks():
 
 def test_a_bad_tasks_value_exits_2_with_one_line(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("studies:\n  s: {workload: digits_mlp, fixed: {world_size: 2}, resources: {tasks: 4, threads: 4}}\n")
+    path.write_text("studies:\n  s: {workload: digits_mlp, fixed: {world_size: 2},\n"
+                    "      resources: {tasks: 4, threads: 4}}\n")
     res = run_cli("plan", "--config", str(path))
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "key resources.tasks: 4 tasks" in res.stderr
 
