@@ -166,6 +166,10 @@ def cmd_train_pack(args) -> int:
 
     opts = PackOptions(out=args.out, threads=args.threads, gpu_slots=args.gpu_slots, exclusive=args.exclusive,
                        quiet=args.quiet)
+    if args.slurm_tasks:  # one of the job's SLURM tasks (srun): each run's rank SLURM_PROCID
+        from sweepbench.train import distributed
+
+        opts.task = distributed.slurm_task(args.slurm_tasks, args.out)
     runs = read_runs(args.runs_file)
     if args.cycle_from_plan:  # batch_cycle_from: the cycle comes from another study's records
         from sweepbench.plan import batch_cycle
@@ -424,6 +428,9 @@ def _workflow_parsers(sub) -> None:
                       help="the scheduler runs this job alone on its cores and GPU (recorded in run.json)")
     side.add_argument("--shared", dest="exclusive", action="store_false",
                       help="other jobs may run beside this one (recorded in run.json)")
+    p.add_argument("--slurm-tasks", type=int, default=0, metavar="N",
+                   help="run as one of N SLURM tasks started by `srun -n N` (a study's resources.tasks): train "
+                        "every run as rank SLURM_PROCID of N; rank 0 writes the records and the manifest")
     p.add_argument("--quiet", action="store_true")
     p = sub.add_parser("probe", help="load a job's data and run its model once (the workflow, before training "
                                      "your own workload, model or data)")

@@ -146,3 +146,52 @@ def test_readme_slurm_commands_on_a_fake_cluster(cluster):
     assert len(sbatch_lines(state)) == 4
     srun = open(os.path.join(state, "srun.log")).read()
     assert re.search(r"srun -n1 --cpu-bind=q --cpus-per-task=8 --gpus=1 ", srun)   # the job step gets them too
+
+
+DDP_TASKS = """\
+studies:
+  ddp_tasks:
+    workload: digits_mlp
+    fixed: &ddp {world_size: 2, batch_size: 16, epochs: 1, train_size: 97, eval_max_samples: 64, lr: 0.1}
+    seeds: [0]
+    resources: {tasks: 2, threads: 2, mem_mb: 2000, runtime: 10, slurm_partition: cpu}
+  ddp_tasks_gpu:
+    workload: digits_mlp
+    fixed: {<<: *ddp, lr: 0.2}
+    seeds: [0]
+    resources: {tasks: 2, threads: 2, gpu: 2, mem_mb: 2000, runtime: 10, slurm_partition: gpu}
+"""
+
+
+def test_data_parallel_jobs_of_two_slurm_tasks_on_a_fake_cluster(cluster):
+    """Studies with `tasks: 2` through the real plugin: each sbatch line asks for 2 tasks of 1 CPU each
+    (and a GPU each, not --gpus), the job runs the rule's srun line (the plugin's MPI job) and each task
+    trains the run as one rank. Checked on the fake only: the fake srun runs both tasks on this host
+    as local processes with SLURM_PROCID / SLURM_NTASKS (and CUDA_VISIBLE_DEVICES) set; it has no real
+    GPU, so the GPU study's `device: auto` trains on the CPU here. A real cluster may place the tasks
+    on two nodes, which meet through the file store on the shared results folder: not tested here."""
+    wd, state, env = cluster
+    (wd / "config" / "ddp_tasks.yaml").write_text(DDP_TASKS)
+    targets = ["results/manifests/ddp_tasks/all.json", "results/manifests/ddp_tasks_gpu/all.json"]
+    done = run(wd, env, "snakemake --profile profiles/slurm --configfile config/ddp_tasks.yaml --jobs 2", *targets)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = {comment(a): options(a)[4:] for a in sbatch_lines(state)}
+    tasks = ["-t", "10", "--mem", "2000", "--ntasks=2", "--cpus-per-task=1"]
+    assert lines == {"rule_train_wildcards_ddp_tasks_all": ["-A", "otheracct", "-p", "cpu", *tasks],
+                     "rule_train_wildcards_ddp_tasks_gpu_all": ["-A", "otheracct", "-p", "gpu", *tasks,
+                                                                "--gpus-per-task=1"]}
+    srun = sorted(ln.split(" argv: ", 1)[1] for ln in open(os.path.join(state, "srun.log")))
+    assert len(srun) == 2
+    assert srun[0].startswith("srun -n 2 --cpus-per-task=1 --gpus-per-task=1 --kill-on-bad-exit=1 sweepbench "
+                              "train-pack ")
+    assert srun[1].startswith("srun -n 2 --cpus-per-task=1 --kill-on-bad-exit=1 sweepbench train-pack ")
+    assert all(" --threads 2 --slurm-tasks 2 " in line for line in srun)    # each task: rank SLURM_PROCID of 2
+    for study in ("ddp_tasks", "ddp_tasks_gpu"):
+        runs = wd / "results" / "runs" / study / "all"
+        assert sorted(os.listdir(runs)) == ["seed~0"]                       # one record, no store left
+        record = json.loads((runs / "seed~0" / "run.json").read_text())
+        assert record["distributed"]["world_size"] == 2 and record["distributed"]["threads_per_rank"] == 1
+        assert len(record["distributed"]["rank_step_time_median_s"]) == 2
+        log = (wd / "results" / "logs" / "train" / study / "all.log").read_text()
+        assert log.count("run 1/1 started") == 1                            # rank 0 alone reports
+        assert json.loads((wd / f"results/manifests/{study}/all.json").read_text())["trained"] == 1

@@ -37,7 +37,9 @@ SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
                  "weight_decay": "wd", "accum_steps": "accum", "batch_schedule": "bsched",
                  "batch_cycle": "bcycle", "momentum": "mom", "world_size": "ws"}
-DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False}
+# tasks: a SLURM job's tasks (sbatch --ntasks), one per data-parallel rank (srun starts them); on one
+# machine the job spawns its ranks itself and tasks changes nothing (sweepbench.train.distributed)
+DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0, "exclusive": False, "tasks": 1}
 # Where a job goes on a SLURM cluster: study resource -> the SLURM executor plugin's resource
 # (no default: unset means the profile's default-resources, else the cluster's default).
 SLURM_RESOURCES = {"slurm_partition": "slurm_partition", "slurm_account": "slurm_account", "slurm_qos": "qos"}
@@ -297,6 +299,8 @@ def plan(config: dict) -> dict:
             stacks.plan_stacks(sp.study, [(j, the_plan["jobs"][j]) for j in study_jobs], data_entry)
         except SweepbenchError as err:
             raise sp.error("key stack", err) from None
+        for job_id in study_jobs:
+            check_tasks(sp, job_id, the_plan["jobs"][job_id])
         the_plan["studies"][name] = sp.entry
     check_slurm_keys({job["study"]: job["resources"] for job in the_plan["jobs"].values()})
     return the_plan
@@ -496,6 +500,28 @@ def _strict_loader():
             return super().construct_mapping(node, deep=deep)
 
     return StrictLoader
+
+
+def check_tasks(sp: StudyPlan, job_id: str, job: dict) -> None:
+    """A job of `tasks` > 1 runs one SLURM task per data-parallel rank: every run of it has
+    world_size = tasks, the job's threads are shared out evenly among the tasks (sbatch
+    --cpus-per-task = threads / tasks), and it has no GPU or one per task (--gpus-per-task=1)."""
+    res = job["resources"]
+    tasks = res["tasks"]
+    if tasks == 1:
+        return
+    sizes = sorted({r["spec"]["world_size"] for r in job["runs"]})
+    if sizes != [tasks]:
+        other = next(w for w in sizes if w != tasks)
+        raise sp.error("key resources.tasks", f"{tasks} tasks, but job {job_id} has a run with world_size {other}; "
+                                              f"allowed: 1, or the world_size of every run (one SLURM task per rank)")
+    if res["threads"] % tasks:
+        raise sp.error("key resources.threads", f"{res['threads']} threads cannot be shared out evenly among "
+                                                f"{tasks} tasks; allowed: a multiple of tasks ({tasks}, {2 * tasks}, "
+                                                "...): each task gets threads / tasks CPUs")
+    if res["gpu"] not in (0, tasks):
+        raise sp.error("key resources.gpu", f"{res['gpu']} GPUs for {tasks} tasks; allowed: 0, or {tasks} (one GPU "
+                                            "per task and rank)")
 
 
 def check_slurm_keys(resources_by_study: dict) -> None:

@@ -15,6 +15,13 @@ started here by the training job itself (spawned, so no rank inherits another's 
                  (sweepbench.train.parallel_model); rank 0 alone writes the one record
 
 The parent returns rank 0's run.json content.
+
+On a SLURM cluster a job with `tasks: N` (study resources) starts its ranks with srun instead: each of
+the N tasks runs the job's `sweepbench train-pack --slurm-tasks N` and joins every run's process group
+as rank SLURM_PROCID of SLURM_NTASKS (slurm_task, train_task), through a file store in the job's
+folder on the shared results folder (one file per run, in a folder of the job step's own). Rank 0
+writes the records and the manifest; the others exit 0 after training. A failing task exits non-zero
+and srun (--kill-on-bad-exit) stops the others.
 """
 
 from __future__ import annotations
@@ -116,6 +123,67 @@ def plan_world(spec: dict, folder: str) -> World:
     check_machine(spec["world_size"], device)
     return World(spec["world_size"], device, BACKENDS[device], rendezvous(folder), spec["dist_timeout_s"],
                  threads_per_rank(spec))
+
+
+@dataclass(frozen=True)
+class Task:
+    """This process as one SLURM task of its job step (srun): rank SLURM_PROCID of SLURM_NTASKS."""
+
+    rank: int
+    size: int
+    local: int                  # SLURM_LOCALID, its index on its node: its GPU where all the node's GPUs are visible
+    store: str                  # the folder of its runs' file stores, on the shared results folder
+
+
+def slurm_task(tasks: int, out: str, env=None) -> Task:
+    """This process's SLURM task, checked to be one of `tasks` (the study's resources.tasks); its
+    runs' process groups meet in <out>/.ddp-store-<job id>.<step id>."""
+    env = os.environ if env is None else env
+    rank, size = env.get("SLURM_PROCID"), env.get("SLURM_NTASKS")
+    if not (rank or "").isdigit() or not (size or "").isdigit():
+        raise SweepbenchError(f"bad --slurm-tasks {tasks}: this process is no SLURM task (SLURM_PROCID / SLURM_NTASKS "
+                              f"unset); allowed: train-pack under `srun -n {tasks}` in a SLURM job, or without "
+                              "--slurm-tasks (the job spawns its ranks itself)")
+    if int(size) != tasks:
+        raise SweepbenchError(f"bad --slurm-tasks {tasks}: srun started {size} tasks (SLURM_NTASKS); allowed: "
+                              f"`srun -n {tasks}`, one task per rank")
+    local = env.get("SLURM_LOCALID", rank)
+    step = f"{env.get('SLURM_JOB_ID', 'nojob')}.{env.get('SLURM_STEP_ID', '0')}"
+    return Task(int(rank), tasks, int(local) if local.isdigit() else int(rank),
+                os.path.join(out, f".ddp-store-{step}"))
+
+
+def train_task(spec: dict, job, task: Task, index: int) -> dict | None:
+    """Train one data-parallel run as this SLURM task's rank, its process group meeting in the file
+    <task.store>/run<index>. Rank 0 writes the record to job.out_dirs[0] and returns its run.json
+    content; the other ranks return None. Raises SweepbenchError when the run's world_size is not
+    the number of tasks."""
+    from sweepbench.record import check_replaceable
+
+    if spec["world_size"] != task.size:
+        raise SweepbenchError(f"bad world_size {spec['world_size']} for {task.size} SLURM tasks; allowed: "
+                              f"{task.size}, one rank per task (the study's resources.tasks)")
+    (out_dir,) = job.out_dirs
+    if task.rank == 0:
+        check_replaceable(out_dir)
+    os.makedirs(task.store, exist_ok=True)
+    device = device_type(spec)
+    store = os.path.join(os.path.abspath(task.store), f"run{index}")
+    world = World(task.size, device, BACKENDS[device], f"file://{store}", spec["dist_timeout_s"],
+                  threads_per_rank(spec))
+    before = set(_temp_records(out_dir))
+    try:
+        with process_group(task.rank, world, local=task.local):
+            _train_rank(task.rank, spec, job)
+    except BaseException:
+        if task.rank == 0:
+            for leftover in set(_temp_records(out_dir)) - before:
+                shutil.rmtree(leftover, ignore_errors=True)
+        raise
+    if task.rank:
+        return None
+    with open(os.path.join(out_dir, "run.json")) as f:
+        return json.load(f)
 
 
 def train(spec: dict, job) -> dict:
@@ -232,15 +300,17 @@ def _note(folder: str, rank: int, text: str) -> None:
 
 
 @contextmanager
-def process_group(rank: int, world: World):
-    """Join the process group as `rank` (torch threads and, on GPUs, the rank's device set first);
-    every collective fails after world.timeout_s. The group is destroyed on the way out."""
+def process_group(rank: int, world: World, local: int | None = None):
+    """Join the process group as `rank` (torch threads and, on GPUs, the rank's device set first:
+    GPU `rank` of this machine, or for a SLURM task its node-local index `local` among the GPUs it
+    sees, the only one where SLURM gives each task its own); every collective fails after
+    world.timeout_s. The group is destroyed on the way out."""
     import torch
     import torch.distributed as dist
 
     torch.set_num_threads(world.threads)
     if world.device == "cuda":
-        torch.cuda.set_device(rank)
+        torch.cuda.set_device(rank if local is None else local % max(1, torch.cuda.device_count()))
     try:
         dist.init_process_group(world.backend, init_method=world.init_method, rank=rank, world_size=world.size,
                                 timeout=timedelta(seconds=world.timeout_s))

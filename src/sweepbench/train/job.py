@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class PackOptions:
     gpu_slots: int | None = None
     exclusive: bool | None = None
     quiet: bool = False
+    task: object = None            # a SLURM task (sweepbench.train.distributed.Task): each run is one of its ranks
 
 
 def read_runs(path: str) -> list[dict]:
@@ -69,7 +71,13 @@ def is_done(run_dir: str, spec: dict) -> bool:
 
 def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None) -> dict:
     """Train the runs that are not done yet (a stack's runs at once), print a progress line per
-    run, then write the manifest. Returns the manifest's content."""
+    run, then write the manifest. Returns the manifest's content.
+
+    As one of a job's SLURM tasks (opts.task) every task trains every data-parallel run as its rank;
+    only rank 0 prints progress, writes the records and the manifest."""
+    task = opts.task
+    if task is not None and task.rank:
+        opts.quiet = True
     for run in runs:
         validate(run["spec"])
         if opts.threads:
@@ -81,19 +89,24 @@ def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None)
         if len(group) > 1:
             check_stackable([r["spec"] for r in group])  # every stack before any training
     done = len(runs) - len(todo)
+    say = print if task is None or task.rank == 0 else (lambda *a, **k: None)
     if done:
-        print(f"{done} of {len(runs)} runs already have a complete record of the same spec and code; kept",
+        say(f"{done} of {len(runs)} runs already have a complete record of the same spec and code; kept",
               flush=True)
     ready = None
     for group in groups:
         label = run_progress(done + 1, done + len(group), len(runs))
-        print(f"{label} started: {', '.join(r['out'] for r in group)}", flush=True)
+        say(f"{label} started: {', '.join(r['out'] for r in group)}", flush=True)
         done += len(group)
-        for run, result in zip(group, _train_group(group, opts, ready)):
-            print(f"{label} {run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
+        for run, result in zip(group, _train_group(group, opts, ready, index=done)):
+            say(f"{label} {run['out']}: {result['status']} ({result['stop_reason']})", flush=True)
         ready = time.perf_counter()
     content = {"code_version": code_version(), "runs": [{"dir": r["out"], "seed": r.get("seed")} for r in runs],
                "trained": len(todo), "kept": len(runs) - len(todo)}
+    if task is not None:
+        if task.rank:
+            return content  # rank 0 writes the manifest
+        shutil.rmtree(task.store, ignore_errors=True)  # every rank has left every run's process group
     if manifest:
         atomic.write_file(manifest, json.dumps(content, indent=1) + "\n")
     return content
@@ -108,9 +121,16 @@ def stack_groups(runs: list[dict]) -> list[list[dict]]:
     return list(groups.values())
 
 
-def _train_group(group: list[dict], opts: PackOptions, ready: float | None) -> list[dict]:
+def _train_group(group: list[dict], opts: PackOptions, ready: float | None, index: int = 0) -> list[dict]:
     placement = {"scheduler": "train-pack", "exclusive": opts.exclusive, "gpu_slots": opts.gpu_slots,
                  "threads": opts.threads or None}
+    if opts.task is not None:  # data-parallel runs never stack (sweepbench.plan.stacks): a group is one run
+        from sweepbench.train import distributed, engine
+
+        (run,) = group
+        job = engine.Job([run["out"]], ready, placement, opts.quiet)
+        result = distributed.train_task(run["spec"], job, opts.task, index)
+        return [result or {"status": None, "stop_reason": None}]
     if len(group) > 1:
         from sweepbench.train import stacked
 

@@ -96,6 +96,31 @@ def test_slurm_keys_are_checked_by_the_schema():
     assert schema_keys == set(SLURM_RESOURCES)                       # every placement key reaches sbatch
 
 
+def test_tasks_of_a_slurm_job_must_match_its_ranks():
+    """tasks > 1: one SLURM task per data-parallel rank, so every run of the job has that world_size,
+    the job's threads are shared out evenly (--cpus-per-task) and it has no GPU or one per task."""
+    ok = plan(study(fixed={"world_size": 2}, resources={"tasks": 2, "threads": 4}))
+    assert next(iter(ok["jobs"].values()))["resources"]["tasks"] == 2
+    assert plan(study(grid={"world_size": [0, 2]}))["jobs"]                      # tasks 1 (default): any world_size
+    with pytest.raises(SweepbenchError, match=r"^config error in study 's', key resources.tasks: 2 tasks, but job "
+                                              r"s/ws~0 has a run with world_size 0; allowed: 1, or the world_size"):
+        plan(study(grid={"world_size": [0, 2]}, resources={"tasks": 2, "threads": 2}))
+    with pytest.raises(SweepbenchError, match="key resources.threads: 3 threads cannot be shared out evenly among 2"):
+        plan(study(fixed={"world_size": 2}, resources={"tasks": 2, "threads": 3}))
+    with pytest.raises(SweepbenchError, match="key resources.gpu: 1 GPUs for 2 tasks; allowed: 0, or 2"):
+        plan(study(fixed={"world_size": 2}, resources={"tasks": 2, "threads": 2, "gpu": 1}))
+    with pytest.raises(SweepbenchError, match="key resources.tasks: 0 is less than the minimum of 1"):
+        plan(study(resources={"tasks": 0}))
+
+
+def test_a_bad_tasks_value_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("studies:\n  s: {workload: digits_mlp, fixed: {world_size: 2},\n"
+                    "      resources: {tasks: 4, threads: 4}}\n")
+    res = run_cli("plan", "--config", str(path))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "key resources.tasks: 4 tasks" in res.stderr
+
+
 def test_job_specs_are_written_once_and_rewritten_only_when_changed(tmp_path):
     the_plan = plan(study(grid={"lr": [0.1, 0.2]}, seeds=[0, 1]))
     assert write_job_specs(the_plan, str(tmp_path)) == 2

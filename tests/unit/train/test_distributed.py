@@ -147,3 +147,45 @@ def test_each_rank_takes_a_contiguous_share_and_the_shares_make_the_global_batch
         assert shares[0].start == 64 and shares[0].stop == shares[1].start and shares[1].stop == 64 + n
     assert [parallel_model.shard(slice(0, 32), r, 2) for r in range(2)] == [slice(0, 16), slice(16, 32)]
     assert parallel_model.shard(slice(96, 97), 0, 2) == slice(96, 96)   # empty: weight 0
+
+
+def test_the_ranks_of_a_slurm_job_are_its_tasks_and_rank_0_alone_writes(tmp_path):
+    """What `srun -n 2 sweepbench train-pack --slurm-tasks 2` runs in a SLURM job (here two local
+    processes with the task variables srun sets): each task trains the run as rank SLURM_PROCID of
+    SLURM_NTASKS through a file store in the job folder; rank 0 writes the record and the manifest,
+    the other exits 0; the losses are one process's at the global batch."""
+    import subprocess
+    import sys
+
+    spec = resolve({**SPEC, "batch_size": 16, "world_size": 2})
+    (tmp_path / "runs.json").write_text(json.dumps([{"dir": "seed~0", "seed": 0, "spec": spec}]))
+    out, manifest = tmp_path / "job", tmp_path / "manifest.json"
+    argv = [sys.executable, "-m", "sweepbench.cli", "train-pack", "--runs-file", str(tmp_path / "runs.json"),
+            "--out", str(out), "--manifest", str(manifest), "--threads", "2", "--slurm-tasks", "2"]
+    env = {**os.environ, "SLURM_NTASKS": "2", "SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0"}
+    procs = [subprocess.Popen(argv, env={**env, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "run 1/1" in outs[0][0] and outs[1][0] == ""                      # rank 1 trains silently
+    assert json.loads(manifest.read_text())["trained"] == 1
+    assert sorted(os.listdir(out)) == ["seed~0"]                              # no store or temporary folder left
+    result = json.loads((out / "seed~0" / "run.json").read_text())
+    assert result["distributed"]["world_size"] == 2 and result["distributed"]["threads_per_rank"] == 1
+    engine.train(resolve({**SPEC, "batch_size": 32}), str(tmp_path / "one"), quiet=True)
+    m_ddp, m_one = (pd.read_csv(d / "metrics.csv") for d in (out / "seed~0", tmp_path / "one"))
+    pd.testing.assert_series_equal(m_ddp["train_loss"], m_one["train_loss"], rtol=1e-4, check_exact=False)
+
+
+def test_a_slurm_task_is_checked_against_the_study_tasks(tmp_path):
+    task = distributed.slurm_task(2, "out", {"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_LOCALID": "0",
+                                             "SLURM_JOB_ID": "5", "SLURM_STEP_ID": "3"})
+    assert task == distributed.Task(1, 2, 0, os.path.join("out", ".ddp-store-5.3"))
+    with pytest.raises(SweepbenchError, match=r"^bad --slurm-tasks 2: this process is no SLURM task .*allowed: "
+                                              r"train-pack under `srun -n 2`"):
+        distributed.slurm_task(2, "out", {})
+    with pytest.raises(SweepbenchError, match=r"^bad --slurm-tasks 2: srun started 4 tasks"):
+        distributed.slurm_task(2, "out", {"SLURM_PROCID": "0", "SLURM_NTASKS": "4"})
+    job = engine.Job([str(tmp_path / "r")], quiet=True)
+    with pytest.raises(SweepbenchError, match=r"^bad world_size 0 for 2 SLURM tasks; allowed: 2"):
+        distributed.train_task(resolve(SPEC), job, task, 1)

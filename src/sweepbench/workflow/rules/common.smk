@@ -164,10 +164,56 @@ def job_threads(wildcards):
 
 
 def job_cpus(wildcards):
-    """CPUs a cluster allocates to the job (sbatch and srun --cpus-per-task): the study's threads,
-    which Snakemake's own threads would cap at the submitting host's --cores."""
+    """CPUs a cluster allocates to each task of the job (sbatch and srun --cpus-per-task): the study's
+    threads (shared out evenly among its `tasks`), which Snakemake's own threads would cap at the
+    submitting host's --cores."""
     check_array_jobs()
-    return JOBS[wildcards.job]["resources"]["threads"]
+    res = JOBS[wildcards.job]["resources"]
+    return res["threads"] // res["tasks"]
+
+
+# A job with `tasks` > 1 (plan.check_tasks: one SLURM task per data-parallel rank) runs, on a cluster,
+# as the SLURM plugin's MPI job: `tasks` and `mpi` make the plugin's sbatch line carry --ntasks=<tasks>
+# and its job step run the rule's shell command directly, where `{resources.mpi} -n <tasks>` (srun)
+# starts the tasks (job_launch); each GPU job's task gets one GPU (--gpus-per-task=1, job_slurm_extra,
+# instead of --gpus, which the plugin would pair with --ntasks-per-gpu). On one machine none of
+# this applies: the job spawns its ranks itself.
+MPI_LAUNCHER = "srun"
+
+
+def slurm_tasks(wildcards):
+    """The job's SLURM tasks where they are more than one and jobs go to a cluster, else None."""
+    tasks = JOBS[wildcards.job]["resources"]["tasks"]
+    return tasks if tasks > 1 and on_cluster() else None
+
+
+def job_tasks(wildcards):
+    return slurm_tasks(wildcards)
+
+
+def job_mpi(wildcards):
+    return MPI_LAUNCHER if slurm_tasks(wildcards) else None
+
+
+def job_gpu(wildcards):
+    """The job's GPUs; a cluster job of several tasks asks them per task instead (job_slurm_extra)."""
+    return None if slurm_tasks(wildcards) else JOBS[wildcards.job]["resources"]["gpu"]
+
+
+def job_launch(wildcards, resources):
+    """What starts train-pack: nothing (one process, which spawns any ranks itself), or on a cluster
+    for a job of several tasks the srun line of its tasks, each with its CPUs (and its GPU), the
+    others stopped when one fails; train-pack then runs as one of them (--slurm-tasks)."""
+    if not resources.get("mpi"):
+        return ""
+    gpus = " --gpus-per-task=1" if JOBS[wildcards.job]["resources"]["gpu"] else ""
+    return (f"{resources.mpi} -n {resources.tasks} --cpus-per-task={resources.cpus_per_task}{gpus} "
+            f"--kill-on-bad-exit=1 ")
+
+
+def job_task_flags(wildcards):
+    tasks = slurm_tasks(wildcards)
+    return f"--slurm-tasks {tasks}" if tasks else ""
 
 
 def check_array_jobs():
@@ -188,22 +234,31 @@ def distinct_resources():
 
 
 def job_torch_threads(wildcards, threads):
-    """torch threads of a training job: Snakemake's threads on one machine, the allocation on a cluster."""
-    return job_cpus(wildcards) if on_cluster() else threads
+    """torch threads of a training job: Snakemake's threads on one machine, the allocation on a cluster
+    (all its tasks': data-parallel ranks share them out, sweepbench.train.distributed.threads_per_rank)."""
+    if on_cluster():
+        check_array_jobs()
+        return JOBS[wildcards.job]["resources"]["threads"]
+    return threads
 
 
 def job_slurm_extra(wildcards):
-    """sbatch --exclusive for an exclusive (throughput) job: no other job shares its node."""
-    return "--exclusive" if JOBS[wildcards.job]["resources"]["exclusive"] else None
+    """sbatch --exclusive for an exclusive (throughput) job: no other job shares its node; and
+    --gpus-per-task=1 for a GPU job of several tasks."""
+    res = JOBS[wildcards.job]["resources"]
+    extra = (["--exclusive"] if res["exclusive"] else []) + (["--gpus-per-task=1"] if res["gpu"] and
+                                                              slurm_tasks(wildcards) else [])
+    return " ".join(extra) or None
 
 
 def train_slurm_resources():
     """The studies' SLURM placement as the plugin's resources (plan.SLURM_RESOURCES), only for keys
     the studies set (every study or none: plan.check_slurm_keys), so that otherwise the
-    profile's default-resources apply; and --exclusive where a study asks for it."""
+    profile's default-resources apply; --exclusive where a study asks for it, and a GPU per task
+    for GPU jobs of several tasks."""
     used = {key for job in JOBS.values() for key in job["resources"] if key in SLURM_RESOURCES}
     out = {SLURM_RESOURCES[key]: (lambda w, key=key: JOBS[w.job]["resources"][key]) for key in sorted(used)}
-    if any(job["resources"]["exclusive"] for job in JOBS.values()):
+    if any(job["resources"]["exclusive"] or job["resources"]["tasks"] > 1 for job in JOBS.values()):
         out["slurm_extra"] = job_slurm_extra
     return out
 

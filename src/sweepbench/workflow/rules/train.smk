@@ -44,9 +44,11 @@ rule train:
     resources:
         mem_mb=job_resource("mem_mb"),
         runtime=job_resource("runtime"),
-        gpu=job_resource("gpu"),
+        gpu=job_gpu,
         gpu_slots=job_gpu_slots,
         cpus_per_task=job_cpus,
+        tasks=job_tasks,  # a cluster job of several tasks (None otherwise): sbatch --ntasks, and ...
+        mpi=job_mpi,  # ... the plugin's MPI job, whose tasks `launch` starts with srun
         **train_slurm_resources(),
     params:
         flags=job_flags,
@@ -57,11 +59,13 @@ rule train:
         threads=job_torch_threads,
         spec=lambda w: f"{RESULTS}/specs/{w.job}.json",
         cycle=job_cycle_flags,
+        launch=job_launch,
+        tasks=job_task_flags,
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     conda:
         "../envs/sweepbench.yaml"
     shell:
-        "sweepbench train-pack --runs-file {params.spec:q} --out {params.runs_dir:q} --manifest {output:q}"
-        " --threads {params.threads} {params.cycle}"
+        "{params.launch}sweepbench train-pack --runs-file {params.spec:q} --out {params.runs_dir:q}"
+        " --manifest {output:q} --threads {params.threads} {params.cycle} {params.tasks}"
         " --gpu-slots {resources.gpu_slots} {params.flags} > {log:q} 2>&1"
