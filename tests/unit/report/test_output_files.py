@@ -89,3 +89,15 @@ def test_the_report_refuses_a_malformed_table_naming_the_file_b15(tmp_path, empt
                                        "again)\n")
     assert not (tmp_path / "r").exists()
 
+
+
+def test_another_outputs_folder_given_as_figures_folder_is_refused_untouched(tmp_path):
+    """--figures-dir at a tables folder deleted its tables: files its list names are not figures."""
+    from sweepbench.atomic import write_own
+
+    folder = str(tmp_path / "tables")
+    write_own(folder, {"runs.csv": "study\ns\n", "cells.csv": "study\ns\n"}, "--out")
+    with pytest.raises(SweepbenchError, match=r"bad --figures-dir '.*tables': it holds files sweepbench did not "
+                                              r"write \(cells.csv, runs.csv\), left untouched"):
+        figure_files.write(folder, {"s/01-loss.svg": b"<svg/>"})
+    assert sorted(os.listdir(folder)) == [".sweepbench-written.json", "cells.csv", "runs.csv"]
