@@ -21,7 +21,8 @@ SNAKEMAKE_MARK = ".snakemake_timestamp"  # Snakemake marks a directory output it
 def owned_by_report(folder: str):
     """The test of a file (path relative to the figures folder, with /) being the report's own: a
     figure (<study>/<nn>-<slug>.svg) its WRITTEN list names with this content, the list itself, the
-    mark Snakemake leaves in the workflow's figures folder, or (a folder with no list, from an older sweepbench) a figure's name."""
+    mark Snakemake leaves in the workflow's figures folder, or (a folder with no list, from an
+    older sweepbench) a figure's name."""
     if not os.path.lexists(os.path.join(folder, WRITTEN)):
         return lambda rel: rel == SNAKEMAKE_MARK or FIGURE_FILE.fullmatch(rel) is not None
     listed = written(folder)  # a figure it wrote: another output's files listed there (tables) are not figures
