@@ -232,9 +232,11 @@ def test_the_workflow_never_replaces_what_sweepbench_did_not_write(tmp_path):
     assert mine.read_text() == "mine"
 
 
-def test_a_deleted_record_after_a_finished_run_is_refused_then_retrained_by_forcerun(tmp_path):
-    """A finished job's manifest says its runs are done: after a record is deleted by hand the tables
-    refuse to be built without it, and the command they name re-trains only that run."""
+def test_a_deleted_run_is_retrained_by_the_next_run_and_a_damaged_one_by_forcerun(tmp_path):
+    """A finished job's manifest says its runs are done: a run folder deleted by hand is trained
+    again by the next `snakemake` (the workflow removes that job's manifest at start); a record
+    damaged by hand makes the tables refuse, naming the command that re-trains it. Either way the
+    job keeps its other complete records."""
     config = {"studies": {"few": {"workload": "linreg", "fixed": {"epochs": 20, "lr": 0.001}, "pack_by": [],
                                   "grid": {"batch_size": [1, 2, 4]}}}}
     wd = workdir(tmp_path, config)
@@ -242,15 +244,21 @@ def test_a_deleted_record_after_a_finished_run_is_refused_then_retrained_by_forc
     runs = wd / "results" / "runs" / "few" / "all"
     kept = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
     shutil.rmtree(runs / "bs~2")
+    again = snakemake(wd)
+    assert again.returncode == 0 and "1 of its runs have no record any more" in again.stderr, again.stderr[-3000:]
+    log = (wd / "results" / "logs" / "train" / "few" / "all.log").read_text()
+    assert "2 of 3 runs already have a complete record" in log
+    now = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
+    assert {n: t for n, t in kept.items() if n != "bs~2"} == {n: t for n, t in now.items() if n != "bs~2"}
+    assert len(pd.read_csv(wd / "results" / "tables" / "runs.csv")) == 3
+
+    metrics = runs / "bs~4" / "seed~0" / "metrics.csv"
+    metrics.write_text(metrics.read_text()[:-40])                      # damaged by hand: cut mid-row
     (wd / "results" / "tables" / "runs.csv").unlink()                 # so that aggregate runs again
     refused = snakemake(wd)
     log = (wd / "results" / "logs" / "aggregate.log").read_text()
     assert refused.returncode != 0 and "1 broken or missing run record(s)" in log
     assert "snakemake --forcerun train" in log
-    again = snakemake(wd, "--forcerun", "train")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "2 of 3 runs already have a complete record" in (wd / "results" / "logs" / "train" / "few" /
-                                                             "all.log").read_text()
-    now = {p.parent.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/seed~0/run.json")}
-    assert {n: t for n, t in kept.items() if n != "bs~2"} == {n: t for n, t in now.items() if n != "bs~2"}
+    fixed = snakemake(wd, "--forcerun", "train")
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
     assert len(pd.read_csv(wd / "results" / "tables" / "runs.csv")) == 3

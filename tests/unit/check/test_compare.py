@@ -124,7 +124,7 @@ def test_cli_pass_regression_unknown_exit_codes_and_files(tmp_path, saved, capsy
     summary = json.load(open(tmp_path / "c2" / "summary.json"))
     assert summary["passed"] is False and summary["baseline_made"]["seeds"] == {"s": list(range(10))}
     assert cli.main(["check", "--baseline", "nope", "--tables", str(tmp_path / "now"), "--root", saved,
-                     "--plan", str(tmp_path / "no-plan.json")]) == 2
+                     "--plan", str(tmp_path / "no-plan.json"), "--out", str(tmp_path / "c3")]) == 2
     unknown = capsys.readouterr()
     assert "unknown baseline 'nope'; allowed: ref" in unknown.err
 
