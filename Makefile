@@ -58,4 +58,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 
 clean:
-	rm -rf results/runs results/manifests results/specs results/tables results/check results/logs report/index.html report/report.pdf report/figures .snakemake results-baseline
+	rm -rf results/plan.json results/runs results/manifests results/specs results/tables results/check results/logs report/index.html report/report.pdf report/figures .snakemake results-baseline

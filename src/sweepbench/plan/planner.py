@@ -754,6 +754,18 @@ def write_plan(the_plan: dict, path: str) -> str:
     return path
 
 
+def plan_is_written(the_plan: dict, path: str) -> bool:
+    """Whether `path` holds exactly plan_json(the_plan): the workflow removes a plan.json that does
+    not (written for another config, by an older sweepbench, or by another clone sharing the
+    results folder), since Snakemake re-runs write_plan on a changed config only while its own
+    metadata (.snakemake/, which `make clean` removes) remembers the old one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read() == plan_json(the_plan, path)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def read_plan(path: str) -> dict:
     """results/plan.json back as plan() returned it (see write_plan), checked as check_plan checks
     (the job links by _memory_form), or a one-line SweepbenchError naming the file."""

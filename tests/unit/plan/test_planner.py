@@ -282,3 +282,16 @@ def test_a_data_parallel_study_names_where_its_steps_come_from_and_never_stacks(
     with pytest.raises(SweepbenchError, match=r"^config error in study 'ddp', key steps_from: 'nope' is not a study "
                                               r"of this run; allowed: batch, ddp$"):
         plan(config)
+
+
+def test_a_plan_json_of_another_config_is_told_from_this_ones(tmp_path):
+    """Without Snakemake's metadata (make clean removes .snakemake/) a plan.json written for another
+    config looked up to date, and every record was then refused as 'not the planned run'."""
+    from sweepbench.plan.planner import plan_is_written, write_plan
+
+    one = plan({"studies": {"s": {"workload": "linreg", "grid": {"lr": [0.1, 0.2]}}}})
+    other = plan({"studies": {"s": {"workload": "linreg", "grid": {"lr": [0.1, 0.3]}}}})
+    path = str(tmp_path / "plan.json")
+    assert not plan_is_written(one, path)                              # none yet
+    write_plan(one, path)
+    assert plan_is_written(one, path) and not plan_is_written(other, path)

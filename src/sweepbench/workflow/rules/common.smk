@@ -5,7 +5,15 @@ import os
 import sys
 
 from sweepbench import SweepbenchError
-from sweepbench.plan.planner import SMOKE_DATA_DIR, SMOKE_RAW_DIR, check_smoke_results, is_smoke, load_config, plan
+from sweepbench.plan.planner import (
+    SMOKE_DATA_DIR,
+    SMOKE_RAW_DIR,
+    check_smoke_results,
+    is_smoke,
+    load_config,
+    plan,
+    plan_is_written,
+)
 from sweepbench.data.registry import PREPARED, needs_tensor_file, wildcard_pattern
 from sweepbench.plan import user_inputs
 from sweepbench.provenance import code_version
@@ -25,11 +33,15 @@ except SweepbenchError as err:
 
 RESULTS = config.get("results_dir", "results")
 # a run folder deleted after its job finished: the job runs again and trains what is missing (its
-# manifest goes, and runs.csv with it: Snakemake re-makes a missing input only for a job that must run)
-for manifest, lost in stale_manifests(PLAN, RESULTS):
-    print(f"sweepbench: {manifest}: {lost} of its runs have no record any more; the job trains them again",
-          file=sys.stderr)
-    for path in (manifest, f"{RESULTS}/tables/runs.csv"):
+# manifest goes, and runs.csv with it: Snakemake re-makes a missing input only for a job that must run);
+# a plan.json that is not this config's plan goes the same way (planner.plan_is_written)
+STALE = [(manifest, f"{lost} of its runs have no record any more; the job trains them again")
+         for manifest, lost in stale_manifests(PLAN, RESULTS)]
+if os.path.exists(f"{RESULTS}/plan.json") and not plan_is_written(PLAN, f"{RESULTS}/plan.json"):
+    STALE.append((f"{RESULTS}/plan.json", "not this config's plan (another config or sweepbench); written again"))
+for stale, why in STALE:
+    print(f"sweepbench: {stale}: {why}", file=sys.stderr)
+    for path in (stale, f"{RESULTS}/tables/runs.csv"):
         if os.path.exists(path):
             os.remove(path)
 REPORT = config.get("report_dir", "report")
