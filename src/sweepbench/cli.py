@@ -226,6 +226,11 @@ def cmd_check(args) -> int:
     from sweepbench.plan.planner import read_plan
 
     config_check = None
+    path = _history_path(args)
+    if path and os.path.lexists(path) and not args.no_fail:  # a bad history refused before any output is written
+        from sweepbench.check import history
+
+        history.read_history(path)
     try:
         if args.plan and os.path.exists(args.plan):
             config_check = read_plan(args.plan)["config"].get("check")

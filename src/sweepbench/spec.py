@@ -148,7 +148,7 @@ OPTIONS: dict[str, Option] = _options(
     O("lr", 0.01, "float", "base learning rate", low=0, low_open=True, high=10_000),
     O("batch_size", 32, "batch_size", "samples per micro-batch, or full (gradient descent on the whole set)"),
     O("clip_batch_size", False, "bool", "clip batch sizes larger than the training set instead of failing"),
-    O("epochs", 10, "int", "maximum number of epochs", low=1),
+    O("epochs", 10, "int", "maximum number of epochs", low=1, high=1_000_000),
     O("max_steps", 0, "int", "stop after this many optimizer steps (0 = no limit)", low=0),
     O("seed", 0, "int", "seeds python, numpy and torch (init, sampling, dropout)", low=0, high=SEED_LIMIT,
       high_open=True),

@@ -42,3 +42,14 @@ def test_bad_specs_name_the_value_and_what_is_allowed(user, message):
 def test_parse_value_rejects_bad_text():
     with pytest.raises(SweepbenchError, match="bad value 'abc' for epochs; expected an integer"):
         parse_value("epochs", "abc")
+
+
+def test_epochs_are_bounded_before_a_run_spends_them():
+    """--set epochs=1000000000000 without max_steps just ran (a hostile pass stopped it after 30 s)."""
+    import pytest
+
+    from sweepbench import SweepbenchError
+    from sweepbench.spec import resolve
+
+    with pytest.raises(SweepbenchError, match=r"^bad epochs 1000000000000; allowed: an integer >= 1 and <= 1000000$"):
+        resolve({"workload": "linreg", "epochs": 10**12})

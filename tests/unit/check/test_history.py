@@ -85,9 +85,11 @@ def test_sweepbench_check_writes_its_history_beside_its_output_and_refuses_a_bro
     assert history.read_history(str(tmp_path / "out" / "history.csv"))["entry"].tolist()[0] == 1
     broken = tmp_path / "broken.csv"
     broken.write_text("entry,when\n1,x\n")
-    assert cli.main(args + ["--history", str(broken)]) == 2
+    fresh = args[:-4] + ["--out", str(tmp_path / "fresh"), "--plan", str(tmp_path / "no-plan.json")]
+    assert cli.main(fresh + ["--history", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"history {broken} lacks columns ['recorded'" in err
+    assert not (tmp_path / "fresh").exists()                                    # refused before any output
     assert cli.main(args + ["--history", str(broken), "--no-fail"]) == 0       # the verdict stands, a warning
     assert "warning: not added to the history" in capsys.readouterr().err
     assert cli.main(args + ["--history", ""]) == 0 and "history:" not in capsys.readouterr().out
