@@ -12,6 +12,7 @@ sha256, in the folder's WRITTEN list, and replaces only a file listed there with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -168,6 +169,26 @@ WRITTEN = ".sweepbench-written.json"  # in an output folder: {"files": {relative
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    """A file's sha256 (hex), read in 1 MiB blocks: every digest of a file sweepbench records."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_cached(path: str) -> str:
+    """sha256_file, remembered per path, size and modification time (a file read by many runs)."""
+    stat = os.stat(path)
+    return _sha256_remembered(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_remembered(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def written(folder: str) -> dict[str, list[str]]:

@@ -39,6 +39,7 @@ import sys
 from dataclasses import dataclass, field, replace
 
 from sweepbench import SweepbenchError
+from sweepbench.atomic import sha256_file
 
 TASKS = ("multiclass", "binary", "regression")
 # the built-in models (sweepbench.train.models.build); "torchvision.<name>" names a torchvision model
@@ -212,13 +213,8 @@ def user_file(name: str) -> dict | None:
         return None
     path = get(name).file
     others = [f for f in _CODE_FILES.get(path, []) if f != path]
-    found = {"path": path, "sha256": _sha256(path)}
-    return {**found, "modules": [{"path": f, "sha256": _sha256(f)} for f in others]} if others else found
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    found = {"path": path, "sha256": sha256_file(path)}
+    return {**found, "modules": [{"path": f, "sha256": sha256_file(f)} for f in others]} if others else found
 
 
 def _user_file(name: str, where: str) -> str:

@@ -17,13 +17,12 @@ verdict.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
 
 from sweepbench import SweepbenchError
-from sweepbench.atomic import write_file
+from sweepbench.atomic import sha256_file, write_file
 from sweepbench.check import compare
 
 HISTORY_COLUMNS = ["entry", "recorded", "baseline", "tables", "commit", "machine", "study", "cell", "metric",
@@ -40,8 +39,7 @@ def default_path(check_dir: str) -> str:
 
 
 def tables_digest(runs_path: str) -> str:
-    with open(runs_path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:12]
+    return sha256_file(runs_path)[:12]
 
 
 def read_history(path: str):

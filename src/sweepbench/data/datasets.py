@@ -14,7 +14,6 @@ and converted by sweepbench.data.validate before training sees them.
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 
@@ -22,8 +21,9 @@ import numpy as np
 import torch
 
 from sweepbench import SweepbenchError, workloads
+from sweepbench.atomic import sha256_cached
 from sweepbench.data import generated, local, registry, validate
-from sweepbench.data.prepare import prepare, read_sources, sha256_file
+from sweepbench.data.prepare import prepare, read_sources
 
 FLOAT_COPY_LIMIT = 1 << 30  # bytes: images up to 1 GiB as float32 (MNIST's 70k: 220 MB) are converted once
 
@@ -335,11 +335,11 @@ def data_source(source, spec: dict) -> dict:
         path = registry.package_path(entry)
         if path is None:
             return {**out, "kind": "generated", "generator": f"sweepbench.data.datasets.{entry.loader}"}
-        return {**out, "kind": "bundled", "files": [{"path": path, "sha256": _sha256(path)}]}
+        return {**out, "kind": "bundled", "files": [{"path": path, "sha256": sha256_cached(path)}]}
     path = os.path.abspath(tensor_file(name, spec["data_dir"]))
     if not os.path.exists(path):
         return {**out, "kind": "prepared", "tensor_file": path, "tensor_sha256": None, "sources": None}
-    digest = _sha256(path)
+    digest = sha256_cached(path)
 
     try:
         sidecar = read_sources(path) or {}
@@ -350,11 +350,3 @@ def data_source(source, spec: dict) -> dict:
             "reader": sidecar.get("reader") if sources else None}
 
 
-def _sha256(path: str) -> str:
-    stat = os.stat(path)
-    return _sha256_cached(path, stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)

@@ -31,12 +31,12 @@ Importing this module is cheap (no torch, no numpy): the planner and the workflo
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from dataclasses import dataclass
 
 from sweepbench import SweepbenchError, atomic, provenance
+from sweepbench.atomic import sha256_cached
 from sweepbench.data import registry
 
 SUFFIXES = {".csv.gz": "csv", ".npz": "npz", ".pt": "pt", ".csv": "csv"}  # longest first
@@ -654,28 +654,13 @@ def describe(text: str, spec: dict, task: str | None = None, who: str | None = N
                             lay.n_classes, "local", val_from_train=lay.n_val == 0)
 
 
-@functools.lru_cache(maxsize=4096)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256(path: str) -> str:
-    """A file's sha256 (remembered per path, size and modification time)."""
-    st = os.stat(path)
-    return _sha256_cached(path, st.st_size, st.st_mtime_ns)
-
-
 def content_sha256(src: Source) -> str:
     """A file's sha256; for an image folder, the sha256 of its image files' sorted
     '<relative path>\\t<sha256>\\n' lines."""
     if src.format != "image_folder":
-        return sha256(src.path)
+        return sha256_cached(src.path)
     files = sorted(rel for part in scan_images(src).parts.values() for rel, _ in part)
-    lines = "".join(f"{rel}\t{sha256(os.path.join(src.path, rel))}\n" for rel in files)
+    lines = "".join(f"{rel}\t{sha256_cached(os.path.join(src.path, rel))}\n" for rel in files)
     return hashlib.sha256(lines.encode()).hexdigest()
 
 

@@ -13,13 +13,13 @@ files from the internet into `<raw_dir>/<folder>/raw/`.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 
 import numpy as np
 
 from sweepbench import SweepbenchError
+from sweepbench.atomic import sha256_file
 from sweepbench.data.registry import Dataset, get_prepared, package_path
 from sweepbench.data.tinydata import write_tiny_dataset
 
@@ -68,13 +68,6 @@ def check_replaceable(out_path: str) -> None:
                               f"{os.path.basename(sources_path(out_path))} beside it), left untouched; allowed: a new "
                               "path, or a tensor file sweepbench prepare wrote")
 
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_idx(path: str) -> np.ndarray:
