@@ -40,10 +40,13 @@ def digest(spec: dict) -> str:
 def needs_probe(spec: dict) -> bool:
     """Whether a run trains something not built in (a user's workload, a torchvision model, local
     data): then the workflow's probe (sweepbench.train.probe) tries it once before any training job."""
-    w = workloads.effective(spec)
-    built_in = (isinstance(w.model, str) and w.model in workloads.MODELS
-                and isinstance(w.dataset, str) and w.dataset in registry.DATASETS)
-    return workloads.is_user_ref(spec["workload"]) or not built_in
+    return workloads.is_user_ref(spec["workload"]) or not is_built_in(workloads.effective(spec))
+
+
+def is_built_in(workload) -> bool:
+    """A built-in model on a built-in dataset (known to fit each other), not a user's or torchvision's."""
+    return (isinstance(workload.model, str) and workload.model in workloads.MODELS
+            and isinstance(workload.dataset, str) and workload.dataset in registry.DATASETS)
 
 
 def probe_jobs(jobs: dict) -> dict:

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from sweepbench import SweepbenchError, provenance, workloads
-from sweepbench.data import datasets, registry
+from sweepbench.data import datasets
 from sweepbench.data.augment import random_shift_flip
-from sweepbench.plan import stacks
+from sweepbench.plan import stacks, user_inputs
 from sweepbench.record import RecordWriter, RunContext
 from sweepbench.train import (
     acceleration,
@@ -515,7 +515,7 @@ class SingleModel:
         self.spec = spec
         inputs = model_input(splits, workload.task)
         self.module = models.build(workload.model, spec, inputs).to(device)
-        if not is_built_in(workload):  # a model or data of the user's: checked against each other first
+        if not user_inputs.is_built_in(workload):  # a model or data of the user's: checked against each other first
             models.check_output(self.module, splits.inputs(splits.x_train[:2]), splits.y_train[:2], inputs,
                                 f"{workloads.label(workload.model)} (workload {workload.name})")
         self.module = acceleration.memory_format(spec, self.module)
@@ -601,12 +601,6 @@ class SingleModel:
 
     def trajectory_names(self) -> list[str]:
         return list(self._trajectory().keys()) if self._trajectory is not None else []
-
-
-def is_built_in(workload) -> bool:
-    """A built-in model on a built-in dataset (known to fit each other), not a user's or torchvision's."""
-    return (isinstance(workload.model, str) and workload.model in workloads.MODELS
-            and isinstance(workload.dataset, str) and workload.dataset in registry.DATASETS)
 
 
 def model_input(splits: datasets.Splits, task: str) -> models.ModelInput:
