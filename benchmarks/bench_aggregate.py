@@ -64,8 +64,9 @@ def fake_record(spec: dict) -> tuple[dict, list[dict], list[dict]]:
                          "samples": reached and reached["samples"], "wall_s": reached and reached["wall_s"]},
            "convergence": {"epoch": None}, "speed": {"batched_runs": 1, "stack": None},
            "timing": {"steps": 5 * steps_per_epoch, "epochs": 5, "train_s": 0.5, "eval_s": 0.05, "startup_s": 2.0},
-           "throughput": {"samples_per_s": 1000.0 * bs ** 0.3, "step_time_median_s": 0.001,
-                          "step_time_p10_s": 0.001, "step_time_p90_s": 0.001},
+           "throughput": {"samples_per_s": 1000.0 * bs ** 0.3, "samples_per_s_ci_lo": None,
+                          "samples_per_s_ci_hi": None, "block_samples_per_s": [1000.0 * bs ** 0.3],
+                          "step_time_median_s": 0.001, "step_time_p10_s": 0.001, "step_time_p90_s": 0.001},
            "memory": {"peak_mb": 1}, "grad_noise_scale": None,
            "provenance": {"device_name": "cpu", "torch": "x", "git_commit": "x", "code_version": "x"}}
     return rec, metrics, steps

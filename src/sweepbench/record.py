@@ -33,6 +33,11 @@ divergence, throughput, timing, memory, speed, placement, grad_noise_scale, best
 save_best=true: the step and validation value of the best evaluation and the scores of those
 weights re-loaded from model.pt, which then sits beside the three files), provenance.
 
+    throughput  samples_per_s (the median over the run's timed blocks, sweepbench.rules.timing_blocks),
+                samples_per_s_ci_lo / _ci_hi (its 95% interval, rules.median_interval; null with
+                fewer than 6 blocks), block_samples_per_s (every block's throughput, in order: the
+                repeats a check can test), step_time_median_s / _p10_s / _p90_s, warmup_steps,
+                timed_steps, samples_per_s_wall (all samples over train_s)
     timing      train_s (training clock), eval_s, startup_s (process start, or the previous run
                 of the pack, to the first step: imports, data load, model build), data_load_s,
                 compile_s (torch.compile warm-up, excluded from train_s), total_s, steps, epochs
@@ -66,7 +71,8 @@ import numpy as np
 from sweepbench import SweepbenchError, rules
 from sweepbench.atomic import TempFolder, cannot_write, foreign_files
 
-SCHEMA_VERSION = 2  # 2: speed.stack (the stack a run trained in), final.epoch_loss
+SCHEMA_VERSION = 3  # 2: speed.stack (the stack a run trained in), final.epoch_loss; 3: samples_per_s is the
+#                    median block throughput, with its interval and the blocks (sweepbench.rules.timing_blocks)
 SPLITS = ("train", "val", "test")
 METRICS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("loss", "accuracy"))  # the evaluated metrics
 METRIC_COLUMNS = ["step", "epoch", "samples", "wall_s", "eval_s", "lr", "batch_size", "epoch_loss", *METRICS]
@@ -140,16 +146,23 @@ def _to_target(spec: dict, rows: list[dict]) -> dict:
     return out
 
 
-def _throughput(state, warmup_steps: int) -> dict:
-    """Step-time statistics after the first `warmup_steps` steps (at most half of them)."""
-    warm = min(warmup_steps, len(state.step_times) // 2)
-    timed, timed_samples = np.array(state.step_times[warm:]), sum(state.step_samples[warm:])
+def _throughput(state, spec: dict) -> dict:
+    """Step-time statistics of the timed steps (sweepbench.rules.timed_steps), and samples_per_s:
+    the median block throughput with its 95% interval (sweepbench.rules.timing_blocks)."""
+    times, samples = rules.timed_steps(state.step_times, state.step_samples, spec["timing_warmup_steps"])
+    rates = rules.timing_blocks(times, samples, spec["timing_block_s"])
+    lo, mid, hi = rules.median_interval(rates)
+    timed = np.array(times)
+    finite = lambda v: float(v) if math.isfinite(v) else None
     return {
-        "samples_per_s": float(timed_samples / timed.sum()) if len(timed) and timed.sum() > 0 else None,
+        "samples_per_s": finite(mid) if rates else None,
+        "samples_per_s_ci_lo": finite(lo),
+        "samples_per_s_ci_hi": finite(hi),
+        "block_samples_per_s": [round(r, 6) for r in rates],
         "step_time_median_s": float(np.median(timed)) if len(timed) else None,
         "step_time_p10_s": float(np.percentile(timed, 10)) if len(timed) else None,
         "step_time_p90_s": float(np.percentile(timed, 90)) if len(timed) else None,
-        "warmup_steps": warm,
+        "warmup_steps": len(state.step_times) - len(times),
         "timed_steps": int(len(timed)),
         "samples_per_s_wall": state.samples / state.train_s if state.train_s > 0 else None,
     }
@@ -172,7 +185,7 @@ def build_record(state, ctx: RunContext) -> dict:
         "divergence": {"diverged": state.status == "diverged", "step": state.diverged_at,
                        "reason": state.diverge_reason, "initial_loss": state.initial_loss,
                        "factor": spec["diverge_factor"]},
-        "throughput": _throughput(state, spec["timing_warmup_steps"]),
+        "throughput": _throughput(state, spec),
         "timing": {"train_s": state.train_s, "eval_s": state.eval_s, **ctx.timing, "steps": state.step,
                    "epochs": rows[-1]["epoch"]},
         "memory": ctx.memory,
@@ -256,7 +269,8 @@ REQUIRED = {  # run.json section -> keys every reader may rely on
     "to_target": ("metric", "target", "reached", "step", "epoch", "samples", "wall_s"),
     "convergence": ("epoch",),
     "divergence": ("diverged",),
-    "throughput": ("samples_per_s", "step_time_median_s", "step_time_p10_s", "step_time_p90_s"),
+    "throughput": ("samples_per_s", "samples_per_s_ci_lo", "samples_per_s_ci_hi", "block_samples_per_s",
+                   "step_time_median_s", "step_time_p10_s", "step_time_p90_s"),
     "timing": ("train_s", "eval_s", "startup_s", "steps", "epochs"),
     "memory": ("peak_mb",),
     "speed": ("batched_runs", "stack"),
@@ -388,6 +402,9 @@ def value_problem(section: str, key: str, value) -> str | None:
         return None  # the spec is checked against the plan (spec_mismatch); names are text
     if key == "target":
         return None if value is None or _is_number(value) else "allowed: a number or null"
+    if key == "block_samples_per_s":
+        ok = isinstance(value, list) and all(_is_number(v) and v >= 0 for v in value)
+        return None if ok else "allowed: a list of numbers >= 0"
     ok = value is None or (_is_number(value) and value >= 0)
     return None if ok else "allowed: a number >= 0, or null"
 

@@ -209,6 +209,74 @@ def _kendall(x, y) -> tuple[float, float]:
     return float(tau), float(p)
 
 
+TIMING_LEVEL = 0.95     # confidence of the interval of a run's median block throughput
+TIMING_MIN_BLOCKS = 8   # the fewest timed blocks a run's timing may stop at (timing_settled)
+
+
+def timed_steps(step_times: Sequence[float], step_samples: Sequence[int], warmup: int) -> tuple[list, list]:
+    """The steps a run's speed is measured on: all but the first `warmup` (timing_warmup_steps),
+    but never more than half of the steps left out."""
+    warm = min(warmup, len(step_times) // 2)
+    return list(step_times[warm:]), list(step_samples[warm:])
+
+
+def timing_blocks(step_times: Sequence[float], step_samples: Sequence[int], block_s: float) -> list[float]:
+    """Throughput of a run, in blocks: the timed steps (after the run's timing_warmup_steps) are
+    cut, in order, into consecutive blocks of at least `block_s` seconds (one step when a step
+    takes that long), and each block's throughput is its samples over its seconds; an unfinished
+    last block is left out (kept only when it is the only one). A run's `samples_per_s` is the
+    median over its blocks (robust to a few slow blocks: another process waking, a page fault),
+    with a distribution-free interval of that median (median_interval). Blocks, not single
+    steps, so that a step of a millisecond is not timed alone against the clock's resolution."""
+    rates, seconds, samples = [], 0.0, 0
+    for sec, n in zip(step_times, step_samples):
+        seconds, samples = seconds + sec, samples + n
+        if seconds >= block_s:
+            rates.append(samples / seconds)
+            seconds, samples = 0.0, 0
+    if not rates and seconds > 0:
+        rates.append(samples / seconds)
+    return rates
+
+
+def median_interval(values: Sequence[float], level: float = TIMING_LEVEL) -> tuple[float, float, float]:
+    """(low, median, high): the median of `values` and its distribution-free confidence interval
+    from order statistics (the j-th smallest and j-th largest value, j the largest rank whose
+    binomial(n, 1/2) tail stays within (1 - level) / 2); NaN bounds with fewer than 6 values at 95%."""
+    from scipy import stats
+
+    x = sorted(float(v) for v in values)
+    n = len(x)
+    if not n:
+        return math.nan, math.nan, math.nan
+    mid = (x[(n - 1) // 2] + x[n // 2]) / 2
+    j = int(stats.binom.ppf((1 - level) / 2, n, 0.5))   # P(Bin < j) <= (1 - level) / 2 for this j
+    while j >= 1 and stats.binom.cdf(j - 1, n, 0.5) > (1 - level) / 2:
+        j -= 1
+    if j < 1:
+        return math.nan, mid, math.nan
+    return x[j - 1], mid, x[n - j]
+
+
+def timing_settled(rates: Sequence[float], timed_s: float, target: float, budget_s: float) -> str | None:
+    """When a run's timing stops (a timing study sets timing_ci > 0; otherwise runs train their
+    whole budget): once it has at least TIMING_MIN_BLOCKS blocks (timing_blocks) and the 95%
+    interval of their median throughput (median_interval) is within +-`target` of the median
+    (relative half-width), or once `budget_s` seconds of timed steps are spent, whichever comes
+    first. Returns the stop reason (with the width reached), or None to keep timing. Such a run's
+    step count depends on the machine's noise, so the check compares its speed, never its quality."""
+    if not target > 0 or not rates:
+        return None
+    lo, mid, hi = median_interval(rates)
+    width = (hi - lo) / 2 / mid if mid > 0 and math.isfinite(lo) else math.inf
+    said = f"+-{width:.1%}" if math.isfinite(width) else "no interval yet"
+    if len(rates) >= TIMING_MIN_BLOCKS and width <= target:
+        return f"timing settled: median throughput {said} (95%) after {len(rates)} blocks"
+    if timed_s >= budget_s:
+        return f"timing budget of {budget_s:g} s spent: median throughput {said} (95%) after {len(rates)} blocks"
+    return None
+
+
 TIME_TO_TARGET_RESAMPLES = 2000
 WORKERS_MIN_GAIN = 0.10
 

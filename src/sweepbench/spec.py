@@ -218,6 +218,16 @@ OPTIONS: dict[str, Option] = _options(
     O("gns_ema", 0.9, "float", "moving-average factor of the two noise-scale estimates", low=0, high=1,
       high_open=True),
     O("timing_warmup_steps", 10, "int", "steps excluded from step-time statistics", low=0),
+    O("timing_block_s", 0.05, "float", "timed steps are grouped into consecutive blocks of at least this many "
+      "seconds; samples_per_s is the median block's (sweepbench.rules.timing_blocks)", low=0, low_open=True,
+      high=60),
+    O("timing_ci", 0.0, "float", "a timing study: stop a run once its median block throughput is known to "
+      "+- this fraction (95% interval) or timing_budget_s is spent (sweepbench.rules.timing_settled); "
+      "0 = train the whole budget", low=0, high=0.5),
+    O("timing_budget_s", 10.0, "float", "with timing_ci: the most seconds of timed steps a run spends",
+      low=0, low_open=True, high=3600),
+    O("debug_slowdown", 0.0, "float", "benchmarks only: sleep this fraction of each step's time inside the step "
+      "(a planted slowdown: benchmarks/bench_speed_check.py); 0 = off", low=0, high=10),
     # machine
     O("device", "auto", "choice", "where to train", choices=("auto", "cpu", "cuda")),
     O("threads", 0, "int", "torch CPU threads (0 = torch's default; at most the machine's cores)", low=0,

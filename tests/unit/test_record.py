@@ -32,7 +32,7 @@ def test_load_record_gives_a_typed_record(a_record):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: {**d, "schema_version": 1}, "run.json schema_version 1, this sweepbench reads 2"),
+    (lambda d: {**d, "schema_version": 1}, "run.json schema_version 1, this sweepbench reads 3"),
     (lambda d: {k: v for k, v in d.items() if k != "to_target"}, "run.json lacks to_target.metric"),
     (lambda d: {**d, "final": {k: v for k, v in d["final"].items() if k != "val_loss"}},
      "run.json lacks final.val_loss"),

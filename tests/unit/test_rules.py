@@ -135,3 +135,40 @@ def test_the_knee_is_where_the_next_worker_count_cuts_time_to_target_by_less_tha
     assert rules.workers_knee([1, 2], [10.0, 12.0]) == (1, True)                    # a second worker already costs
     assert rules.workers_knee([1, 2, 4], [10.0, 6.0, 3.5]) == (4, False)            # every step paid
     assert rules.workers_knee([1, 2], [10.0, float("nan")]) == (None, False)
+
+
+# ---------------------------------------------------------------- timing: blocks, the median's interval, the stop rule
+
+def test_timing_blocks_group_steps_to_at_least_block_s_and_drop_an_unfinished_last_block():
+    times, samples = [0.02] * 7, [10] * 7                       # 3 blocks of 0.06 s (3 steps), 1 step left over
+    assert rules.timing_blocks(times, samples, 0.05) == pytest.approx([500.0, 500.0])
+    assert rules.timing_blocks([0.02, 0.03, 0.2], [10, 10, 40], 0.05) == pytest.approx([400.0, 200.0])
+    assert rules.timing_blocks([0.01], [10], 0.05) == pytest.approx([1000.0])   # the only block, unfinished: kept
+    assert rules.timed_steps([9, 1, 1, 1], [1, 1, 1, 1], 10) == ([1, 1], [1, 1])  # warm-up: at most half
+
+
+def test_median_interval_is_the_order_statistics_of_the_binomial_rank():
+    assert rules.median_interval(range(1, 11)) == (2.0, 5.5, 9.0)        # n = 10: 2nd and 9th values (97.9%)
+    assert rules.median_interval(range(1, 21)) == (6.0, 10.5, 15.0)      # n = 20: 6th and 15th
+    lo, mid, hi = rules.median_interval([1, 2, 3, 4, 5])                  # too few for a 95% interval
+    assert mid == 3 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_median_interval_covers_the_true_median_at_least_95_percent_of_the_time():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    hits = [(lo <= 0.0 <= hi) for lo, _, hi in (rules.median_interval(rng.standard_cauchy(15)) for _ in range(2000))]
+    assert 0.95 <= np.mean(hits) <= 0.99
+
+
+def test_timing_settles_once_the_interval_is_narrow_or_the_budget_is_spent():
+    steady = [100.0, 100.2, 99.9, 100.1, 99.8, 100.0, 100.3, 99.7]
+    # n = 8: the 1st and 8th values (99.2%): 99.7 and 100.3 around the median 100.0
+    settled = rules.timing_settled(steady, 1.0, 0.01, 10)
+    assert settled == "timing settled: median throughput +-0.3% (95%) after 8 blocks"
+    assert rules.timing_settled(steady[:7], 1.0, 0.01, 10) is None        # fewer than TIMING_MIN_BLOCKS
+    noisy = [100.0, 140, 70, 120, 90, 60, 150, 110]
+    assert rules.timing_settled(noisy, 1.0, 0.01, 10) is None
+    assert "timing budget of 10 s spent: median throughput +-" in rules.timing_settled(noisy, 10.0, 0.01, 10)
+    assert rules.timing_settled(steady, 99.0, 0.0, 10) is None              # timing_ci 0: the whole budget

@@ -12,9 +12,12 @@ runs.csv, one row per (study, run); a run reused by two studies appears in both:
     mini-batch loss of the last evaluation window: a training epoch's running mean, as Keras prints it), target_metric,
     target, target_reached, steps_to_target, epochs_to_target,
     samples_to_target, seconds_to_target (first crossing; empty when never reached),
-    convergence_epoch, steps, epochs, train_s, samples_per_s (of this run; with batched_runs > 1
-    the batch's steps trained that many runs at once, so the batch's rate is that many times
-    higher), batched_runs, stack (the id of the stack it trained in, sweepbench.train.stacked), step_time_median_s,
+    convergence_epoch, steps, epochs, train_s, samples_per_s (of this run: the median of its timed
+    blocks, sweepbench.rules.timing_blocks; with batched_runs > 1 the batch's steps trained that
+    many runs at once, so the batch's rate is that many times higher), samples_per_s_ci_lo and
+    _ci_hi (its 95% interval), block_samples_per_s (each block's, space-separated), timing_ci (the
+    run's timing rule, 0 = none: a timing run's step count depends on the machine), batched_runs,
+    stack (the id of the stack it trained in, sweepbench.train.stacked), step_time_median_s,
     step_time_p10_s, step_time_p90_s, peak_mem_mb, grad_noise_scale, best_model_step and
     best_model_test_accuracy (runs with save_best: the re-loaded best weights on the test set),
     device_name, torch, git_commit
@@ -84,7 +87,8 @@ RECORD_COLUMNS = (
     [f"final_{m}" for m in METRICS] + ["final_epoch_loss"] + [f"best_{m}" for m in METRICS]
     + ["target_metric", "target", "target_reached", "steps_to_target", "epochs_to_target",
        "samples_to_target", "seconds_to_target", "convergence_epoch", "steps", "epochs", "train_s",
-       "samples_per_s", "batched_runs", "stack", "step_time_median_s", "step_time_p10_s", "step_time_p90_s",
+       "samples_per_s", "samples_per_s_ci_lo", "samples_per_s_ci_hi", "block_samples_per_s", "timing_ci",
+       "batched_runs", "stack", "step_time_median_s", "step_time_p10_s", "step_time_p90_s",
        "peak_mem_mb",
        "grad_noise_scale", "best_model_step", "best_model_test_accuracy", "device_name", "torch", "git_commit"])
 
@@ -109,6 +113,9 @@ def run_row(rec: RunRecord) -> dict:
                 "samples_to_target": tt["samples"], "seconds_to_target": tt["wall_s"],
                 "convergence_epoch": rec.convergence["epoch"], "steps": timing["steps"],
                 "epochs": timing["epochs"], "train_s": timing["train_s"], "samples_per_s": tp["samples_per_s"],
+                "samples_per_s_ci_lo": tp["samples_per_s_ci_lo"], "samples_per_s_ci_hi": tp["samples_per_s_ci_hi"],
+                "block_samples_per_s": " ".join(f"{r:.6g}" for r in tp["block_samples_per_s"]),
+                "timing_ci": spec.get("timing_ci", 0.0),
                 "batched_runs": rec.speed["batched_runs"], "stack": rec.speed["stack"],
                 "step_time_median_s": tp["step_time_median_s"],
                 "step_time_p10_s": tp["step_time_p10_s"], "step_time_p90_s": tp["step_time_p90_s"],

@@ -42,10 +42,12 @@ QUALITY_METRICS = {"final_val_accuracy": True, "best_val_accuracy": True, "final
                    "best_val_loss": False, "steps_to_target": False, "samples_to_target": False}
 LOG_SCALE = ("steps_to_target", "samples_to_target")   # tested on logarithms (regression.regression_test)
 BINARY_OUTCOMES = {"target_reached": True, "diverged": False}
-SPEED_METRICS = {"samples_per_s": True, "step_time_median_s": False}
-SEED_COLUMNS = ["study", "cell", "seed", "status", "target", "target_reached", "smoke", "batched_runs", "device_name",
-                "torch", "train_s"] + list(QUALITY_METRICS) + list(SPEED_METRICS)
-NUMERIC_COLUMNS = ["seed", "target", "batched_runs", "train_s"] + list(QUALITY_METRICS) + list(SPEED_METRICS)
+SPEED_METRICS = {"samples_per_s": True}   # a run's median block throughput (sweepbench.rules.timing_blocks)
+SEED_COLUMNS = ["study", "cell", "seed", "status", "target", "target_reached", "smoke", "batched_runs", "stack",
+                "device_name", "torch", "train_s", "timing_ci"] + list(QUALITY_METRICS) + list(SPEED_METRICS) + [
+                "block_samples_per_s"]   # the run's timed blocks, kept with the baseline (not tested: see speed_units)
+NUMERIC_COLUMNS = ["seed", "target", "batched_runs", "train_s", "timing_ci"] + list(QUALITY_METRICS) + list(
+    SPEED_METRICS)
 BOOL_COLUMNS = ["target_reached", "smoke"]
 STATUSES = ("completed", "converged", "target_reached", "diverged")
 BASELINE_COMMAND = "make baseline"
@@ -57,7 +59,7 @@ DEFAULTS = {
     "abs_tol": {"final_val_accuracy": 0.01, "best_val_accuracy": 0.01, "final_val_loss": 0.02,
                 "best_val_loss": 0.02, "steps_to_target": 0.0, "samples_to_target": 0.0},
     "rel_tol": {"steps_to_target": 0.10, "samples_to_target": 0.10},
-    "speed_threshold": 0.07,
+    "speed_threshold": 0.05,   # speed's effect floor: a relative change of samples/s (regression.regression_test)
     "min_timed_s": 1.0,   # speed is compared only for cells whose runs trained at least this long
 }
 VERDICTS = ("pass", "regression", "improvement", "unstable", "not comparable", "missing")
@@ -79,24 +81,12 @@ def settings(config_check: dict | None) -> dict:
     return s
 
 
-def speed_verdict(baseline, current, higher_is_better: bool, threshold: float) -> tuple[str, str]:
-    """The speed test: a regression when the current mean is worse than the baseline mean by
-    more than `threshold` relative to it (TorchBench's 7% by default). Only applied when the
-    device name, torch version and number of runs trained together in a stack match and the runs
-    trained for at least min_timed_s seconds (default 1 s): shorter runs cannot be timed to a
-    few percent."""
-    b, c = float(np.mean(baseline)), float(np.mean(current))
-    rel = (c - b) / b if b else math.nan
-    worse = -rel if higher_is_better else rel
-    if worse > threshold:
-        return "regression", f"{abs(rel):.1%} {'slower' if worse > 0 else 'faster'} (threshold {threshold:.0%})"
-    if -worse > threshold:
-        return "improvement", f"{abs(rel):.1%} faster"
-    return "pass", ""
-
-
 def quality_comparisons(key, b, c, s: dict) -> list:
-    """The regression.Comparison rows of one cell present on both sides (b, c: its seeds)."""
+    """The regression.Comparison rows of one cell present on both sides (b, c: its seeds). A
+    timing run (timing_ci > 0) stops when its clock is known well enough, so its steps, and with
+    them its quality, depend on the machine's noise: a cell of timing runs compares its speed only."""
+    if (b["timing_ci"] > 0).any() or (c["timing_ci"] > 0).any():
+        return []
     cell = f"{key[0]}\0{key[1]}"
     out = []
     for metric, higher in BINARY_OUTCOMES.items():
@@ -115,31 +105,46 @@ def quality_comparisons(key, b, c, s: dict) -> list:
     return out
 
 
-def speed_rows(row0: dict, b, c, s: dict) -> list[dict]:
-    rows = []
+def speed_units(d, metric: str):
+    """One value per independent timing of a cell's runs: a run alone, or a stack (the cell's runs
+    in one stack share its clock, so they are one measurement, not several). Diverged runs are
+    left out (they stop early). Runs, not their blocks, are the unit: blocks of one run share the
+    machine's state during that run, so testing them as independent would count one run's luck
+    many times (benchmarks/README.md measures it)."""
+    d = d[(d["status"] != "diverged") & d[metric].notna()]
+    unit = d["stack"].where(d["stack"] != "", "seed " + d["seed"].astype(int).astype(str))
+    return d.groupby(unit, sort=True)[metric].mean().to_numpy(float)
+
+
+def speed_comparisons(row0: dict, b, c, s: dict) -> tuple[list[dict], list]:
+    """A cell's speed: (rows that are not comparable, regression.Comparison of samples/s per
+    independent timing, speed_units). Compared only between runs trained the same way: the same
+    device name and torch version, and the same number of runs trained together in a stack
+    (baseline runs of another stack size are left out: `make baseline` stacks its seeds in groups
+    of a normal run's size), and runs that trained at least min_timed_s (1 s) on both sides."""
     values = lambda d, col: sorted({int(v) if isinstance(v, float) and v.is_integer() else v for v in d[col]})
-    why = next((f"{what} {values(b, col)} vs {values(c, col)}"
-                for col, what in (("device_name", "device"), ("torch", "torch"),
-                                  ("batched_runs", "runs trained together in a stack"))
+    why = next((f"{what} {values(b, col)} vs {values(c, col)}" for col, what in (("device_name", "device"),
+                                                                                  ("torch", "torch"))
                 if set(b[col]) != set(c[col])), "")
-    timed = min(b["train_s"].mean(), c["train_s"].mean())
+    same = set(b["batched_runs"]) & set(c["batched_runs"])
+    if not why and not same:
+        why = f"runs trained together in a stack {values(b, 'batched_runs')} vs {values(c, 'batched_runs')}"
+    b, c = b[b["batched_runs"].isin(same)], c[c["batched_runs"].isin(same)]
+    timed = min(b["train_s"].mean(), c["train_s"].mean()) if len(b) and len(c) else math.nan
+    if not why and not timed >= s["min_timed_s"]:
+        why = f"runs train {timed:.3g} s, too short to time (min_timed_s {s['min_timed_s']:g})"
+    rows, comps = [], []
     for metric, higher in SPEED_METRICS.items():
-        bv, cv = b[metric].dropna(), c[metric].dropna()
-        if len(bv) == 0 or len(cv) == 0:
-            continue
-        out = {**row0, "metric": metric, "baseline": bv.mean(), "current": cv.mean(), "delta": cv.mean() - bv.mean(),
-               "n_baseline": len(bv), "n_current": len(cv), "test": "relative threshold",
-               "threshold": s["speed_threshold"]}
+        bv, cv = speed_units(b, metric), speed_units(c, metric)
         if why:
-            out.update(verdict="not comparable", reason=why)
-        elif not timed >= s["min_timed_s"]:
-            out.update(verdict="not comparable",
-                       reason=f"runs train {timed:.3g} s, too short to time (min_timed_s {s['min_timed_s']:g})")
-        else:
-            verdict, reason = speed_verdict(bv, cv, higher, s["speed_threshold"])
-            out.update(verdict=verdict, reason=reason)
-        rows.append(out)
-    return rows
+            bm, cm = b[metric].mean(), c[metric].mean()
+            rows.append({**row0, "metric": metric, "baseline": bm, "current": cm, "delta": cm - bm,
+                         "n_baseline": len(bv), "n_current": len(cv), "verdict": "not comparable", "reason": why})
+        elif len(bv) and len(cv) and (bv > 0).all() and (cv > 0).all():
+            comps.append(regression.Comparison(f"{row0['study']}\0{row0['cell']}", metric, bv, cv, higher,
+                                               tolerance=s["speed_threshold"] * bv.mean(), log_scale=True,
+                                               speed=True))
+    return rows, comps
 
 
 def change_in_floors(row: dict) -> tuple[float, float, float]:
@@ -153,12 +158,7 @@ def change_in_floors(row: dict) -> tuple[float, float, float]:
     if higher is None or not floor > 0:
         return math.nan, math.nan, math.nan
     sign = -1.0 if higher else 1.0
-    if metric in SPEED_METRICS:
-        base = _number(row.get("baseline"))
-        scale = base * floor if base > 0 else math.nan
-    else:
-        scale = floor
-    x, lo, hi = (sign * _number(row.get(k)) / scale for k in ("delta", "ci_lo", "ci_hi"))
+    x, lo, hi = (sign * _number(row.get(k)) / floor for k in ("delta", "ci_lo", "ci_hi"))
     return x, min(lo, hi), max(lo, hi)
 
 
@@ -185,13 +185,12 @@ def why_words(row: dict) -> str:
         return "baseline seeds disagree"
     if verdict == "not comparable":
         return next((w for start, w in NOT_COMPARABLE_WHY.items() if reason.startswith(start)), "not comparable")
-    if metric in SPEED_METRICS:
-        return "speed within its threshold"
     if metric in BINARY_OUTCOMES:
         return "seed counts not significantly worse"
     delta, floor = row.get("delta"), row.get("threshold")
     past = delta is not None and floor is not None and abs(float(delta)) > float(floor)
-    return "past the effect floor, not significant" if past else "within the effect floor"
+    words = "past the effect floor, not significant" if past else "within the effect floor"
+    return f"speed {words}" if metric in SPEED_METRICS else words
 
 
 def compare(base, cur, s: dict):
@@ -210,7 +209,9 @@ def compare(base, cur, s: dict):
     comparisons, speed = [], []
     for key in [k for k in bcells if k in ccells]:
         comparisons += quality_comparisons(key, bcells[key], ccells[key], s)
-        speed += speed_rows({"study": key[0], "cell": key[1]}, bcells[key], ccells[key], s)
+        not_comparable, timed = speed_comparisons({"study": key[0], "cell": key[1]}, bcells[key], ccells[key], s)
+        speed += not_comparable
+        comparisons += timed
     for comp, result in zip(comparisons, regression.regression_test(comparisons, s["alpha"], s["spread_k"])):
         study, cell = comp.cell.split("\0")
         rows.append({"study": study, "cell": cell, "metric": comp.metric, "baseline": float(np.mean(comp.baseline)),
@@ -227,7 +228,14 @@ def _bad(path: str, line: int | None, problem: str) -> SweepbenchError:
 
 def _parse_row(rec: dict, path: str, line: int) -> dict:
     """One row's SEED_COLUMNS, typed; a bad value raises naming file, line, column and what is allowed."""
-    out = {"study": rec["study"], "cell": rec["cell"], "device_name": rec["device_name"], "torch": rec["torch"]}
+    out = {col: rec[col] for col in ("study", "cell", "device_name", "torch", "stack", "block_samples_per_s")}
+    try:
+        blocks = [float(v) for v in rec["block_samples_per_s"].split()]
+    except ValueError:
+        blocks = [math.nan]
+    if not all(v >= 0 for v in blocks):
+        raise _bad(path, line, f"block_samples_per_s {rec['block_samples_per_s']!r}; allowed: numbers >= 0, "
+                               "separated by spaces")
     for col in ("study", "cell"):
         if not rec[col]:
             raise _bad(path, line, f"empty {col}")

@@ -25,7 +25,8 @@ class Comparison:
     higher_is_better: bool
     binary: bool = False
     tolerance: float = 0.0   # absolute effect floor from the config (abs_tol + rel_tol x |baseline mean|)
-    log_scale: bool = False  # test on logarithms (steps and samples to target)
+    log_scale: bool = False  # test on logarithms (steps and samples to target, speed)
+    speed: bool = False      # a speed comparison: one value per independent timing (a run or a stack)
 
 
 def regression_test(comparisons: list, alpha: float, spread_k: float) -> list[dict]:
@@ -38,17 +39,24 @@ def regression_test(comparisons: list, alpha: float, spread_k: float) -> list[di
     sides' seeds (unchanged code keeps the seed spread, and a baseline carries more seeds than
     a normal run); steps and samples to target on a log scale, as their spread is right-skewed.
 
+    Speed (samples/s, a run's median block throughput): the same one-sided pooled t-test, on
+    logarithms, with one value per independent timing on each side (a run alone, or a stack,
+    whose runs share one clock), between runs of the same device, torch version and stack size.
+    The variance is pooled because a normal run has one timing per cell and the baseline ten.
+
     Many comparisons: the check's alpha (default 0.05) bounds the chance that the check names
     any comparison that did not really get worse, whether or not others did (family-wise).
-    Half of alpha goes to the binary comparisons, Bonferroni-adjusted over only those whose
-    seed counts could reach significance at all (Tarone 1990: a cell whose seeds all reached
-    the target on both sides cannot, and does not dilute the others); half to the continuous
-    ones, Holm-adjusted.
+    Alpha is split equally among the families present: the binary comparisons, Bonferroni-
+    adjusted over only those whose seed counts could reach significance at all (Tarone 1990: a
+    cell whose seeds all reached the target on both sides cannot, and does not dilute the
+    others); the continuous quality ones, Holm-adjusted; the speed ones, Holm-adjusted.
 
-    A regression is a comparison whose adjusted p-value is at most its half of alpha and, for a
-    continuous metric, whose change is also worse than an effect floor: the configured
+    A regression is a comparison whose adjusted p-value is at most its family's share of alpha
+    and, for a continuous metric, whose change is also worse than an effect floor: the configured
     tolerance (abs_tol + rel_tol x the baseline mean) or spread_k x the baseline's seed
-    standard deviation, whichever is larger. An improvement is the mirror image.
+    standard deviation, whichever is larger; for speed the configured speed_threshold (a relative
+    change; 5% by default) alone, as the test itself already weighs the timings' spread. An
+    improvement is the mirror image.
 
     Unstable cells: when a cell's baseline seeds disagree (some diverged or reached the target,
     others not), its continuous metrics mix two behaviours and average a seed-dependent subset
@@ -65,19 +73,22 @@ def regression_test(comparisons: list, alpha: float, spread_k: float) -> list[di
 
     Interval of the change (ci_lo, ci_hi): the 95% confidence interval of current - baseline
     from the same pooled t-test, for each comparison on its own (not widened for the many
-    comparisons); for steps and samples to target it is computed on the log scale and shown as
-    a change of the baseline mean. Binary and speed rows have none.
+    comparisons); for steps and samples to target and speed it is computed on the log scale and
+    shown as a change of the baseline mean. Binary rows have none.
     """
     unstable = unstable_cells(comparisons)
     out = [None] * len(comparisons)
-    cont = [i for i, c in enumerate(comparisons) if not c.binary]
-    bins = [i for i, c in enumerate(comparisons) if c.binary]
-    for family, rows in ((cont, _continuous_family([comparisons[i] for i in cont], alpha / 2, spread_k)),
-                         (bins, _binary_family([comparisons[i] for i in bins], alpha / 2))):
+    families = [[i for i, c in enumerate(comparisons) if c.binary],
+                [i for i, c in enumerate(comparisons) if not c.binary and not c.speed],
+                [i for i, c in enumerate(comparisons) if c.speed]]
+    level = alpha / max(1, sum(1 for f in families if f))
+    bins, cont, speed = ([comparisons[i] for i in f] for f in families)
+    for family, rows in zip(families, (_binary_family(bins, level), _continuous_family(cont, level, spread_k),
+                                       _continuous_family(speed, level, 0.0))):
         for i, row in zip(family, rows):
             out[i] = row
     for c, row in zip(comparisons, out):
-        if c.cell in unstable and (not c.binary or row["verdict"] != "regression"):
+        if c.cell in unstable and not c.speed and (not c.binary or row["verdict"] != "regression"):
             why = "" if c.binary else "; not tested: its seeds mix two behaviours"
             row.update(verdict="unstable", reason=unstable[c.cell] + why)
         row["reason"] = "; ".join(r for r in (row["reason"], row.pop("hint")) if r)

@@ -47,7 +47,8 @@ STACK_SHARED = (  # equal in every run of a stack, and the stacked training impl
     "hidden", "dropout", "sampling", "batch_schedule", "batch_cycle",
     "target_metric", "target", "stop_at_target", "patience", "converge_tol", "diverge_factor",
     "eval_every", "eval_batch_size", "eval_max_samples", "steps_cap", "gns", "gns_batches", "gns_ema",
-    "timing_warmup_steps", "device", "threads", "deterministic", "dist_timeout_s",
+    "timing_warmup_steps", "timing_block_s", "timing_budget_s", "debug_slowdown", "device", "threads",
+    "deterministic", "dist_timeout_s",
 )
 STACK_REQUIRES = {  # spec key: the values a stacked run may have (what a stack cannot do is refused)
     "accum_steps": (1,), "save_best": (False,), "compile": ("off",), "precision": ("fp32",),
@@ -55,6 +56,7 @@ STACK_REQUIRES = {  # spec key: the values a stacked run may have (what a stack 
     "augment": (False, None),  # a stack's step draws no per-run augmentation; None: off unless set
     "optimizer_impl": ("auto", "foreach"),  # the stack's update is sweepbench's foreach rule
     "world_size": (0,),  # a data-parallel run trains alone, over its own processes
+    "timing_ci": (0.0,),  # a timing run stops on its own clock, a stack's runs would share it
 }
 
 
@@ -116,19 +118,24 @@ def mode_for(study_settings: dict, model: str, resources: dict) -> str:
     return "grid"
 
 
-def form_stacks(job_id: str, runs: list[dict], mode: str, limits: dict, size, strict: bool) -> None:
+def form_stacks(job_id: str, runs: list[dict], mode: str, limits: dict, size, strict: bool,
+                seeds_per_stack: int = 0) -> None:
     """Give each run of a job its stack id (run["stack"], None alone). `size(spec)` is run_mb's
     estimate for a run; runs stack by cell (seeds) or by stack_key (grid). A group that cannot
     stack (check_stackable) is an error when `strict` (the study asked for this mode by
-    name), else its runs train alone."""
+    name), else its runs train alone. `seeds_per_stack` (> 0): the job's seeds, in order, go into
+    stacks in groups of that many, as a normal run of the study stacks its own seeds (`make
+    baseline` runs more seeds than the study has, and its stacks must be timed like a normal run's)."""
     for run in runs:
         run["stack"] = None
     if mode == "off":
         return
+    seeds = sorted({run["spec"]["seed"] for run in runs})
+    group_of = (lambda seed: seeds.index(seed) // seeds_per_stack) if seeds_per_stack else (lambda seed: 0)
     groups: dict = {}
     for run in runs:
         key = run["dir"].rpartition("/")[0] if mode == "seeds" else stack_key(run["spec"])
-        groups.setdefault(key, []).append(run)
+        groups.setdefault((key, group_of(run["spec"]["seed"])), []).append(run)
     n = 0
     for group in groups.values():
         try:
@@ -176,4 +183,5 @@ def plan_stacks(study: dict, jobs: list[tuple[str, dict]], data_entry) -> None:
         def size(spec, dataset=dataset, n_inputs=n_inputs, model=model):
             return run_mb(model, spec, n_inputs, largest_batch(spec, dataset.train_samples(spec)))
 
-        form_stacks(job_id, job["runs"], mode, chosen, size, strict=chosen["mode"] != "auto")
+        form_stacks(job_id, job["runs"], mode, chosen, size, strict=chosen["mode"] != "auto",
+                    seeds_per_stack=len(study.get("seeds") or [0]))

@@ -77,7 +77,7 @@ def changes_table(df: pd.DataFrame, csv_name: str) -> dict:
     shown["interval"] = [f"{lo:.3g}\u00a0to\u00a0{hi:.3g}" if pd.notna(lo) else "–"
                          for lo, hi in zip(shown["ci_lo"], shown["ci_hi"])]
     caption = (f"Regressions and improvements ({len(shown)} of {len(df)} comparisons; every one: {csv_name}). "
-               "Change: now - baseline (speed: samples/s or seconds); floor: the effect floor a change must pass; "
+               "Change: now - baseline (speed: samples/s); floor: the effect floor a change must pass; "
                "p adj.: after the correction for the many comparisons.")
     return html_table(shown, SHORT_COLUMNS, caption, text=("reason",))
 

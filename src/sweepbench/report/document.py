@@ -500,6 +500,8 @@ METHOD_RULES = [
     ("Target crossing", rules.first_crossing),
     ("Convergence", rules.is_converged),
     ("Divergence", rules.is_diverged),
+    ("Throughput of a run", rules.timing_blocks),
+    ("When a timing run stops", rules.timing_settled),
     ("Aggregation across seeds", statistics.summarize),
     ("Best learning rate", statistics.choose_best_lr),
     ("Scaling fit", statistics.fit_steps_vs_batch),

@@ -18,6 +18,7 @@ class Clock:
         self.device = device
         self.total = 0.0
         self._start = None
+        self._step_host = 0.0
 
     def sync(self):
         if self.cuda:
@@ -33,11 +34,18 @@ class Clock:
         self._start = None
 
     def step_begin(self):
+        self._step_host = time.perf_counter()
         if self.cuda:
             ev = torch.cuda.Event(enable_timing=True)
             ev.record()
             return ev
-        return time.perf_counter()
+        return self._step_host
+
+    def stall(self, fraction: float) -> None:
+        """A planted slowdown (the debug_slowdown option, for benchmarks): wait `fraction` of the
+        step's time so far, inside the step (on CUDA after a sync, so the wait adds to the step)."""
+        self.sync()
+        time.sleep(fraction * (time.perf_counter() - self._step_host))
 
     def step_end(self, begin):
         if self.cuda:

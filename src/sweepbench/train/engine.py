@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError, provenance, workloads
+from sweepbench import SweepbenchError, provenance, rules, workloads
 from sweepbench.data import datasets
 from sweepbench.data.augment import random_shift_flip
 from sweepbench.plan import stacks, user_inputs
@@ -338,6 +338,8 @@ def train_step(run: Training, data, group: list[slice], epoch: int, epoch_float:
     n_update = sum(s.stop - s.start for s in group)
     mark = run.clock.step_begin()
     loss = run.model.step(data, group, n_update, lrs, run.gens[0])
+    if run.spec["debug_slowdown"]:
+        run.clock.stall(run.spec["debug_slowdown"])
     mark = run.clock.step_end(mark)
     params = run.model.trajectory() if run.step % run.stride == 0 else None  # after the update
     run.step += 1
@@ -362,8 +364,25 @@ def read_back(run: Training) -> None:
             st.stop("diverged", st.diverge_reason)
             st.train_s = run.clock.total
             diverged.append(k)
-    if diverged:
-        evaluate_runs(run, diverged)
+    settled = [k for k in run.active() if timing_settled(run.states[k])]
+    if diverged or settled:
+        for k in settled:
+            run.states[k].train_s = run.clock.total
+        evaluate_runs(run, diverged + settled)
+
+
+def timing_settled(st) -> bool:
+    """A timing run (timing_ci > 0) whose throughput is known well enough, or whose timing budget is
+    spent (sweepbench.rules.timing_settled), stops with that reason."""
+    spec = st.spec
+    if not spec["timing_ci"]:
+        return False
+    times, samples = rules.timed_steps(st.step_times, st.step_samples, spec["timing_warmup_steps"])
+    reason = rules.timing_settled(rules.timing_blocks(times, samples, spec["timing_block_s"]), sum(times),
+                                  spec["timing_ci"], spec["timing_budget_s"])
+    if reason:
+        st.stop(None, reason)
+    return reason is not None
 
 
 def end_epoch(run: Training, epoch: int, last_step: bool) -> None:

@@ -14,12 +14,14 @@ from sweepbench.check import compare
 
 def seeds(cells=("s/a", "s/b"), acc=(0.90, 0.91, 0.89, 0.905, 0.895, 0.9, 0.902, 0.898, 0.893, 0.907),
           sps=1000.0, device="cpu-x", torch="2.x", status="completed", reached=True, train_s=5.0, smoke=False,
-          batched=1, seed0=0):
+          batched=1, seed0=0, stack="", timing_ci=0.0):
     rows = []
     for cell in cells:
         for i, a in enumerate(acc):
             rows.append({"study": "s", "cell": cell, "seed": seed0 + i, "status": status, "target": 0.8,
                          "target_reached": reached, "smoke": smoke, "batched_runs": batched, "train_s": train_s,
+                         "stack": stack(i) if callable(stack) else stack, "timing_ci": timing_ci,
+                         "block_samples_per_s": f"{sps} {sps}",
                          "device_name": device, "torch": torch, "final_val_accuracy": a, "best_val_accuracy": a + 0.01,
                          "final_val_loss": 1 - a, "best_val_loss": 0.9 - a, "steps_to_target": 100 + i % 3,
                          "samples_to_target": 3200 + 32 * (i % 3), "samples_per_s": sps * (1 + 0.01 * (i % 3 - 1)),
@@ -39,7 +41,7 @@ def verdicts(table):
 def test_identical_distribution_passes_with_every_row_and_column():
     table = compare.compare(seeds(), current(), compare.settings(None))
     assert list(table.columns) == compare.CHECK_COLUMNS
-    assert set(table["verdict"]) == {"pass"} and len(table) == 2 * (2 + 6 + 2)
+    assert set(table["verdict"]) == {"pass"} and len(table) == 2 * (2 + 6 + 1)
     acc = table[(table["cell"] == "s/a") & (table["metric"] == "final_val_accuracy")].iloc[0]
     assert acc["n_baseline"] == 10 and acc["n_current"] == 3 and acc["test"] == "t (pooled)" and acc["mde"] > 0.01
 
@@ -55,13 +57,46 @@ def test_five_point_accuracy_drop_in_one_cell_is_caught_and_named():
 
 def test_throughput_down_20_percent_same_device_caught_other_device_or_batch_not_comparable():
     v = verdicts(compare.compare(seeds(), current(sps=800.0), compare.settings(None)))
-    assert v[("s/a", "samples_per_s")] == "regression" and v[("s/a", "step_time_median_s")] == "regression"
+    assert v[("s/a", "samples_per_s")] == "regression"
     table = compare.compare(seeds(), current(sps=800.0, device="cpu-y"), compare.settings(None))
     row = table[table["metric"] == "samples_per_s"].iloc[0]
     assert row["verdict"] == "not comparable" and "cpu-x" in row["reason"]
     table = compare.compare(seeds(batched=10), current(sps=800.0, batched=3), compare.settings(None))
     row = table[table["metric"] == "samples_per_s"].iloc[0]
     assert row["verdict"] == "not comparable" and "runs trained together in a stack [10] vs [3]" in row["reason"]
+
+
+def test_speed_is_tested_on_logs_with_a_five_percent_floor_and_its_own_share_of_alpha():
+    """Baseline: 10 runs within +-1%; one current run. 10% slower: a regression (t-test on logs, Holm
+    over the speed family at alpha / 3); 3% slower: significant but within the 5% floor, a pass."""
+    base = seeds(cells=("s/a",))
+    row = compare.compare(base, current(cells=("s/a",), acc=(0.9,), sps=900.0), compare.settings(None))
+    row = row[row["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "regression" and row["test"] == "t (pooled, log)"
+    assert (row["n_baseline"], row["n_current"]) == (10, 1) and row["p_adjusted"] <= 0.05 / 3
+    assert row["threshold"] == pytest.approx(50.0, rel=1e-2) and row["ci_lo"] < -100 < row["ci_hi"] < 0
+    table = compare.compare(base, current(cells=("s/a",), acc=(0.9,), sps=970.0), compare.settings(None))
+    row = table[table["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "pass" and row["why"] == "speed within the effect floor"
+    assert row["p_value"] < 0.01   # the change is real, but smaller than the floor
+
+
+def test_runs_of_one_stack_are_one_timing_and_other_stack_sizes_are_left_out():
+    """The baseline's 10 seeds in stacks of 3 (+ one alone): 3 timings of stack size 3, the lone
+    run (stack size 1) left out; the current's 3 seeds in one stack: one timing."""
+    base = seeds(cells=("s/a",), batched=3, stack=lambda i: f"s/all#{i // 3}" if i < 9 else "")
+    base.loc[9, "batched_runs"] = 1
+    cur = current(cells=("s/a",), batched=3, stack="s/all#0")
+    row = compare.compare(base, cur, compare.settings(None))
+    row = row[row["metric"] == "samples_per_s"].iloc[0]
+    assert (row["n_baseline"], row["n_current"]) == (3, 1) and row["verdict"] == "pass"
+
+
+def test_timing_runs_compare_their_speed_only():
+    """A timing run (timing_ci > 0) stops when its clock is known: its steps, so its quality, vary."""
+    table = compare.compare(seeds(timing_ci=0.01), current(timing_ci=0.01, acc=(0.5, 0.5, 0.5)),
+                            compare.settings(None))
+    assert set(table["metric"]) == {"samples_per_s"} and set(table["verdict"]) == {"pass"}
 
 
 def test_runs_too_short_to_time_are_not_compared_for_speed():
@@ -244,7 +279,9 @@ def test_each_continuous_row_has_the_95_percent_interval_of_its_change_and_every
     assert table.loc[("s/a", "diverged"), ["ci_lo", "ci_hi"]].isna().all()   # binary: no interval
     assert drop["why"] == "final val accuracy worse" and same["why"] == "within the effect floor"
     assert table.loc[("s/a", "diverged"), "why"] == "seed counts not significantly worse"
-    assert table.loc[("s/a", "samples_per_s"), "why"] == "speed within its threshold"
+    assert table.loc[("s/a", "samples_per_s"), "why"] == "speed within the effect floor"
+    speed = table.loc[("s/a", "samples_per_s")]                             # log scale, shown in samples/s
+    assert speed["ci_lo"] < speed["delta"] < speed["ci_hi"]
     other = compare.compare(seeds(), current(device="cpu-y"), compare.settings(None))
     assert set(other[other["metric"] == "samples_per_s"]["why"]) == {"different device"}
     gone = compare.compare(seeds(), current(cells=("s/a",)), compare.settings(None))
@@ -256,8 +293,8 @@ def test_each_continuous_row_has_the_95_percent_interval_of_its_change_and_every
      (3.0, 2.0, 4.0)),                                                     # accuracy down 3 floors: worse
     ({"metric": "final_val_loss", "threshold": 0.02, "delta": -0.01, "ci_lo": -0.03, "ci_hi": 0.01},
      (-0.5, -1.5, 0.5)),                                                   # loss down: better
-    ({"metric": "samples_per_s", "threshold": 0.25, "baseline": 1000.0, "delta": -500.0, "ci_lo": None,
-      "ci_hi": None}, (2.0, None, None)),                                  # half the speed, threshold 25%
+    ({"metric": "samples_per_s", "threshold": 50.0, "baseline": 1000.0, "delta": -500.0, "ci_lo": -600.0,
+      "ci_hi": -400.0}, (10.0, 8.0, 12.0)),                                # half the speed, floor 5% of 1000
     ({"metric": "diverged", "threshold": 0.0, "delta": 0.5}, (None, None, None)),   # no floor
 ])
 def test_change_in_floors_turns_a_row_into_effect_floors_worse_positive(row, expected):

@@ -34,6 +34,21 @@ def test_auto_stacks_a_grid_by_everything_but_its_hyper_parameters():
             assert len({(m["lr"], m["seed"]) for m in members}) == 6
 
 
+def test_more_seeds_than_the_study_has_stack_in_groups_of_its_own_seed_count():
+    """`make baseline` runs seeds 10-19 of a 3-seed study: its stacks are a normal run's (lr x 3 seeds),
+    so their speed compares with a normal run's; the 10th seed stacks alone over the lr."""
+    config = study(grid=GRID, seeds=[0, 1, 2], pack_by=[])
+    normal, _ = stack_sizes(plan(config))
+    assert sorted(normal.values()) == [9] * 4                              # 3 lr x 3 seeds
+    sizes, alone = stack_sizes(plan({**config, "seeds": "10-19"}))
+    assert alone == 0 and sorted(sizes.values()) == [3] * 4 + [9] * 12      # 3 groups of 3 seeds, then seed 19
+    p = plan({**config, "seeds": "10-19"})
+    for job in p["jobs"].values():
+        for stack in {r["stack"] for r in job["runs"]}:
+            seeds = {r["spec"]["seed"] for r in job["runs"] if r["stack"] == stack}
+            assert seeds in ({10, 11, 12}, {13, 14, 15}, {16, 17, 18}, {19})
+
+
 def test_stacks_stay_inside_a_job():
     p = plan(study(grid=GRID, pack_by=["optimizer", "batch_size"]))
     assert all(r["stack"].startswith(job_id + "#") for job_id, job in p["jobs"].items() for r in job["runs"])

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import run_cli
 
 from sweepbench import SweepbenchError, record
@@ -271,3 +272,37 @@ def test_a_model_and_batch_that_cannot_fit_are_refused_before_the_model_is_built
     assert not (tmp_path / "run").exists()
     monkeypatch.setattr(engine.provenance, "available_mb", lambda: None)               # unknown: not refused
     engine.train(resolve({"workload": "digits_mlp", "epochs": 1}), str(tmp_path / "ok"), quiet=True)
+
+
+def test_a_timing_run_stops_when_its_median_throughput_is_known_and_records_its_blocks(tmp_path):
+    result, metrics, steps = train(tmp_path, "timed", workload="linreg", batch_size=1, epochs=1000, lr=0.001,
+                                   timing_ci=0.5, timing_block_s=0.001, timing_budget_s=30)
+    tp = result["throughput"]
+    assert result["status"] == "completed" and result["stop_reason"].startswith("timing settled")
+    assert len(tp["block_samples_per_s"]) >= 8 and result["timing"]["steps"] < 1000 * 90
+    assert tp["samples_per_s_ci_lo"] <= tp["samples_per_s"] <= tp["samples_per_s_ci_hi"]
+    assert metrics["step"].iloc[-1] == result["timing"]["steps"]            # evaluated where it stopped
+    spent, _, _ = train(tmp_path, "budget", workload="linreg", batch_size=1, epochs=1000, lr=0.001,
+                        timing_ci=0.0001, timing_block_s=0.001, timing_budget_s=0.05)
+    assert spent["stop_reason"].startswith("timing budget of 0.05 s spent")
+
+
+def test_debug_slowdown_sleeps_its_fraction_of_each_step_inside_the_step(tmp_path, monkeypatch):
+    """The planted slowdown of benchmarks/bench_speed_check.py: every step, before its end mark, sleeps
+    debug_slowdown x the step's time so far (not timed here: the sleeps asked for are recorded)."""
+    from sweepbench.train import clock
+
+    asked, ticks = [], iter(range(10**6))
+    monkeypatch.setattr(clock.time, "sleep", asked.append)
+    monkeypatch.setattr(clock.time, "perf_counter", lambda: next(ticks) * 0.5)   # each reading 0.5 s later
+    c = clock.Clock(torch.device("cpu"))
+    mark = c.step_begin()
+    c.stall(0.25)
+    assert asked == [0.25 * 0.5] and c.step_end(mark) == 1.0    # the wait is inside the step's time
+    monkeypatch.undo()
+    calls = []
+    monkeypatch.setattr(clock.Clock, "stall", lambda self, fraction: calls.append(fraction))
+    result, _, _ = train(tmp_path, workload="digits_mlp", batch_size=64, max_steps=7, debug_slowdown=0.1)
+    assert calls == [0.1] * 7 and result["spec"]["debug_slowdown"] == 0.1
+    train(tmp_path, "off", workload="digits_mlp", batch_size=64, max_steps=7)
+    assert len(calls) == 7                                      # 0 (the default): never called
