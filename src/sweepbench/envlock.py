@@ -101,29 +101,32 @@ def installed() -> dict[str, tuple[str, str]]:
 
 
 def differences(pins: dict, have: dict) -> list[str]:
-    """Each package whose installed version is not the lock's, in words, sorted by name:
-    'torch 2.15.0 installed, lock 2.14.1', 'numpy not installed, lock 2.4.6', 'rich 14.0 installed, not in the lock'."""
+    """Each package whose installed version is not the lock's, in words: other versions first, then
+    missing packages, then unlisted ones, each by name: 'torch 2.15.0 installed, lock 2.14.1',
+    'numpy not installed, lock 2.4.6', 'rich 14.0 installed, not in the lock'."""
     out = []
     for key in sorted(set(pins) | set(have)):
         if key not in have:
-            out.append(f"{pins[key][0]} not installed, lock {pins[key][1]}")
+            out.append((1, f"{pins[key][0]} not installed, lock {pins[key][1]}"))
         elif key not in pins:
-            out.append(f"{have[key][0]} {have[key][1]} installed, not in the lock")
+            out.append((2, f"{have[key][0]} {have[key][1]} installed, not in the lock"))
         elif normalize(have[key][1]) != normalize(pins[key][1]):
-            out.append(f"{pins[key][0]} {have[key][1]} installed, lock {pins[key][1]}")
-    return out
+            out.append((0, f"{pins[key][0]} {have[key][1]} installed, lock {pins[key][1]}"))
+    return [words for _, words in sorted(out, key=lambda kw: kw[0])]
 
 
 @functools.lru_cache(maxsize=1)
 def state() -> dict | None:
     """run.json provenance `env_lock`: {"sha256": the lock's hash, "matches": whether this python's packages
-    are exactly the lock's, "differs": the first 5 differences}; None outside a clone or without a lock."""
+    are exactly the lock's, "differs": the first 5 differences, and '+N more'}; None outside a clone or
+    without a lock."""
     lock = read_lock()
     if lock is None:
         return None
     digest, pins = lock
     diff = differences(pins, installed())
-    return {"file": LOCK_NAME, "sha256": digest, "matches": not diff, "differs": diff[:5]}
+    shown = diff[:5] + ([f"+{len(diff) - 5} more"] if len(diff) > 5 else [])
+    return {"file": LOCK_NAME, "sha256": digest, "matches": not diff, "differs": shown}
 
 
 def label(lock: dict | None) -> str:
