@@ -12,10 +12,10 @@ clone (an installed wheel) there is no lock: every function here says so with No
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import os
+import pathlib
 import re
 import sys
 
@@ -89,15 +89,54 @@ def read_lock(path: str | None = None) -> tuple[str, dict] | None:
 
 
 def installed() -> dict[str, tuple[str, str]]:
-    """canonical name -> (name, version) of the distributions the running python sees, less UNPINNED."""
+    """canonical name -> (name, version) of the distributions the running python sees (the first on
+    sys.path wins, as for imports), less UNPINNED. Read from the metadata folders' names
+    (name-version.dist-info), under a millisecond; a folder whose name lacks the version is read."""
+    found: dict[str, tuple[str, str]] = {}
+    for folder in sys.path:
+        try:
+            entries = sorted(os.listdir(folder or "."))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.endswith((".dist-info", ".egg-info")) and normalize(entry.split("-")[0].rsplit(".", 1)[0]) \
+                    not in UNPINNED:
+                name, version = _name_version(os.path.join(folder or ".", entry))
+                if name and normalize(name) not in UNPINNED:
+                    found.setdefault(normalize(name), (name, version))
+    return found
+
+
+def _name_version(path: str) -> tuple[str | None, str | None]:
+    parts = os.path.basename(path).rsplit(".", 1)[0].split("-")
+    if len(parts) >= 2:
+        return parts[0], parts[1]
     from importlib import metadata
 
-    found: dict[str, tuple[str, str]] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name and normalize(name) not in UNPINNED:
-            found.setdefault(normalize(name), (name, dist.version))
-    return found
+    dist = metadata.PathDistribution(pathlib.Path(path))
+    return dist.metadata["Name"], dist.version
+
+
+def display_names() -> dict[str, str]:
+    """canonical name -> the name as the package spells it (its metadata's Name: 'PyYAML'), for the lock."""
+    from importlib import metadata
+
+    return {normalize(d.metadata["Name"]): d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"]}
+
+
+def same_version(a: str, b: str) -> bool:
+    """Equal versions, also when spelled apart ('1.0-rc1' and '1.0rc1': PEP 440's normal form, where
+    packaging is installed)."""
+    if a == b:
+        return True
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:
+        return False
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
 
 
 def differences(pins: dict, have: dict) -> list[str]:
@@ -110,7 +149,7 @@ def differences(pins: dict, have: dict) -> list[str]:
             out.append((1, f"{pins[key][0]} not installed, lock {pins[key][1]}"))
         elif key not in pins:
             out.append((2, f"{have[key][0]} {have[key][1]} installed, not in the lock"))
-        elif normalize(have[key][1]) != normalize(pins[key][1]):
+        elif not same_version(have[key][1], pins[key][1]):
             out.append((0, f"{pins[key][0]} {have[key][1]} installed, lock {pins[key][1]}"))
     return [words for _, words in sorted(out, key=lambda kw: kw[0])]
 
@@ -187,7 +226,8 @@ def write(lock_out: str, conda_out: str | None) -> str:
 
     from sweepbench.atomic import write_file
 
-    have = installed()
+    spelled = display_names()
+    have = {key: (spelled.get(key, name), version) for key, (name, version) in installed().items()}
     if "torch" not in have:
         raise SweepbenchError("refusing to write a lock without torch: run it with the python of a venv that has "
                               "sweepbench's `.[test]` installed (make lock does)")
@@ -210,6 +250,8 @@ def remove_unlocked(pins: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     p = argparse.ArgumentParser(prog="python -m sweepbench.envlock", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write", help="write this python's packages as the lock (make lock runs it)")

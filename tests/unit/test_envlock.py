@@ -124,6 +124,8 @@ def test_write_makes_the_lock_and_conda_file_atomically_from_this_environment(tm
     out, conda = tmp_path / "requirements.lock", tmp_path / "env.yaml"
     digest = envlock.write(str(out), str(conda))
     text = out.read_text()
-    assert digest == envlock.text_hash(text) and envlock.parse(text) == envlock.installed()
+    versions = lambda pins: {key: version for key, (_, version) in pins.items()}  # noqa: E731
+    assert digest == envlock.text_hash(text) and versions(envlock.parse(text)) == versions(envlock.installed())
+    assert "PyYAML==" in text and "typing_extensions==" in text  # names as the packages spell them (pip freeze)
     assert conda.read_text() == envlock.conda_env_text(text, envlock.lock_python(text))
     assert text == read(LOCK)  # the committed lock is what this (locked) environment writes
