@@ -168,9 +168,14 @@ def state() -> dict | None:
     return {"file": LOCK_NAME, "sha256": digest, "matches": not diff, "differs": shown}
 
 
+def is_hash(text: str) -> bool:
+    """A lock's hash alone (12 hex digits), not 'not locked' nor '<hash> (with changes)'."""
+    return bool(re.fullmatch(f"[0-9a-f]{{{HASH_LENGTH}}}", text))
+
+
 def label(lock: dict | None) -> str:
     """One environment's lock in a few words: 'a1b2c3d4e5f6', 'a1b2c3d4e5f6 (with changes)', 'not locked'."""
-    if not lock or not lock.get("sha256"):
+    if not isinstance(lock, dict) or not lock.get("sha256"):
         return NOT_LOCKED
     return lock["sha256"] + ("" if lock.get("matches") else " (with changes)")
 
