@@ -73,7 +73,7 @@ def test_the_lock_satisfies_pyprojects_ranges_and_holds_their_closure_only():
 def test_the_workflow_conda_env_is_the_lock():
     text = read(LOCK)
     python = envlock.lock_python(text)
-    assert python == "3.11" and read(CONDA_ENV) == envlock.conda_env_text(text, python), \
+    assert python is not None and read(CONDA_ENV) == envlock.conda_env_text(text, python), \
         f"{CONDA_ENV} is not generated from {envlock.LOCK_NAME}: make lock (or python -m sweepbench.envlock write)"
 
 
