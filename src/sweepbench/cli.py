@@ -244,6 +244,8 @@ def cmd_check(args) -> int:
 
         traceback.print_exc()
         raise SweepbenchError(f"could not run the check ({type(err).__name__}: {err}); exit 2, not a verdict") from None
+    if summary.get("environment"):
+        print(summary["environment"])
     print(summary["line"])
     print(f"details: {os.path.join(args.out, 'check.csv')}")
     _add_to_history(args, summary)

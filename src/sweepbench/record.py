@@ -31,7 +31,9 @@ diverged), stop_reason, spec (resolved), workload, final (the last metrics.csv r
 samples, epoch_loss and metrics), best, to_target, convergence,
 divergence, throughput, timing, memory, speed, placement, grad_noise_scale, best_model (with
 save_best=true: the step and validation value of the best evaluation and the scores of those
-weights re-loaded from model.pt, which then sits beside the three files), provenance.
+weights re-loaded from model.pt, which then sits beside the three files), provenance
+(sweepbench.train.environment.collect; `env_lock`, sweepbench.envlock.state, is absent in records
+older than it: readers use .get or `in`).
 
     throughput  samples_per_s (the median over the run's timed blocks, sweepbench.rules.timing_blocks),
                 samples_per_s_ci_lo / _ci_hi (its 95% interval, rules.median_interval; null with

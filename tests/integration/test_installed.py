@@ -57,6 +57,8 @@ def test_run_in_an_empty_folder_from_the_installed_wheel(installed, tmp_path):
     assert runs["status"].isin(["completed", "converged"]).all()
     record = json.load(open(folder / "results" / "runs" / "tiny" / "bs~16" / "seed~0" / "run.json"))
     assert record["provenance"]["git_commit"] is None  # ... and its rules trained with the installed code, no checkout
+    assert record["provenance"]["env_lock"] is None  # no clone, so no requirements.lock: not locked, said as null
+    assert set(runs["env_lock"]) == {"not locked"}
     assert (folder / "results" / "tables" / "cells.csv").exists()
     assert 'id="study-tiny"' in (folder / "report" / "index.html").read_text()
     assert (folder / "report" / "report.pdf").stat().st_size > 10000

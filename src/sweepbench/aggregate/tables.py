@@ -20,7 +20,9 @@ runs.csv, one row per (study, run); a run reused by two studies appears in both:
     stack (the id of the stack it trained in, sweepbench.train.stacked), step_time_median_s,
     step_time_p10_s, step_time_p90_s, peak_mem_mb, grad_noise_scale, best_model_step and
     best_model_test_accuracy (runs with save_best: the re-loaded best weights on the test set),
-    device_name, torch, git_commit
+    device_name, torch, git_commit, env_lock (the requirements.lock the run's python had: its hash,
+    "<hash> (with changes)" when the installed versions differed from it, "not locked" outside a
+    clone; empty for a record older than this column)
 
 cells.csv, one row per (study, cell): n_seeds (runs with a record), n_planned, n_missing (planned
     runs without a record: only with `aggregate --partial`), n_diverged, frac_diverged and, for each of
@@ -72,7 +74,7 @@ from __future__ import annotations
 import functools
 import os
 
-from sweepbench import SweepbenchError, rules
+from sweepbench import SweepbenchError, envlock, rules
 from sweepbench.aggregate import statistics
 from sweepbench.aggregate.reproduction import reproduction_table
 from sweepbench.atomic import refuse_overwrite, write_own
@@ -90,7 +92,8 @@ RECORD_COLUMNS = (
        "samples_per_s", "samples_per_s_ci_lo", "samples_per_s_ci_hi", "block_samples_per_s", "timing_ci",
        "batched_runs", "stack", "step_time_median_s", "step_time_p10_s", "step_time_p90_s",
        "peak_mem_mb",
-       "grad_noise_scale", "best_model_step", "best_model_test_accuracy", "device_name", "torch", "git_commit"])
+       "grad_noise_scale", "best_model_step", "best_model_test_accuracy", "device_name", "torch", "git_commit",
+       "env_lock"])
 
 
 def run_row(rec: RunRecord) -> dict:
@@ -123,7 +126,8 @@ def run_row(rec: RunRecord) -> dict:
                 "best_model_step": best_model.get("step"),
                 "best_model_test_accuracy": best_model.get("reloaded_test_accuracy"),
                 "device_name": rec.provenance["device_name"],
-                "torch": rec.provenance["torch"], "git_commit": rec.provenance["git_commit"]})
+                "torch": rec.provenance["torch"], "git_commit": rec.provenance["git_commit"],
+                "env_lock": envlock.label(rec.provenance["env_lock"]) if "env_lock" in rec.provenance else None})
     return row
 
 

@@ -313,7 +313,7 @@ def baseline_meta(name: str, runs, seeds) -> dict:
             "studies": sorted(seeds["study"].unique()), "smoke": bool(seeds["smoke"].any()),
             "seeds": {study: sorted(int(x) for x in g["seed"].unique()) for study, g in seeds.groupby("study")},
             "remake": BASELINE_COMMAND, "device_name": col("device_name"), "cpu": cpu_name(),
-            "torch": col("torch"), "git_commit": col("git_commit")}
+            "torch": col("torch"), "git_commit": col("git_commit"), **environment_made(runs)}
 
 
 def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
@@ -325,7 +325,7 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
     smoke_flag(seeds, runs_path)
     import pandas as pd
 
-    runs = pd.read_csv(runs_path, usecols=lambda c: c in ("device_name", "torch", "git_commit"))
+    runs = pd.read_csv(runs_path, usecols=lambda c: c in ("device_name", "torch", "git_commit", "env_lock"))
     out = baseline_dir(name, root)
     refuse_foreign(out, lambda rel: rel in BASELINE_FILES, "baseline folder")
     folder = TempFolder(out)
@@ -339,6 +339,64 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
         raise
     folder.commit()
     return out
+
+
+# ---------------------------------------------------------------- the environment (requirements.lock)
+
+def environment_made(runs) -> dict:
+    """meta.json's `env_lock` (the runs' distinct runs.csv env_lock: a lock's hash, '<hash> (with changes)'
+    or 'not locked'; [] for runs from before the column) and `env_packages` (name -> version of the
+    clone's requirements.lock when every run had exactly that lock, so a later check can name each
+    package that differs; else null)."""
+    from sweepbench import envlock
+
+    locks = sorted(str(v) for v in runs["env_lock"].dropna().unique()) if "env_lock" in runs else []
+    lock = envlock.read_lock()
+    same = lock is not None and locks == [lock[0]]
+    return {"env_lock": locks, "env_packages": dict(sorted(lock[1].values())) if same else None}
+
+
+def package_changes(current: dict | None, baseline: dict | None, torch: tuple) -> str:
+    """'torch 2.14.1 vs 2.15.0, numpy 2.4.6 vs 2.4.5, +3 more' (these results' version first; torch
+    first), from both sides' locked versions; without them, torch from the tables (torch: (now, baseline))."""
+    if not (current and baseline):
+        return f"torch {torch[0]} vs {torch[1]}" if torch[0] != torch[1] else ""
+    from sweepbench import envlock
+
+    now = {envlock.normalize(k): (k, v) for k, v in current.items()}
+    base = {envlock.normalize(k): (k, v) for k, v in baseline.items()}
+    keys = sorted((k for k in set(now) | set(base) if now.get(k, (0, None))[1] != base.get(k, (0, None))[1]),
+                  key=lambda k: (k != "torch", k))
+    words = [f"{(now.get(k) or base.get(k))[0]} {now.get(k, (0, 'none'))[1]} vs {base.get(k, (0, 'none'))[1]}"
+             for k in keys]
+    return ", ".join(words[:4] + ([f"+{len(words) - 4} more"] if len(words) > 4 else []))
+
+
+def environment_line(meta: dict, tables_dir: str) -> str | None:
+    """How the current results' environment differs from the baseline's, in one line (None when both had
+    the same requirements.lock, matched exactly): 'environment differs from the baseline's: lock a1b2c3d4e5f6
+    (these results) vs 0f9e8d7c6b5a (baseline): torch 2.14.1 vs 2.15.0'. The check prints it before its
+    verdict and keeps it in summary.json `environment`."""
+    import pandas as pd
+
+    from sweepbench import envlock
+
+    runs = pd.read_csv(os.path.join(tables_dir, "runs.csv"), usecols=lambda c: c in ("env_lock", "torch"))
+    now = sorted(str(v) for v in runs["env_lock"].dropna().unique()) if "env_lock" in runs else []
+    base = list(meta.get("env_lock") or [])
+    if now == base and len(now) == 1 and envlock.is_hash(now[0]):
+        return None
+    lock = envlock.read_lock()
+    current = dict(lock[1].values()) if lock and now == [lock[0]] else None
+    torch = tuple(", ".join(sorted(map(str, v))) or "unknown"
+                  for v in (runs["torch"].dropna().unique() if "torch" in runs else [], meta.get("torch") or []))
+    changes = package_changes(current, meta.get("env_packages"), torch)
+    known = bool(now and base) and all(map(envlock.is_hash, now + base))
+    if not (changes or now or base):
+        return None  # neither side recorded its lock (tables of an older sweepbench) and torch is the same
+    return (f"environment {'differs from' if known or changes else 'may differ from'} the baseline's: lock "
+            f"{', '.join(now) or 'unknown'} (these results) vs {', '.join(base) or 'unknown'} (baseline)"
+            + (f": {changes}" if changes else ""))
 
 
 def load_baseline(name: str, root: str = "baselines"):
@@ -411,8 +469,9 @@ def run_check(name: str, tables_dir: str, out_dir: str, config_check: dict | Non
     counts = {v: int((table["verdict"] == v).sum()) for v in VERDICTS}
     summary = {"baseline": name, "passed": counts["regression"] == 0, "counts": counts, "cells": len(common),
                "line": summary_line(name, meta, table, len(common)),
+               "environment": environment_line(meta, tables_dir),
                "baseline_made": {k: meta.get(k)
-                                 for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "smoke")}}
+                                 for k in ("seeds", "cpu", "device_name", "torch", "git_commit", "env_lock", "smoke")}}
     write_own(out_dir, {"check.csv": table.to_csv(index=False), "summary.json": json.dumps(summary, indent=1)}, "--out")
     return summary
 

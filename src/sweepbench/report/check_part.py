@@ -118,7 +118,7 @@ def check_section(check_dir: str, out_dir: str | None = None) -> dict | None:
     out = {"summary": summary.get("line", ""), "headline": summary.get("line", ""), "passed": summary.get("passed"),
            "csv": link, "counts": [],
            "figure": None, "changes": {"rows": []}, "table": {"rows": []}, "mde": {"rows": []},
-           "made": baseline_made(summary), "n": len(df)}
+           "made": baseline_made(summary), "n": len(df), "environment": summary.get("environment")}
     if "verdict" not in df or df.empty:
         return out
     for col in ("ci_lo", "ci_hi"):   # a check.csv of an older sweepbench: no intervals

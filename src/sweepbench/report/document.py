@@ -584,8 +584,10 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
         reproduction_part(section, section["name"], t)
     provenance = {}
     if not runs.empty:
-        for col, label in (("device_name", "device"), ("torch", "torch"), ("git_commit", "git commit")):
-            provenance[label] = ", ".join(str(v) for v in sorted(runs[col].dropna().unique()))
+        for col, label in (("device_name", "device"), ("torch", "torch"), ("git_commit", "git commit"),
+                           ("env_lock", "requirements.lock")):  # env_lock: absent from tables of older sweepbench
+            if col in runs:
+                provenance[label] = ", ".join(str(v) for v in sorted(runs[col].dropna().unique()))
     provenance["sweepbench"] = __version__
     return {
         "title": config.get("title", "sweepbench report"),

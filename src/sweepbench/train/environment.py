@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from sweepbench import __version__, workloads
+from sweepbench import __version__, envlock, workloads
 from sweepbench.data import datasets
 from sweepbench.plan import user_inputs
 from sweepbench.provenance import code_version, cpu_name, git_commit
@@ -37,6 +37,7 @@ def collect(device, spec: dict) -> dict:
         "code_version": code_version(),
         **git_commit(),
         "torch": torch.__version__,
+        "env_lock": envlock.state(),  # requirements.lock's hash and whether this python matches it; None: no lock
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "python": platform.python_version(),

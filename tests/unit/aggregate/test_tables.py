@@ -193,6 +193,18 @@ def test_runs_of_a_smoke_plan_are_marked_smoke(tmp_path):
     assert smoke["runs"]["smoke"].tolist() == [True]
 
 
+def test_runs_name_the_lock_their_environment_had_or_say_not_locked(tmp_path):
+    recs = [fake_record(0.1, 32, s, 100) for s in range(4)]
+    for rec, lock in zip(recs, [{"file": "requirements.lock", "sha256": "a1b2c3d4e5f6", "matches": True, "differs": []},
+                                {"file": "requirements.lock", "sha256": "a1b2c3d4e5f6", "matches": False,
+                                 "differs": ["torch 2.15.0 installed, lock 2.14.1"]},
+                                None]):
+        rec["provenance"]["env_lock"] = lock  # the fourth is a record from before env_lock: no key
+    t, _ = tables.build_tables(make_study(tmp_path, {(0.1, 32): recs}), str(tmp_path))
+    got = t["runs"].sort_values("seed")["env_lock"].tolist()
+    assert got[:3] == ["a1b2c3d4e5f6", "a1b2c3d4e5f6 (with changes)", "not locked"] and pd.isna(got[3])
+
+
 def test_aggregate_refuses_a_complete_record_that_is_not_the_planned_run(tmp_path):
     """A smoke record among real ones, or a record trained under an older config, is never averaged
     in: the tables stop naming the file and the first option that differs."""

@@ -300,3 +300,62 @@ def test_each_continuous_row_has_the_95_percent_interval_of_its_change_and_every
 def test_change_in_floors_turns_a_row_into_effect_floors_worse_positive(row, expected):
     got = compare.change_in_floors(row)
     assert [None if g != g else pytest.approx(g) for g in got] == list(expected)
+
+
+# ---------------------------------------------------------------- the environment line (requirements.lock)
+
+def locked_tables(tmp_path, df, lock, name):
+    """runs.csv whose runs had this env_lock (runs.csv's column: a hash, '<hash> (with changes)', 'not locked')."""
+    return write_tables(tmp_path, df.assign(env_lock=lock), name)
+
+
+def test_baseline_records_the_lock_and_its_versions_and_the_same_lock_prints_no_environment_line(tmp_path, capsys):
+    from sweepbench import envlock
+
+    digest, pins = envlock.read_lock()  # the clone's requirements.lock
+    root = str(tmp_path / "baselines")
+    compare.save_baseline("ref", os.path.dirname(locked_tables(tmp_path, seeds(), digest, "base")), root)
+    meta = json.load(open(os.path.join(root, "ref", "meta.json")))
+    assert meta["env_lock"] == [digest] and meta["env_packages"] == dict(pins.values())
+    assert meta["env_packages"]["torch"] == pins["torch"][1]
+    same = cli_check(tmp_path, locked_tables(tmp_path, current(), digest, "now"), root, "c1", capsys)
+    assert same.returncode == 0 and same.stdout.startswith("PASS against baseline 'ref'"), same.stdout
+    assert json.load(open(tmp_path / "c1" / "summary.json"))["environment"] is None
+    assert json.load(open(tmp_path / "c1" / "summary.json"))["baseline_made"]["env_lock"] == [digest]
+
+
+def test_another_lock_is_named_in_one_line_before_the_verdict_and_in_the_summary(tmp_path, capsys):
+    root = str(tmp_path / "baselines")
+    compare.save_baseline("ref", os.path.dirname(locked_tables(tmp_path, seeds(torch="2.15.0"), "0f9e8d7c6b5a",
+                                                                "base")), root)
+    assert json.load(open(os.path.join(root, "ref", "meta.json")))["env_packages"] is None  # not the clone's lock
+    other = cli_check(tmp_path, locked_tables(tmp_path, current(torch="2.14.1"), "a1b2c3d4e5f6", "now"), root, "c",
+                      capsys)
+    line = ("environment differs from the baseline's: lock a1b2c3d4e5f6 (these results) vs 0f9e8d7c6b5a (baseline): "
+            "torch 2.14.1 vs 2.15.0")
+    assert other.stdout.splitlines()[0] == line and other.stdout.splitlines()[1].startswith(("PASS", "REGRESSION"))
+    assert json.load(open(tmp_path / "c" / "summary.json"))["environment"] == line
+
+
+def test_environment_line_says_may_differ_when_a_side_was_not_locked_or_unknown(tmp_path):
+    now = os.path.dirname(locked_tables(tmp_path, current(), "not locked", "now"))
+    meta = {"env_lock": ["a1b2c3d4e5f6"], "torch": ["2.x"]}
+    assert compare.environment_line(meta, now) == ("environment may differ from the baseline's: lock not locked "
+                                                   "(these results) vs a1b2c3d4e5f6 (baseline)")
+    drifted = os.path.dirname(locked_tables(tmp_path, current(), "a1b2c3d4e5f6 (with changes)", "drift"))
+    assert compare.environment_line(meta, drifted).startswith(
+        "environment may differ from the baseline's: lock a1b2c3d4e5f6 (with changes) (these results)")
+    old = os.path.dirname(write_tables(tmp_path, current(), "old"))  # tables and a baseline from before env_lock
+    assert compare.environment_line({"torch": ["2.x"]}, old) is None
+    assert compare.environment_line({"torch": ["2.15.0"]}, old) == (
+        "environment differs from the baseline's: lock unknown (these results) vs unknown (baseline): "
+        "torch 2.x vs 2.15.0")
+
+
+def test_package_changes_name_torch_first_then_the_rest_by_name_four_at_most():
+    now = {"torch": "2.14.1", "numpy": "2.4.6", "scipy": "1.17.1", "a": "1", "b": "1", "c": "1", "PyYAML": "6.0.4"}
+    base = {"torch": "2.15.0", "numpy": "2.4.5", "scipy": "1.17.1", "pyyaml": "6.0.4", "d": "2"}
+    assert compare.package_changes(now, base, ("x", "y")) == "torch 2.14.1 vs 2.15.0, a 1 vs none, b 1 vs none, " \
+                                                              "c 1 vs none, +2 more"
+    assert compare.package_changes({"torch": "2.14.1"}, {"torch": "2.14.1"}, ("x", "x")) == ""
+    assert compare.package_changes(None, base, ("2.14.1", "2.15.0")) == "torch 2.14.1 vs 2.15.0"

@@ -97,3 +97,16 @@ def test_a_check_csv_of_an_older_sweepbench_still_renders(tmp_path):
     section = check_part.check_section(folder)
     assert section["counts"][0].startswith("regression 8: 2 final val accuracy worse")     # why from the reason
     assert all(row[section["changes"]["headers"].index("95% interval")] == "–" for row in section["changes"]["rows"])
+
+
+def test_the_check_section_carries_the_environment_line_of_a_baseline_from_another_lock(tmp_path):
+    root = str(tmp_path / "baselines")
+    base = write_tables(tmp_path, seeds(torch="2.15.0").assign(env_lock="0f9e8d7c6b5a"), "base")
+    compare.save_baseline("ref", os.path.dirname(base), root)
+    now = write_tables(tmp_path, current(torch="2.14.1").assign(env_lock="a1b2c3d4e5f6"), "now")
+    compare.run_check("ref", os.path.dirname(now), str(tmp_path / "check"), None, root)
+    section = check_part.check_section(str(tmp_path / "check"))
+    assert section["environment"] == ("environment differs from the baseline's: lock a1b2c3d4e5f6 (these results) "
+                                      "vs 0f9e8d7c6b5a (baseline): torch 2.14.1 vs 2.15.0")
+    assert "env lock 0f9e8d7c6b5a" in section["made"]
+    assert check_part.check_section(checked(tmp_path / "same", current()))["environment"] is None

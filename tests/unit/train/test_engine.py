@@ -32,6 +32,15 @@ def assert_complete_record(run_dir):
     return rec
 
 
+def test_run_json_provenance_records_the_clones_lock_and_whether_this_python_matched_it(tmp_path):
+    from sweepbench import envlock
+
+    train(tmp_path, workload="linreg", epochs=1)
+    lock = json.load(open(tmp_path / "run" / "run.json"))["provenance"]["env_lock"]
+    assert lock["file"] == "requirements.lock" and lock["sha256"] == envlock.read_lock()[0]
+    assert lock == envlock.state() and lock["matches"] is (lock["differs"] == [])  # outside a clone: null
+
+
 SMALL = {
     "linreg": {"epochs": 3},
     "logreg2d": {"epochs": 2},
