@@ -254,3 +254,22 @@ def write_own(folder: str, files: dict, what: str) -> list[str]:
         write_file(paths[-1], content)
     _save_written(folder, {**listed, **{n: [new[n]] for n in new}})
     return paths
+
+
+def remove_own(folder: str, names, what: str) -> list[str]:
+    """Remove those of `names` in `folder` that sweepbench wrote there (after refuse_overwrite: one it
+    did not write is refused, untouched) and drop them from its WRITTEN list: an output that no
+    longer makes a file (report --no-pdf) leaves no stale one of its own beside the new ones.
+    Returns the paths removed."""
+    refuse_overwrite(folder, names, what)
+    listed = written(folder)
+    gone = [n for n in names if os.path.lexists(os.path.join(folder, n))]
+    for name in gone:
+        try:
+            os.remove(os.path.join(folder, name))
+        except OSError as err:
+            raise cannot_write(os.path.join(folder, name), err) from None
+    if any(n in listed for n in names):
+        _save_written(folder, {n: d for n, d in listed.items() if n not in names})
+    return [os.path.join(folder, n) for n in gone]
+

@@ -541,6 +541,7 @@ def load_config(path: str) -> dict:
     """A config file, read strictly: not UTF-8, not YAML, repeated keys and a non-mapping are errors."""
     import yaml
 
+    path = os.fspath(path)  # Snakemake's configfiles are PosixPath: messages name the path, not its repr
     try:
         with open(path, encoding="utf-8") as f:
             config = yaml.load(f, Loader=_strict_loader())

@@ -19,7 +19,7 @@ import yaml
 from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
 from sweepbench.aggregate.tables import TABLE_NAMES, table_columns
-from sweepbench.atomic import refuse_overwrite, write_own
+from sweepbench.atomic import refuse_overwrite, remove_own, write_own
 from sweepbench.check import compare, history, regression
 from sweepbench.data import generated
 from sweepbench.plan.planner import read_plan
@@ -631,7 +631,8 @@ def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_d
     """Write <out_dir>/index.html, (pdf=True) <out_dir>/report.pdf and (figures_dir) every figure
     as an SVG file there; `workers` processes draw the studies (study_sections); with check_dir,
     the check and its history beside that folder (history.default_path), shown from two checks
-    on. Returns their paths. A user's own index.html or report.pdf in out_dir, or a figures folder
+    on. Returns their paths; without the PDF, an earlier report.pdf sweepbench wrote there is removed
+    (it would be stale beside the new page). A user's own index.html or report.pdf in out_dir, or a figures folder
     holding files the report did not write, is refused before anything is drawn or written."""
     refuse_overwrite(out_dir, REPORT_FILES, "--out")
     if figures_dir:
@@ -647,4 +648,6 @@ def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_d
     if figures_dir:
         write_figures(context, figures_dir)
     paths = write_own(out_dir, files, "--out")
+    if not pdf:  # an earlier report.pdf of ours would sit beside the new page, stale
+        remove_own(out_dir, ["report.pdf"], "--out")
     return dict(zip(("html", "pdf"), paths))

@@ -115,6 +115,9 @@ def test_yaml_merge_keys_work_and_repeated_keys_are_still_refused(tmp_path):
     path.write_text("studies:\n  a: {<<: {workload: linreg}, workload: x, workload: y}\n")
     with pytest.raises(SweepbenchError, match="duplicate key 'workload'"):
         load_config(str(path))
+    with pytest.raises(SweepbenchError) as err:                         # as Snakemake passes it: a PosixPath
+        load_config(path)
+    assert f"config '{path}': " in str(err.value) and "PosixPath" not in str(err.value)
 
 
 def test_a_yaml_alias_bomb_is_refused_quickly_in_one_line(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from sweepbench import SweepbenchError, cli
 from sweepbench.aggregate import tables
-from sweepbench.atomic import WRITTEN
+from sweepbench.atomic import WRITTEN, write_own, written
 from sweepbench.plan.planner import write_plan
 from sweepbench.report import figure_files
 
@@ -36,6 +36,19 @@ def test_report_out_replaces_its_own_page_and_refuses_a_users_index_html_untouch
                                                    "index.html, which sweepbench did not write there")
     assert os.listdir(tmp_path / "site") == ["index.html"] and not (tmp_path / "figs").exists()   # nothing written
     assert (tmp_path / "site" / "index.html").read_text() == "<p>my site</p>"
+
+
+def test_report_no_pdf_removes_its_own_earlier_pdf_and_refuses_a_users_untouched(tmp_path, empty_results, capsys):
+    """`report --no-pdf` left an old report.pdf beside the new index.html: a stale report."""
+    out = tmp_path / "r"
+    write_own(str(out), {"report.pdf": b"%PDF-1.7 an earlier report"}, "--out")   # as `report` wrote it
+    assert cli.main([*empty_results, "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == [WRITTEN, "index.html"] and set(written(str(out))) == {"index.html"}
+    (out / "report.pdf").write_bytes(b"%PDF-1.7 mine")                            # a user's: refused, kept
+    capsys.readouterr()
+    assert cli.main([*empty_results, "--out", str(out)]) == 2
+    assert "it holds report.pdf, which sweepbench did not write there" in capsys.readouterr().err
+    assert (out / "report.pdf").read_bytes() == b"%PDF-1.7 mine"
 
 
 def test_figures_folder_replaces_only_the_svgs_it_listed_not_a_users_of_the_same_pattern(tmp_path):
