@@ -234,6 +234,17 @@ def refuse_overwrite(folder: str, names, what: str) -> None:
                               f"sweepbench wrote these files (move yours away)")
 
 
+def refuse_overwrites(paths, what: str) -> None:
+    """refuse_overwrite for files in several folders (`paths`, each a file to be written): the
+    workflow's check, when it starts, of every file its jobs write into folders a user may share
+    (Snakemake deletes a job's outputs before the job runs, so the job's own check comes too late)."""
+    by_folder: dict[str, list[str]] = {}
+    for path in paths:
+        by_folder.setdefault(os.path.dirname(path) or ".", []).append(os.path.basename(path))
+    for folder, names in by_folder.items():
+        refuse_overwrite(folder, names, what)
+
+
 def _save_written(folder: str, files: dict[str, list[str]]) -> None:
     write_file(os.path.join(folder, WRITTEN), json.dumps({"files": dict(sorted(files.items()))}, indent=1) + "\n")
 

@@ -750,8 +750,10 @@ def plan_json(the_plan: dict, where: str = "(plan)") -> str:
 
 
 def write_plan(the_plan: dict, path: str) -> str:
-    """Write `the_plan` (as plan() returns it) to `path` atomically as plan_json; returns `path`."""
-    atomic.write_file(path, plan_json(the_plan, path))
+    """Write `the_plan` (as plan() returns it) to `path` atomically as plan_json, recorded in its
+    folder's list of what sweepbench wrote (atomic.write_own: a user's plan.json is refused); returns `path`."""
+    folder, name = os.path.split(os.path.abspath(path))
+    atomic.write_own(folder, {name: plan_json(the_plan, path)}, "plan file")
     return path
 
 
