@@ -219,6 +219,26 @@ def wrote(folder: str, relative_path: str, listed: dict | None = None) -> bool:
     return digest.hexdigest() in listed[relative_path]
 
 
+def list_written(folder: str, names) -> None:
+    """Write the WRITTEN list of a folder sweepbench just filled (a TempFolder before its commit):
+    `names`, its files, each with its sha256."""
+    _save_written(folder, {n: [sha256_file(os.path.join(folder, n))] for n in names})
+
+
+def owned_in(folder: str, legacy=None, changed_ok: bool = False):
+    """The test of a file (path relative to `folder`) being sweepbench's, for refuse_foreign over a
+    folder an output replaces as a whole (a run record, a baseline): its WRITTEN list names it with
+    this content (with `changed_ok`, by name alone: a record damaged since is still the output's to
+    replace), or it is the list. A folder without a list, from a sweepbench before it, is recognised
+    only by the names `legacy(folder)` returns: those of that output's files, when the folder has
+    its shape (none otherwise)."""
+    if os.path.lexists(os.path.join(folder, WRITTEN)):
+        listed = written(folder)
+        return lambda rel: rel == WRITTEN or (rel in listed if changed_ok else wrote(folder, rel, listed))
+    names = set(legacy(folder)) if legacy is not None and os.path.isdir(folder) else set()
+    return lambda rel: rel in names
+
+
 def refuse_overwrite(folder: str, names, what: str) -> None:
     """A one-line SweepbenchError, before anything is written, when `folder` is a file or one of the
     files `names` to be written there exists and is not one sweepbench wrote (`wrote`): a user's own

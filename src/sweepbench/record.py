@@ -64,7 +64,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from sweepbench import SweepbenchError, rules
-from sweepbench.atomic import TempFolder, cannot_write, foreign_files
+from sweepbench.atomic import WRITTEN, TempFolder, cannot_write, foreign_files, list_written, owned_in
 
 SCHEMA_VERSION = 2  # 2: speed.stack (the stack a run trained in), final.epoch_loss
 SPLITS = ("train", "val", "test")
@@ -192,8 +192,8 @@ class RecordWriter:
     """Writes one run record to `out_dir` atomically: a temporary sibling folder is reserved up
     front (so an unwritable output fails before training) and renamed into place only when the
     record is complete. A run may replace only an earlier run record (a folder holding the
-    record's files and nothing else) or an empty folder; any other existing path is bad input,
-    refused before anything is touched."""
+    record's files, as its WRITTEN list names them, and nothing else) or an empty folder; any other
+    existing path is bad input, refused before anything is touched."""
 
     def __init__(self, out_dir: str):
         check_replaceable(out_dir)
@@ -220,6 +220,11 @@ class RecordWriter:
         except OSError as err:  # a full disk, a folder that became read-only
             self.discard()
             raise cannot_write(os.path.join(self.out_dir, name), err) from None
+        try:
+            list_written(self.tmp, sorted(os.listdir(self.tmp)))  # with model.pt where save_best put it there
+        except OSError as err:
+            self.discard()
+            raise cannot_write(os.path.join(self.out_dir, WRITTEN), err) from None
         check_replaceable(self.out_dir)  # still only an earlier record (or nothing) there?
         self.folder.commit()
 
@@ -238,12 +243,26 @@ def check_replaceable(out_dir: str) -> None:
     elif os.path.lexists(path) and not os.path.isdir(path):
         reason = "it is an existing file"
     elif os.path.isdir(path):
-        extra = foreign_files(path, lambda rel: rel in RECORD_FILES + OPTIONAL_FILES)
+        extra = foreign_files(path, owned_in(path, _older_record, changed_ok=True))
         if extra:
             reason = f"it holds other files ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
     if reason:
         raise SweepbenchError(f"bad --out {out_dir!r}: {reason}; allowed: a new folder, an empty folder or an "
-                              f"earlier run record (a folder holding only {', '.join(RECORD_FILES)})")
+                              f"earlier run record (a folder holding only {', '.join(RECORD_FILES)} as sweepbench "
+                              f"wrote them, listed in its {WRITTEN})")
+
+
+def _older_record(path: str) -> tuple[str, ...]:
+    """A record folder of a sweepbench before the WRITTEN list: the three files, run.json an object
+    with a schema_version (a user's lone run.json is no record). Its files' names, or none."""
+    if not all(os.path.isfile(os.path.join(path, f)) for f in RECORD_FILES):
+        return ()
+    try:
+        with open(os.path.join(path, "run.json"), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return ()
+    return RECORD_FILES + OPTIONAL_FILES if isinstance(data, dict) and "schema_version" in data else ()
 
 
 # ---------------------------------------------------------------- reading a record

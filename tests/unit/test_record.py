@@ -154,6 +154,36 @@ def test_written_files_and_folders_get_the_usual_modes_not_private_ones(tmp_path
     assert oct(os.stat(tmp_path / "run").st_mode & 0o777) == "0o755"
 
 
+def test_a_run_record_folder_is_recognised_by_its_written_list_not_by_file_names(tmp_path):
+    """`train --out` replaced a user's folder holding a file named run.json: names were all it checked."""
+    from sweepbench.atomic import WRITTEN, written
+
+    spec = resolve({"workload": "linreg", "epochs": 1})
+    run = tmp_path / "r"
+    engine.train(spec, str(run), quiet=True)
+    assert set(written(str(run))) == set(record.RECORD_FILES)
+    (run / "metrics.csv").write_text("damaged\n")                       # its own, damaged: re-trained
+    engine.train(spec, str(run), quiet=True)
+    assert sorted(os.listdir(run)) == sorted([*record.RECORD_FILES, WRITTEN])
+    mine = tmp_path / "mine"
+    os.makedirs(mine)
+    (mine / "run.json").write_text('{"my": "notes"}')
+    for folder in (mine, run):
+        if folder == run:
+            (run / "notes.txt").write_text("mine")                       # beside a record: not listed
+        with pytest.raises(SweepbenchError, match=r"bad --out '.*': it holds other files \((run.json|notes.txt)\)"):
+            engine.train(spec, str(folder), quiet=True)
+    assert (mine / "run.json").read_text() == '{"my": "notes"}' and (run / "notes.txt").read_text() == "mine"
+    os.remove(run / "notes.txt")
+    os.remove(run / WRITTEN)                                             # a record of an older sweepbench:
+    engine.train(spec, str(run), quiet=True)                            # recognised by its shape
+    for name in ("metrics.csv", "steps.csv"):                           # a lone run.json, no other file: no record
+        os.remove(run / name)
+    os.remove(run / WRITTEN)
+    with pytest.raises(SweepbenchError, match=r"holds other files \(run.json\)"):
+        engine.train(spec, str(run), quiet=True)
+
+
 def test_spec_mismatch_names_the_first_differing_option_and_skips_what_a_job_sets_itself():
     planned = {"workload": "linreg", "lr": 0.1, "epochs": 5, "threads": 0, "batch_size": 8, "batch_cycle": [8]}
     assert record.spec_mismatch(dict(planned, threads=2), planned) is None            # train-pack's --threads

@@ -10,6 +10,7 @@ import pytest
 from conftest import run_cli
 
 from sweepbench import SweepbenchError, record
+from sweepbench.atomic import WRITTEN
 from sweepbench.spec import resolve
 from sweepbench.train import engine, schedules
 
@@ -22,7 +23,7 @@ def train(tmp_path, name="run", **user):
 
 
 def assert_complete_record(run_dir):
-    assert sorted(os.listdir(run_dir)) == sorted(record.RECORD_FILES)
+    assert sorted(os.listdir(run_dir)) == sorted([*record.RECORD_FILES, WRITTEN])
     rec = json.load(open(os.path.join(run_dir, "run.json")))
     for key in ("status", "spec", "final", "best", "to_target", "throughput", "provenance"):
         assert key in rec
