@@ -386,7 +386,7 @@ def load_planned_record(run_dir: str, planned: dict, derived=()) -> RunRecord:
         task = None
     rec = load_record(run_dir, task)
     why = spec_mismatch(rec.spec, planned, derived)
-    if not why and task and rec.workload.get("task") != task:
+    if not why and task and rec.workload.get("task") not in (None, task):  # one without: checked by the plan's task
         why = f"workload.task {rec.workload.get('task')!r} in the record, {task!r} planned"
     if why:
         raise BrokenRecord(f"broken run record {run_dir}: not the planned run: {why}")
