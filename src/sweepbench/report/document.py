@@ -547,9 +547,10 @@ def study_sections(the_plan: dict, t: dict, runs_dir: str, tables_dir: str, work
 
 def read_tables(tables_dir: str) -> tuple[dict, list[str]]:
     """Every table (TABLE_NAMES) and the names of those with no file (each then an empty table with
-    its columns, reported as not found). A table without one of its columns (tables.table_columns),
-    or a cells.csv with no rows beside a runs.csv with some, is refused in one line naming the
-    file: the report would crash on it or draw from it silently wrong."""
+    its columns, reported as not found). A table that read_table refuses (a cell out of its column's
+    kind, a row cut off, not UTF-8, a folder), one without one of its columns (tables.table_columns),
+    or a cells.csv with no rows beside a runs.csv with some (or the other way round), is refused in
+    one line naming the file: the report would crash on it or draw from it silently wrong."""
     t, missing, columns = {}, [], table_columns()
     for name in TABLE_NAMES:
         path = os.path.join(tables_dir, f"{name}.csv")
@@ -563,9 +564,10 @@ def read_tables(tables_dir: str) -> tuple[dict, list[str]]:
             more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
             raise SweepbenchError(f"table {path} lacks the column {lacking[0]}{more}; allowed: the tables "
                                   "`sweepbench aggregate` writes (run it again)")
-    if len(t["runs"]) and t["cells"].empty and "cells" not in missing:
-        raise SweepbenchError(f"table {os.path.join(tables_dir, 'cells.csv')} has no rows, but runs.csv has "
-                              f"{len(t['runs'])}; allowed: the tables `sweepbench aggregate` writes (run it again)")
+    for empty, full in (("cells", "runs"), ("runs", "cells")):  # one cut short beside the other
+        if len(t[full]) and t[empty].empty and empty not in missing:
+            raise SweepbenchError(f"table {os.path.join(tables_dir, empty + '.csv')} has no rows, but {full}.csv has "
+                                  f"{len(t[full])}; allowed: the tables `sweepbench aggregate` writes (run it again)")
     return t, missing
 
 
