@@ -140,11 +140,13 @@ def _options(*entries: Option) -> dict[str, Option]:
 
 def _may_lack_a_test_split(spec: dict) -> bool:
     """Whether the run's data may have no test split (test_fraction then splits it): a local CSV file or
-    image folder; not a built-in dataset, a .npz or .pt file, or a user's loader."""
+    image folder, or a user's loader (which may read the option); not a built-in dataset, a .npz or .pt file."""
     from sweepbench.data import registry
 
     source = workloads.effective(spec).dataset
-    if not isinstance(source, str) or source in registry.DATASETS:
+    if not isinstance(source, str):
+        return True
+    if source in registry.DATASETS:
         return False
     return not source.lower().endswith((".npz", ".pt"))
 
