@@ -70,6 +70,8 @@ def minimal_record(**sections) -> dict:
            "grad_noise_scale": None, "best_model": None,
            "provenance": {"device_name": "cpu", "torch": "2.x", "git_commit": "abc", "code_version": "0"}}
     rec.update(sections)
+    if "divergence" not in sections:  # as a real record: diverged exactly when the status says so
+        rec["divergence"] = {"diverged": rec["status"] == "diverged"}
     return rec
 
 

@@ -219,6 +219,26 @@ def wrote(folder: str, relative_path: str, listed: dict | None = None) -> bool:
     return digest.hexdigest() in listed[relative_path]
 
 
+def list_written(folder: str, names) -> None:
+    """Write the WRITTEN list of a folder sweepbench just filled (a TempFolder before its commit):
+    `names`, its files, each with its sha256."""
+    _save_written(folder, {n: [sha256_file(os.path.join(folder, n))] for n in names})
+
+
+def owned_in(folder: str, legacy=None, changed_ok: bool = False):
+    """The test of a file (path relative to `folder`) being sweepbench's, for refuse_foreign over a
+    folder an output replaces as a whole (a run record, a baseline): its WRITTEN list names it with
+    this content (with `changed_ok`, by name alone: a record damaged since is still the output's to
+    replace), or it is the list. A folder without a list, from a sweepbench before it, is recognised
+    only by the names `legacy(folder)` returns: those of that output's files, when the folder has
+    its shape (none otherwise)."""
+    if os.path.lexists(os.path.join(folder, WRITTEN)):
+        listed = written(folder)
+        return lambda rel: rel == WRITTEN or (rel in listed if changed_ok else wrote(folder, rel, listed))
+    names = set(legacy(folder)) if legacy is not None and os.path.isdir(folder) else set()
+    return lambda rel: rel in names
+
+
 def refuse_overwrite(folder: str, names, what: str) -> None:
     """A one-line SweepbenchError, before anything is written, when `folder` is a file or one of the
     files `names` to be written there exists and is not one sweepbench wrote (`wrote`): a user's own
@@ -232,6 +252,17 @@ def refuse_overwrite(folder: str, names, what: str) -> None:
         raise SweepbenchError(f"bad {what} {folder!r}: it holds {shown}, which sweepbench did not write there (or "
                               f"which changed since), left untouched; allowed: a new folder, or one where "
                               f"sweepbench wrote these files (move yours away)")
+
+
+def refuse_overwrites(paths, what: str) -> None:
+    """refuse_overwrite for files in several folders (`paths`, each a file to be written): the
+    workflow's check, when it starts, of every file its jobs write into folders a user may share
+    (Snakemake deletes a job's outputs before the job runs, so the job's own check comes too late)."""
+    by_folder: dict[str, list[str]] = {}
+    for path in paths:
+        by_folder.setdefault(os.path.dirname(path) or ".", []).append(os.path.basename(path))
+    for folder, names in by_folder.items():
+        refuse_overwrite(folder, names, what)
 
 
 def _save_written(folder: str, files: dict[str, list[str]]) -> None:
@@ -254,3 +285,22 @@ def write_own(folder: str, files: dict, what: str) -> list[str]:
         write_file(paths[-1], content)
     _save_written(folder, {**listed, **{n: [new[n]] for n in new}})
     return paths
+
+
+def remove_own(folder: str, names, what: str) -> list[str]:
+    """Remove those of `names` in `folder` that sweepbench wrote there (after refuse_overwrite: one it
+    did not write is refused, untouched) and drop them from its WRITTEN list: an output that no
+    longer makes a file (report --no-pdf) leaves no stale one of its own beside the new ones.
+    Returns the paths removed."""
+    refuse_overwrite(folder, names, what)
+    listed = written(folder)
+    gone = [n for n in names if os.path.lexists(os.path.join(folder, n))]
+    for name in gone:
+        try:
+            os.remove(os.path.join(folder, name))
+        except OSError as err:
+            raise cannot_write(os.path.join(folder, name), err) from None
+    if any(n in listed for n in names):
+        _save_written(folder, {n: d for n, d in listed.items() if n not in names})
+    return [os.path.join(folder, n) for n in gone]
+

@@ -71,7 +71,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from sweepbench import SweepbenchError, rules
-from sweepbench.atomic import TempFolder, cannot_write, foreign_files
+from sweepbench.atomic import WRITTEN, TempFolder, cannot_write, foreign_files, list_written, owned_in
 
 SCHEMA_VERSION = 3  # 2: speed.stack (the stack a run trained in), final.epoch_loss; 3: samples_per_s is the
 #                    median block throughput, with its interval and the blocks (sweepbench.rules.timing_blocks)
@@ -207,8 +207,8 @@ class RecordWriter:
     """Writes one run record to `out_dir` atomically: a temporary sibling folder is reserved up
     front (so an unwritable output fails before training) and renamed into place only when the
     record is complete. A run may replace only an earlier run record (a folder holding the
-    record's files and nothing else) or an empty folder; any other existing path is bad input,
-    refused before anything is touched."""
+    record's files, as its WRITTEN list names them, and nothing else) or an empty folder; any other
+    existing path is bad input, refused before anything is touched."""
 
     def __init__(self, out_dir: str):
         check_replaceable(out_dir)
@@ -235,6 +235,11 @@ class RecordWriter:
         except OSError as err:  # a full disk, a folder that became read-only
             self.discard()
             raise cannot_write(os.path.join(self.out_dir, name), err) from None
+        try:
+            list_written(self.tmp, sorted(os.listdir(self.tmp)))  # with model.pt where save_best put it there
+        except OSError as err:
+            self.discard()
+            raise cannot_write(os.path.join(self.out_dir, WRITTEN), err) from None
         check_replaceable(self.out_dir)  # still only an earlier record (or nothing) there?
         self.folder.commit()
 
@@ -253,12 +258,26 @@ def check_replaceable(out_dir: str) -> None:
     elif os.path.lexists(path) and not os.path.isdir(path):
         reason = "it is an existing file"
     elif os.path.isdir(path):
-        extra = foreign_files(path, lambda rel: rel in RECORD_FILES + OPTIONAL_FILES)
+        extra = foreign_files(path, owned_in(path, _older_record, changed_ok=True))
         if extra:
             reason = f"it holds other files ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
     if reason:
         raise SweepbenchError(f"bad --out {out_dir!r}: {reason}; allowed: a new folder, an empty folder or an "
-                              f"earlier run record (a folder holding only {', '.join(RECORD_FILES)})")
+                              f"earlier run record (a folder holding only {', '.join(RECORD_FILES)} as sweepbench "
+                              f"wrote them, listed in its {WRITTEN})")
+
+
+def _older_record(path: str) -> tuple[str, ...]:
+    """A record folder of a sweepbench before the WRITTEN list: the three files, run.json an object
+    with a schema_version (a user's lone run.json is no record). Its files' names, or none."""
+    if not all(os.path.isfile(os.path.join(path, f)) for f in RECORD_FILES):
+        return ()
+    try:
+        with open(os.path.join(path, "run.json"), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return ()
+    return RECORD_FILES + OPTIONAL_FILES if isinstance(data, dict) and "schema_version" in data else ()
 
 
 # ---------------------------------------------------------------- reading a record
@@ -312,11 +331,12 @@ class BrokenRecord(SweepbenchError):
     """A run folder that is not a complete run record of this schema."""
 
 
-def load_record(run_dir: str) -> RunRecord:
+def load_record(run_dir: str, task: str | None = None) -> RunRecord:
     """Load and check a run record: the three files exist, run.json has this SCHEMA_VERSION, a
     known status and every REQUIRED key with a value in its range (and a classification run's
     accuracies), the CSV files start with their columns and are not cut off, and every value of
-    metrics.csv's columns is in its range. Raises BrokenRecord naming the folder and what is wrong."""
+    metrics.csv's columns is in its range. `task`: the run's task as planned (the record's own
+    workload.task otherwise). Raises BrokenRecord naming the folder and what is wrong."""
     def broken(what: str) -> BrokenRecord:
         return BrokenRecord(f"broken run record {run_dir}: {what}")
 
@@ -338,7 +358,7 @@ def load_record(run_dir: str) -> RunRecord:
         absent = [k for k in keys if not isinstance(value, dict) or k not in value]
         if absent:
             raise broken(f"run.json lacks {section}.{absent[0]}")
-    problem = _run_json_problem(data)
+    problem = _run_json_problem(data, task)
     if problem:
         raise broken(problem)
     _check_csv(run_dir, "metrics.csv", METRIC_COLUMNS, broken)
@@ -374,8 +394,16 @@ def load_planned_record(run_dir: str, planned: dict, derived=()) -> RunRecord:
     """load_record, refusing (BrokenRecord) a complete record that is not of the planned spec
     (spec_mismatch): every reader of a plan's records goes through this, so no table, status or
     bmin/bmax ever averages in a record that the workflow would re-train."""
-    rec = load_record(run_dir)
+    from sweepbench import workloads
+
+    try:
+        task = workloads.effective(planned).task
+    except SweepbenchError:  # a workload that cannot be loaded here: its record's spec is still compared
+        task = None
+    rec = load_record(run_dir, task)
     why = spec_mismatch(rec.spec, planned, derived)
+    if not why and task and rec.workload.get("task") not in (None, task):  # one without: checked by the plan's task
+        why = f"workload.task {rec.workload.get('task')!r} in the record, {task!r} planned"
     if why:
         raise BrokenRecord(f"broken run record {run_dir}: not the planned run: {why}")
     return rec
@@ -387,42 +415,55 @@ def _is_number(value) -> bool:
 
 def value_problem(section: str, key: str, value) -> str | None:
     """What is wrong with a REQUIRED run.json value, or None: accuracies are None (not evaluated,
-    or NaN) or in [0, 1]; losses a number, "inf"/"-inf" (diverged) or None; flags booleans; counts,
-    seconds and rates None or >= 0; names text or None (a hand-edited "n/a" or an accuracy of 2.5
-    would otherwise be averaged into the tables)."""
+    or NaN) or in [0, 1]; losses a number >= 0, "inf" (diverged) or None; flags booleans; n_train an
+    integer >= 1; counts, seconds and rates None or finite and >= 0; names text or None (a hand-edited
+    "n/a" or an accuracy of 2.5 would otherwise be averaged into the tables)."""
     if _is_number(value) and math.isnan(value):  # NaN (JSON's non-standard token) means "no value", as null does
         value = None
     if key.endswith("accuracy"):
         ok = value is None or (_is_number(value) and 0 <= value <= 1)
         return None if ok else "allowed: an accuracy in [0, 1], or null"
-    if key.endswith("loss"):
-        ok = value is None or value in ("inf", "-inf") or _is_number(value)
-        return None if ok else 'allowed: a number, "inf", "-inf" or null'
+    if key.endswith("loss"):  # MSE, cross-entropy, + an entropy term and an L2 penalty: never below 0
+        ok = value is None or value == "inf" or (_is_number(value) and value >= 0)
+        return None if ok else 'allowed: a number >= 0, "inf" (diverged) or null'
     if key in ("reached", "diverged", "synthetic"):
         return None if isinstance(value, bool) else "allowed: true or false"
+    if key == "n_train":  # every table divides by it (a whole-set batch)
+        return None if _is_number(value) and value == int(value) and value >= 1 else "allowed: an integer >= 1"
     if section in ("spec", "workload", "provenance") or key in ("metric", "stack"):
         return None  # the spec is checked against the plan (spec_mismatch); names are text
     if key == "target":
         return None if value is None or _is_number(value) else "allowed: a number or null"
     if key == "block_samples_per_s":
-        ok = isinstance(value, list) and all(_is_number(v) and v >= 0 for v in value)
-        return None if ok else "allowed: a list of numbers >= 0"
-    ok = value is None or (_is_number(value) and value >= 0)
-    return None if ok else "allowed: a number >= 0, or null"
+        ok = isinstance(value, list) and all(_is_number(v) and 0 <= v < math.inf for v in value)
+        return None if ok else "allowed: a list of finite numbers >= 0"
+    ok = value is None or (_is_number(value) and 0 <= value < math.inf)
+    return None if ok else "allowed: a finite number >= 0, or null"
 
 
 CLASSIFICATION_TASKS = ("multiclass", "binary")  # sweepbench.workloads.TASKS that have an accuracy
 
 
-def _run_json_problem(data: dict) -> str | None:
-    """What is wrong with a run.json's REQUIRED values (value_problem), or None; a classification
-    run (workload.task) that did not diverge must have its final and best accuracies."""
+def _run_json_problem(data: dict, task: str | None = None) -> str | None:
+    """What is wrong with a run.json's REQUIRED values (value_problem), or None. A run's status and
+    divergence.diverged agree; a run that did not diverge has finite losses >= 0, and a classification
+    run (`task`: the plan's, else workload.task) its final and best accuracies."""
     for section, keys in REQUIRED.items():
         for key in keys:
             problem = value_problem(section, key, data[section][key])
             if problem:
                 return f"run.json {section}.{key} {data[section][key]!r}: {problem}"
-    task = data["workload"].get("task")
+    if data["divergence"]["diverged"] != (data["status"] == "diverged"):
+        return (f"run.json divergence.diverged {data['divergence']['diverged']!r} with status {data['status']!r}: "
+                "allowed: true exactly when the status is diverged")
+    task = task or data["workload"].get("task")
+    if data["status"] != "diverged":
+        for section in ("final", "best"):
+            for key in (k for k in REQUIRED[section] if k.endswith("loss")):
+                value = data[section][key]
+                if value is not None and not (_is_number(value) and (math.isnan(value) or 0 <= value < math.inf)):
+                    return (f"run.json {section}.{key} {value!r}: allowed: a finite loss >= 0, or null (a run "
+                            "that did not diverge)")
     if task in CLASSIFICATION_TASKS and data["status"] != "diverged":
         for section in ("final", "best"):
             for key in (m for m in METRICS if m.endswith("accuracy")):

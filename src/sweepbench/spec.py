@@ -34,7 +34,9 @@ class Option:
     check time) lists the allowed values of a choice; `nullable` allows None ("the workload
     decides", or "off"). `models` / `tasks`: the only workloads the option acts on (by their
     model, or their task); set (truthy) on any other workload it is refused, since a sweep over
-    it would give identical cells under different labels."""
+    it would give identical cells under different labels. `acts`: (a test of the spec, its words)
+    for an option that acts only with other options' values (momentum only with a momentum
+    optimizer): set to anything but its default where the test fails, it is refused the same way."""
 
     name: str
     default: object
@@ -49,6 +51,7 @@ class Option:
     min_items: int = 0
     models: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
+    acts: object = None        # (spec -> bool, "when it acts, in words"): an option that acts only with others'
 
     def allowed(self) -> str:
         """What the option accepts, in words (the second half of every error message)."""
@@ -135,6 +138,20 @@ def _options(*entries: Option) -> dict[str, Option]:
     return {o.name: o for o in entries}
 
 
+def _may_lack_a_test_split(spec: dict) -> bool:
+    """Whether the run's data may have no test split (test_fraction then splits it): a local CSV file or
+    image folder, or a user's loader (which may read the option); not a built-in dataset, a .npz or .pt file."""
+    from sweepbench.data import registry
+
+    source = workloads.effective(spec).dataset
+    if not isinstance(source, str):
+        return True
+    if source in registry.DATASETS:
+        return False
+    return not source.lower().endswith((".npz", ".pt"))
+
+
+_STEP = (lambda s: s["schedule"] == "step", "schedule step")
 O = Option
 OPTIONS: dict[str, Option] = _options(
     # what to train
@@ -160,7 +177,8 @@ OPTIONS: dict[str, Option] = _options(
     O("val_size", None, "int", "samples held out of training for validation (0 = validate on test)", low=0,
       nullable=True),
     O("test_fraction", 0.2, "float", "local data without a test split (a CSV, an image folder without train/ and "
-      "test/): the fraction held out for testing, drawn with data_seed", low=0, high=1, low_open=True, high_open=True),
+      "test/): the fraction held out for testing, drawn with data_seed", low=0, high=1, low_open=True, high_open=True,
+      acts=(lambda s: _may_lack_a_test_split(s), "data: a local .csv file or image folder")),
     O("data_dir", "resources", "text", "prepared dataset tensor files (<data_dir>/<dataset>.pt)"),
     O("raw_dir", "data", "text", "torchvision's raw download folder (used to prepare the tensor file)"),
     O("download", False, "bool", "let torchvision download missing raw files (needs the internet)"),
@@ -176,7 +194,8 @@ OPTIONS: dict[str, Option] = _options(
     O("entropy_alpha", None, "float", "weight of the prediction-entropy term (seed 003's composite loss)",
       low=0, nullable=True, tasks=("multiclass",)),
     # optimizer
-    O("momentum", 0.9, "float", "momentum of momentum and nesterov", low=0, high=1, high_open=True),
+    O("momentum", 0.9, "float", "momentum of momentum and nesterov", low=0, high=1, high_open=True,
+      acts=(lambda s: s["optimizer"] in ("momentum", "nesterov"), "optimizer momentum or nesterov")),
     O("weight_decay", 0.0, "float", "decoupled for adamw, L2 for the rest", low=0),
     O("accum_steps", 1, "int", "gradient accumulation: one update per accum_steps micro-batches", low=1),
     # sampling and schedules
@@ -186,9 +205,10 @@ OPTIONS: dict[str, Option] = _options(
       choices=("constant", "step", "cosine", "warmup", "triangular", "triangular2", "exp_range")),
     O("warmup_steps", 0, "int", "linear warm-up steps before any schedule", low=0),
     O("step_milestones", [15, 25, 35], "ints", "epochs at which the step schedule multiplies lr by step_gamma",
-      low=1),
-    O("step_gamma", 0.1, "float", "factor of the step schedule", low=0, low_open=True),
-    O("cosine_min_factor", 0.0, "float", "cosine ends at lr * cosine_min_factor", low=0, high=1),
+      low=1, acts=_STEP),
+    O("step_gamma", 0.1, "float", "factor of the step schedule", low=0, low_open=True, acts=_STEP),
+    O("cosine_min_factor", 0.0, "float", "cosine ends at lr * cosine_min_factor", low=0, high=1,
+      acts=(lambda s: s["schedule"] == "cosine", "schedule cosine")),
     O("clr_max_lr", 0.006, "float", "cyclical schedules: lr cycles between lr and clr_max_lr", low=0,
       low_open=True),
     O("clr_step_size", 2000, "int", "cyclical schedules: steps per half cycle", low=1),
@@ -339,8 +359,27 @@ def _check_acts_on_workload(spec: dict) -> None:
             raise SweepbenchError(f"bad {name} {spec[name]!r} for workload {workload.name} (model {model}, "
                                   f"task {workload.task}), which ignores it; allowed: leave {name} unset, or a "
                                   f"workload or model that uses it: {', '.join(users + list(option.models))}")
+    base = {**defaults(), **workloads.get(spec["workload"]).defaults}
+    for name in ignored(spec, base):
+        option = OPTIONS[name]
+        raise SweepbenchError(f"bad {name} {spec[name]!r} with {_shown_context(spec, option)}, which ignores it; "
+                              f"allowed: leave {name} unset ({base[name]!r}), or {option.acts[1]}")
     if spec["model"] is not None:
         workloads.check_model_name(spec["model"])
+
+
+def ignored(spec: dict, base: dict) -> list[str]:
+    """The options with a condition on other options (Option.acts) that `spec` sets to something else
+    than `base` (the defaults, with the workload's) where they do nothing."""
+    return [name for name, option in OPTIONS.items()
+            if option.acts and spec[name] != base[name] and not option.acts[0](spec)]
+
+
+def _shown_context(spec: dict, option: Option) -> str:
+    """The options an Option.acts test reads, with their values, e.g. "optimizer adam"."""
+    keys = [k for k in ("optimizer", "schedule", "data", "workload") if k in option.acts[1] or
+            (k == "workload" and option.acts[1].startswith("data"))]
+    return ", ".join(f"{k} {spec[k]}" for k in keys if spec.get(k) is not None) or "this spec"
 
 
 def _check_relations(spec: dict) -> None:

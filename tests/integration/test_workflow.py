@@ -230,6 +230,20 @@ def test_the_workflow_never_replaces_what_sweepbench_did_not_write(tmp_path):
     real = snakemake(wd, "-n")
     assert real.returncode == 1 and "bad report_dir's figures folder" in real.stderr and "notes.txt" in real.stderr
     assert mine.read_text() == "mine"
+    os.remove(mine)
+    # a user's own runs.csv, index.html or plan.json where the workflow writes: Snakemake would delete each
+    # before its job ran; refused when it starts, untouched
+    for path, where in ((wd / "results" / "tables" / "runs.csv", "results_dir's folder 'results/tables'"),
+                        (wd / "report" / "index.html", "report_dir 'report'"),
+                        (wd / "results" / "plan.json", "results_dir's folder 'results'")):
+        os.makedirs(path.parent, exist_ok=True)
+        path.write_text("mine")
+        proc = snakemake(wd, "-n")
+        assert proc.returncode == 1 and f"bad {where}: it holds {path.name}, which sweepbench did not write" \
+            in proc.stderr, proc.stderr[-2000:]
+        assert path.read_text() == "mine"
+        os.remove(path)
+    assert snakemake(wd, "-n").returncode == 0
 
 
 def test_a_deleted_run_is_retrained_by_the_next_run_and_a_damaged_one_by_forcerun(tmp_path):

@@ -25,7 +25,8 @@ ALLOWED = {
 # The vocabulary's edges into the stages, each for a reason.
 VOCABULARY_EDGES = {
     "cli.py": {f"sweepbench.{s}" for s in STAGES},  # the command: each subcommand imports its stage, lazily
-    "spec.py": {"sweepbench.train.optimizers"},  # the `optimizer` choices are the optimizer table (no torch at import)
+    "spec.py": {"sweepbench.train.optimizers",  # the `optimizer` choices are the optimizer table (no torch at import)
+                "sweepbench.data.registry"},  # test_fraction acts on no built-in dataset (no torch at import)
     "status.py": {"sweepbench.plan.planner",  # `sweepbench status` reads plan.json through its owner
                   "sweepbench.plan.batch_cycle"},  # and knows which spec keys a job derives when it trains
 }

@@ -41,7 +41,18 @@ def test_load_record_gives_a_typed_record(a_record):
      r"run.json final.val_accuracy 2.5: allowed: an accuracy in \[0, 1\], or null"),
     (lambda d: {**d, "final": {**d["final"], "train_loss": "n/a"}},
      "run.json final.train_loss 'n/a': allowed: a number"),
-    (lambda d: {**d, "timing": {**d["timing"], "train_s": -1}}, "run.json timing.train_s -1: allowed: a number >= 0"),
+    (lambda d: {**d, "timing": {**d["timing"], "train_s": -1}},
+     "run.json timing.train_s -1: allowed: a finite number >= 0"),
+    (lambda d: {**d, "timing": {**d["timing"], "train_s": float("inf")}},                 # Infinity in run.json
+     "run.json timing.train_s inf: allowed: a finite number >= 0"),
+    (lambda d: {**d, "workload": {**d["workload"], "n_train": 0}},                         # crashed aggregate
+     "run.json workload.n_train 0: allowed: an integer >= 1"),
+    (lambda d: {**d, "final": {**d["final"], "val_loss": -0.5}},
+     "run.json final.val_loss -0.5: allowed: a number >= 0"),
+    (lambda d: {**d, "best": {**d["best"], "train_loss": "inf"}},
+     r"run.json best.train_loss 'inf': allowed: a finite loss >= 0, or null \(a run that did not diverge\)"),
+    (lambda d: {**d, "divergence": {**d["divergence"], "diverged": True}},
+     "run.json divergence.diverged True with status 'completed': allowed: true exactly when the status is diverged"),
     (lambda d: {**d, "divergence": {**d["divergence"], "diverged": "no"}},
      "run.json divergence.diverged 'no': allowed: true or false"),
     (lambda d: {**d, "final": {**d["final"], "val_accuracy": None}},                     # B13
@@ -62,9 +73,10 @@ def test_a_record_of_another_schema_or_missing_a_key_is_refused_naming_the_folde
 
 
 @pytest.mark.parametrize("column, value, message", [                                    # B14
-    ("val_loss", "n/a", "val_loss 'n/a': allowed: a number, \"inf\", \"-inf\" or null"),
+    ("val_loss", "n/a", "val_loss 'n/a': allowed: a number >= 0, \"inf\" \\(diverged\\) or null"),
+    ("train_loss", "-1", "train_loss '-1': allowed: a number >= 0, \"inf\" \\(diverged\\) or null"),
     ("train_accuracy", "2.5", r"train_accuracy '2.5': allowed: an accuracy in \[0, 1\], or null"),
-    ("wall_s", "-3", "wall_s '-3': allowed: a number >= 0, or null"),
+    ("wall_s", "-3", "wall_s '-3': allowed: a finite number >= 0, or null"),
 ])
 def test_a_metrics_csv_value_out_of_its_range_is_refused_naming_the_line(a_record, tmp_path, column, value, message):
     import shutil
@@ -84,14 +96,27 @@ def test_a_metrics_csv_value_out_of_its_range_is_refused_naming_the_line(a_recor
 def test_a_diverged_or_regression_record_may_have_no_accuracy(a_record, tmp_path):
     import shutil
 
-    for name, edit in (("diverged", {"status": "diverged"}), ("regression", {"workload": {"task": "regression"}})):
+    for name, edit in (("diverged", {"status": "diverged", "divergence": {"diverged": True}}),
+                       ("regression", {"workload": {"task": "regression"}})):
         run = tmp_path / name
         shutil.copytree(a_record, run)
         data = json.loads((run / "run.json").read_text())
         data["workload"].update(edit.pop("workload", {}))
+        data["divergence"].update(edit.pop("divergence", {}))
         data.update(edit, final={**data["final"], "val_accuracy": None})
         (run / "run.json").write_text(json.dumps(data))
         assert record.load_record(str(run)).final["val_accuracy"] is None
+    planned = resolve({"workload": "digits_softmax", "epochs": 1, "device": "cpu"})        # its plan: multiclass
+    with pytest.raises(record.BrokenRecord, match=r"val_accuracy None: allowed: an accuracy in \[0, 1\] \(a "
+                                                  r"multiclass run that did not diverge has one\)"):
+        record.load_planned_record(str(tmp_path / "regression"), planned)               # the task is the plan's
+    data = json.loads((a_record / "run.json").read_text())
+    shutil.copytree(a_record, tmp_path / "claims")
+    data["workload"]["task"] = "binary"
+    (tmp_path / "claims" / "run.json").write_text(json.dumps(data))
+    with pytest.raises(record.BrokenRecord, match="not the planned run: workload.task 'binary' in the record, "
+                                                  "'multiclass' planned"):
+        record.load_planned_record(str(tmp_path / "claims"), planned)
 
 
 @pytest.mark.slow
@@ -152,6 +177,36 @@ def test_written_files_and_folders_get_the_usual_modes_not_private_ones(tmp_path
         os.umask(old)
     assert oct(os.stat(tmp_path / "index.html").st_mode & 0o777) == "0o644"
     assert oct(os.stat(tmp_path / "run").st_mode & 0o777) == "0o755"
+
+
+def test_a_run_record_folder_is_recognised_by_its_written_list_not_by_file_names(tmp_path):
+    """`train --out` replaced a user's folder holding a file named run.json: names were all it checked."""
+    from sweepbench.atomic import WRITTEN, written
+
+    spec = resolve({"workload": "linreg", "epochs": 1})
+    run = tmp_path / "r"
+    engine.train(spec, str(run), quiet=True)
+    assert set(written(str(run))) == set(record.RECORD_FILES)
+    (run / "metrics.csv").write_text("damaged\n")                       # its own, damaged: re-trained
+    engine.train(spec, str(run), quiet=True)
+    assert sorted(os.listdir(run)) == sorted([*record.RECORD_FILES, WRITTEN])
+    mine = tmp_path / "mine"
+    os.makedirs(mine)
+    (mine / "run.json").write_text('{"my": "notes"}')
+    for folder in (mine, run):
+        if folder == run:
+            (run / "notes.txt").write_text("mine")                       # beside a record: not listed
+        with pytest.raises(SweepbenchError, match=r"bad --out '.*': it holds other files \((run.json|notes.txt)\)"):
+            engine.train(spec, str(folder), quiet=True)
+    assert (mine / "run.json").read_text() == '{"my": "notes"}' and (run / "notes.txt").read_text() == "mine"
+    os.remove(run / "notes.txt")
+    os.remove(run / WRITTEN)                                             # a record of an older sweepbench:
+    engine.train(spec, str(run), quiet=True)                            # recognised by its shape
+    for name in ("metrics.csv", "steps.csv"):                           # a lone run.json, no other file: no record
+        os.remove(run / name)
+    os.remove(run / WRITTEN)
+    with pytest.raises(SweepbenchError, match=r"holds other files \(run.json\)"):
+        engine.train(spec, str(run), quiet=True)
 
 
 def test_spec_mismatch_names_the_first_differing_option_and_skips_what_a_job_sets_itself():

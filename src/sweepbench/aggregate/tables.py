@@ -72,7 +72,9 @@ reproduction.csv, per (study, metric, reference point) of studies with a `refere
 from __future__ import annotations
 
 import functools
+import math
 import os
+import re
 
 from sweepbench import SweepbenchError, envlock, rules
 from sweepbench.aggregate import statistics
@@ -80,7 +82,7 @@ from sweepbench.aggregate.reproduction import reproduction_table
 from sweepbench.atomic import refuse_overwrite, write_own
 from sweepbench.plan.batch_cycle import derived_keys
 from sweepbench.plan.planner import read_plan
-from sweepbench.record import METRICS, BrokenRecord, RunRecord, load_planned_record
+from sweepbench.record import METRICS, STATUSES, BrokenRecord, RunRecord, load_planned_record
 
 BASE_COLUMNS = ["study", "cell", "run", "workload", "model", "dataset", "optimizer", "lr", "batch_size",
                 "effective_batch_size", "world_size",
@@ -166,6 +168,84 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
                               "tabulate the rest)")
     columns = BASE_COLUMNS + [f"axis_{a}" for a in axes_all] + RECORD_COLUMNS
     return pd.DataFrame(rows, columns=columns), missing
+
+
+# ---------------------------------------------------------------- what each column holds
+
+# (table or "*", column pattern, kind), first match wins: what a reader of the tables may rely on,
+# checked on load by check_table (the report reads every table through it). Kinds: any (axis
+# values, the reproduction's points), text, status, bool, fraction ([0, 1]), count (an integer
+# >= 0), batch (an integer >= 1 or "full"), size (an integer >= 1), nonneg (a number >= 0, or
+# inf), number (any number, nan or inf). An empty cell is "no value" for every kind but status and batch.
+COLUMN_KINDS = [
+    ("bmin_bmax", r"batch_sizes|final_train_accuracy", "text"),   # space-separated lists
+    ("reproduction", r"point|x|reference|ours|diff|band|x_axis", "any"),
+    ("*", r"axis_.+", "any"),
+    ("*", r"study|cell|run|workload|model|dataset|optimizer|target_metric|device_name|torch|git_commit|stack|"
+          r"selected_by|regime|steps_from|metric|source|state|verdict", "text"),
+    ("*", r"status", "status"),
+    ("*", r"diverged|synthetic|smoke|target_reached|best|fastest_to_target|knee|knee_within_sweep", "bool"),
+    ("*", r"(final|best)_\w+_accuracy(_mean|_std|_ci_lo|_ci_hi)?|best_model_test_accuracy|frac_diverged", "fraction"),
+    ("*", r"n_crit", "nonneg"),
+    ("*", r"n_\w+|seed|steps|world_size|batched_runs|steps_seeds|best_model_step|bmin|bmax", "count"),
+    ("*", r"batch_size", "batch"),
+    ("*", r"effective_batch_size|global_batch", "size"),
+    ("*", r"(best_)?lr|lr_min|lr_max|largest_stable_lr|linear_rule_lr|sqrt_rule_lr|epochs|peak_mem_mb|"
+          r"threshold_pct|.*_s|.*_s_(mean|std|ci_lo|ci_hi)|.*_loss(_mean|_std|_ci_lo|_ci_hi)?|"
+          r".*_to_target(_mean|_std|_ci_lo|_ci_hi)?|samples_per_s.*", "nonneg"),
+]
+KIND_ALLOWED = {"status": "one of " + ", ".join(STATUSES), "bool": "True or False, or empty",
+                "fraction": "a number in [0, 1], or empty", "count": "an integer >= 0, or empty",
+                "batch": "an integer >= 1 or full", "size": "an integer >= 1, or empty",
+                "nonneg": "a number >= 0, or empty", "number": "a number, or empty"}
+
+
+def column_kind(table: str, column: str) -> str:
+    """What a column of a table holds (COLUMN_KINDS); "number" for any other column."""
+    for where, pattern, kind in COLUMN_KINDS:
+        if where in (table, "*") and re.fullmatch(pattern, column):
+            return kind
+    return "number"
+
+
+def _cell_fits(kind: str, text: str) -> bool:
+    if kind in ("any", "text"):
+        return True
+    if kind == "status":
+        return text in STATUSES
+    if kind == "bool":
+        return text in ("True", "False", "")
+    if text == "":
+        return kind != "batch"
+    if kind == "batch" and text == "full":
+        return True
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    if kind == "number":
+        return True
+    if math.isnan(value):
+        return kind != "size"
+    if kind == "fraction":
+        return 0 <= value <= 1
+    if kind in ("count", "batch", "size"):
+        return value == int(value) and value >= (0 if kind == "count" else 1) if math.isfinite(value) else False
+    return value >= 0
+
+
+def table_problem(table: str, header: list[str], rows) -> str | None:
+    """The first cell of a table's rows (lists of text, as csv reads them) that its column's kind
+    refuses, as "line N column 'text': allowed: ...", a row with another number of fields than the
+    header, or None. A table that is not one of TABLE_NAMES (check.csv) is checked for its shape only."""
+    kinds = [column_kind(table, c) if table in TABLE_NAMES else "any" for c in header]
+    for n, row in enumerate(rows, 2):
+        if len(row) != len(header):
+            return f"line {n} has {len(row)} fields, the header {len(header)} (cut off?)"
+        for column, kind, text in zip(header, kinds, row):
+            if not _cell_fits(kind, text):
+                return f"line {n} {column} {text!r}: allowed: {KIND_ALLOWED[kind]}"
+    return None
 
 
 CELL_METRICS = ["final_train_loss", "final_train_accuracy", "final_val_loss", "final_val_accuracy",

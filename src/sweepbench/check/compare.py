@@ -33,7 +33,15 @@ import os
 import numpy as np
 
 from sweepbench import SweepbenchError, __version__
-from sweepbench.atomic import TempFolder, refuse_foreign, refuse_overwrite, write_file, write_own
+from sweepbench.atomic import (
+    TempFolder,
+    list_written,
+    owned_in,
+    refuse_foreign,
+    refuse_overwrite,
+    write_file,
+    write_own,
+)
 from sweepbench.check import regression
 from sweepbench.provenance import cpu_name
 
@@ -327,18 +335,30 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
 
     runs = pd.read_csv(runs_path, usecols=lambda c: c in ("device_name", "torch", "git_commit", "env_lock"))
     out = baseline_dir(name, root)
-    refuse_foreign(out, lambda rel: rel in BASELINE_FILES, "baseline folder")
+    refuse_foreign(out, owned_in(out, _older_baseline), "baseline folder")
     folder = TempFolder(out)
     try:
         write_file(os.path.join(folder.path, "seeds.csv"),
                    seeds.assign(seed=seeds["seed"].astype(int)).to_csv(index=False))
         write_file(os.path.join(folder.path, "meta.json"),
                    json.dumps(baseline_meta(name, runs, seeds), indent=1) + "\n")
+        list_written(folder.path, BASELINE_FILES)  # what a later save may replace (atomic.owned_in)
     except BaseException:
         folder.discard()
         raise
     folder.commit()
     return out
+
+
+def _older_baseline(path: str) -> tuple[str, ...]:
+    """A baseline folder of a sweepbench before the WRITTEN list: its meta.json an object naming the
+    sweepbench that saved it (a user's own meta.json or seeds.csv is no baseline). Its files' names, or none."""
+    try:
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return ()
+    return BASELINE_FILES if isinstance(meta, dict) and {"sweepbench", "remake"} <= set(meta) else ()
 
 
 # ---------------------------------------------------------------- the environment (requirements.lock)

@@ -54,9 +54,12 @@ def read_history(path: str):
         df = pd.read_csv(path, dtype={"tables": str, "commit": str, "baseline": str})
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise SweepbenchError(f"history {path} cannot be read ({type(err).__name__}); {allowed}") from None
-    lacking = [c for c in HISTORY_COLUMNS if c not in df.columns]
-    if lacking:
-        raise SweepbenchError(f"history {path} lacks columns {lacking}; {allowed}")
+    if list(df.columns) != HISTORY_COLUMNS:  # appending rewrites the file: another column would be dropped
+        lacking = [c for c in HISTORY_COLUMNS if c not in df.columns]
+        other = [c for c in df.columns if c not in HISTORY_COLUMNS]
+        what = (f"lacks columns {lacking}" if lacking else f"has columns sweepbench did not write {other}" if other
+                else "has its columns in another order")
+        raise SweepbenchError(f"history {path} {what} (left untouched); {allowed}")
     df["machine"] = df["machine"].fillna("").astype(str)
     for col in ("entry", "change", "change_lo", "change_hi"):
         values = pd.to_numeric(df[col], errors="coerce")

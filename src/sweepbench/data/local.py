@@ -72,7 +72,7 @@ def bad(text: str, who: str | None, problem: str) -> SweepbenchError:
     return SweepbenchError(f"{who + ': ' if who else ''}bad data {text!r}: {problem}")
 
 
-def _split_label(text: str) -> tuple[str, str | None]:
+def split_label(text: str) -> tuple[str, str | None]:
     """`file.csv:column` -> (file.csv, column); anything else -> (text, None)."""
     head, sep, tail = text.rpartition(":")
     if sep and head.lower().endswith((".csv", ".csv.gz")):
@@ -99,7 +99,7 @@ def is_source(text) -> bool:
     registry name wins over a folder of the same name. Cheap: at most one stat, no torch."""
     if not isinstance(text, str) or not text or text in registry.DATASETS:
         return False
-    path, _ = _split_label(text)
+    path, _ = split_label(text)
     return (_suffix(path) is not None or "/" in path or os.sep in path or path.startswith((".", "~"))
             or os.path.exists(path))
 
@@ -107,7 +107,7 @@ def is_source(text) -> bool:
 def parse(text: str, who: str | None = None) -> Source:
     """The source `text` names; a missing path, an unknown suffix or an empty label column is a
     one-line error naming the path and the allowed forms."""
-    path, label = _split_label(text)
+    path, label = split_label(text)
     full = os.path.abspath(os.path.expanduser(path))
     if label == "":
         raise bad(text, who, f"no label column after ':'; allowed: {ALLOWED}")
@@ -137,7 +137,7 @@ def fingerprint(text: str) -> str:
     """A cheap digest of a local source's data (16 hex digits) that changes when the data change:
     sha256 over the label column and each file's relative path, size and modification time (every
     file of a folder that is not hidden). No file is read; a missing path has a digest too."""
-    path, label = _split_label(text)
+    path, label = split_label(text)
     full = os.path.abspath(os.path.expanduser(path))
     digest = hashlib.sha256(f"{label or ''}\n".encode())
     entries = _files(full) if os.path.isdir(full) else [(os.path.basename(full), full)]
@@ -411,7 +411,7 @@ def csv_columns(src: Source) -> list[str]:
     """A CSV file's column names, from its header row; the label column must be one of them."""
     columns = [str(c) for c in _read_csv_table(src, nrows=0).columns]
     if src.label not in columns:
-        path = _split_label(src.text)[0]
+        path = split_label(src.text)[0]
         raise src.error(f"no label column {src.label!r} among its columns ({_shown(columns)}); allowed: "
                         f"{path}:<column> naming the label column")
     return columns

@@ -31,7 +31,7 @@ from sweepbench import SweepbenchError, atomic, rules, workloads
 from sweepbench.data import local, registry
 from sweepbench.plan import batch_cycle, stacks
 from sweepbench.record import METRICS, BrokenRecord, load_record
-from sweepbench.spec import OPTIONS, resolve
+from sweepbench.spec import OPTIONS, defaults, ignored, resolve
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "config.schema.yaml")
 ABBREVIATIONS = {"optimizer": "opt", "batch_size": "bs", "schedule": "sched", "sampling": "samp",
@@ -290,8 +290,8 @@ def plan(config: dict) -> dict:
         sp = _study_plan(name, config, selected)
         n_runs = check_plan_size(config, sp, n_runs)
         for point in _points(sp.study):
-            spec = _cell_spec(sp, point, config)
-            _add_cell(the_plan, sp, spec, seen)
+            spec, same = _cell_spec(sp, point, config)
+            _add_cell(the_plan, sp, spec, seen, same)
         # the study's own jobs: a cell it shares with an earlier study trains as that study planned it
         study_jobs = [j for j in dict.fromkeys(the_plan["cells"][c]["job"] for c in sp.entry["cells"])
                       if the_plan["jobs"][j]["study"] == name]
@@ -409,8 +409,9 @@ def _study_plan(name: str, config: dict, selected: list[str]) -> StudyPlan:
     return sp
 
 
-def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
-    """One cell's resolved run spec (its first seed), checked against the workload's data."""
+def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> tuple[dict, dict]:
+    """One cell's resolved run spec (its first seed), checked against the workload's data, and its
+    same_runs_form."""
     try:
         label = cell_slug(point)  # its runs' folder names, checked first
     except SweepbenchError as err:
@@ -419,9 +420,11 @@ def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
     if not sp.resources["gpu"] and options.get("device", "auto") == "auto":
         options["device"] = "cpu"  # a job that asks for no GPU must not take one (resource accounting)
     try:
-        spec = resolve({**options, "seed": sp.seeds[0], "threads": sp.resources["threads"]})
+        spec = resolve(_without_idle_fixed({**options, "seed": sp.seeds[0], "threads": sp.resources["threads"]},
+                                           point, sp.workload))
         spec = apply_smoke(spec) if is_smoke(config) else spec
-        n = _train_samples(spec, data_entry(spec))
+        entry = data_entry(spec)
+        n = _train_samples(spec, entry)
     except SweepbenchError as err:
         raise sp.error(f"cell {label}", err) from None
     bs = spec["batch_size"]
@@ -429,13 +432,55 @@ def _cell_spec(sp: StudyPlan, point: dict, config: dict) -> dict:
         raise sp.error("key batch_size", f"{bs} is larger than the training set of {sp.workload.name} ({n} "
                                          f"samples); allowed: 1..{n} or full")
     sp.entry["target"] = {"metric": spec["target_metric"], "value": spec["target"]}
-    return spec
+    return spec, same_runs_form(spec, entry)
 
 
-def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict) -> None:
+def _without_idle_fixed(options: dict, point: dict, workload) -> dict:
+    """`options` without the study's fixed values that do nothing in this cell (spec.ignored: a fixed
+    clr_gamma in a study whose rows are triangular and exp_range schedules acts on the exp_range cells
+    only), so that cell holds the default; a grid or row value that does nothing is refused (resolve)."""
+    base = {**defaults(), **workload.defaults}
+    try:
+        idle = ignored({**base, **options}, base)
+    except (SweepbenchError, KeyError, TypeError):  # a bad value: resolve names it
+        return options
+    return {k: v for k, v in options.items() if k not in idle or k in point or not _fits(k, v)}
+
+
+def _fits(key: str, value) -> bool:
+    """Whether `value` is one option `key` accepts (a bad one is named by resolve, acting or not)."""
+    try:
+        OPTIONS[key].check(value)
+    except SweepbenchError:
+        return False
+    return True
+
+
+def same_runs_form(spec: dict, entry) -> dict:
+    """The spec with equal values written one way, for the repeated-cell check: the workload's own model
+    named or not (`model: [mlp, null]`), a CSV's default label column named or not (`a.csv` and
+    `a.csv:label`), a train_size at or above the data's training samples and none (all of them), a
+    float option's int (`lr: [1, 1.0]`)."""
+    form = {k: _as_number(k, v) for k, v in spec.items()}
+    workload = workloads.get(spec["workload"])
+    if form["model"] is not None and form["model"] == workloads.label(workload.model):
+        form["model"] = None
+    if isinstance(form["data"], str):
+        path, column = local.split_label(form["data"])
+        form["data"] = path if column in (None, local.DEFAULT_LABEL) else form["data"]
+    if form["data"] is not None and form["data"] == workloads.label(workload.dataset):
+        form["data"] = None
+    if registry.DATASETS.get(getattr(entry, "name", None)) is entry and spec["train_size"] \
+            and spec["train_size"] >= entry.train_samples({**spec, "train_size": 0}):
+        form["train_size"] = 0
+    return form
+
+
+def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict, same: dict | None = None) -> None:
     """Put a cell and its runs in the plan (in its job), or point the study at an equal cell
-    that an earlier study already planned."""
-    key = json.dumps({k: _as_number(k, v) for k, v in spec.items() if k != "seed"}, sort_keys=True) \
+    that an earlier study already planned (equal in `same`, its same_runs_form)."""
+    same = spec if same is None else same
+    key = json.dumps({k: _as_number(k, v) for k, v in same.items() if k != "seed"}, sort_keys=True) \
         + json.dumps(sp.seeds) \
         + json.dumps(sp.study.get("batch_cycle_from")) \
         + json.dumps(sp.resources["exclusive"])  # a derived cycle, or a run timed alone, is not the same cell
@@ -541,6 +586,7 @@ def load_config(path: str) -> dict:
     """A config file, read strictly: not UTF-8, not YAML, repeated keys and a non-mapping are errors."""
     import yaml
 
+    path = os.fspath(path)  # Snakemake's configfiles are PosixPath: messages name the path, not its repr
     try:
         with open(path, encoding="utf-8") as f:
             config = yaml.load(f, Loader=_strict_loader())
@@ -749,8 +795,10 @@ def plan_json(the_plan: dict, where: str = "(plan)") -> str:
 
 
 def write_plan(the_plan: dict, path: str) -> str:
-    """Write `the_plan` (as plan() returns it) to `path` atomically as plan_json; returns `path`."""
-    atomic.write_file(path, plan_json(the_plan, path))
+    """Write `the_plan` (as plan() returns it) to `path` atomically as plan_json, recorded in its
+    folder's list of what sweepbench wrote (atomic.write_own: a user's plan.json is refused); returns `path`."""
+    folder, name = os.path.split(os.path.abspath(path))
+    atomic.write_own(folder, {name: plan_json(the_plan, path)}, "plan file")
     return path
 
 

@@ -4,7 +4,9 @@ template, and a table read from a CSV file."""
 from __future__ import annotations
 
 import base64
+import csv
 import html
+import io
 import math
 import os
 
@@ -45,11 +47,29 @@ def figure(svg: str, title: str, caption: str) -> dict:
 
 
 def read_table(tables_dir: str, name: str) -> pd.DataFrame:
+    """A table the report reads (an empty DataFrame when the file does not exist), checked first: UTF-8
+    text, every row as long as the header, ending with a newline, and for the tables `aggregate`
+    writes every cell of the kind its column holds (sweepbench.aggregate.tables.table_problem: an
+    accuracy of 2.5, a count of "n/a"). Anything else is one line naming the file, line and column."""
+    from sweepbench.aggregate.tables import table_problem
+
     path = os.path.join(tables_dir, f"{name}.csv")
     if not os.path.exists(path):
         return pd.DataFrame()
+    allowed = "allowed: the tables `sweepbench aggregate` writes (run it again)"
     try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:  # aggregate writes every table with its header, even when it has no rows
-        raise SweepbenchError(f"table {path} is empty, not even its header (cut off?); allowed: the tables "
-                              "`sweepbench aggregate` writes (run it again)") from None
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise SweepbenchError(f"table {path} is not UTF-8 text (byte {err.start}); {allowed}") from None
+    except OSError as err:  # a folder where the table should be, an unreadable file
+        raise SweepbenchError(f"table {path} cannot be read ({err.strerror}); {allowed}") from None
+    if not text.strip():  # aggregate writes every table with its header, even when it has no rows
+        raise SweepbenchError(f"table {path} is empty, not even its header (cut off?); {allowed}")
+    if not text.endswith("\n"):
+        raise SweepbenchError(f"table {path} does not end with a newline (cut off?); {allowed}")
+    header, *rows = csv.reader(io.StringIO(text))
+    problem = table_problem(name, header, rows)
+    if problem:
+        raise SweepbenchError(f"table {path} {problem}; {allowed}")
+    return pd.read_csv(io.StringIO(text))

@@ -19,7 +19,7 @@ import yaml
 from sweepbench import SweepbenchError, __version__, rules
 from sweepbench.aggregate import reproduction, statistics
 from sweepbench.aggregate.tables import TABLE_NAMES, table_columns
-from sweepbench.atomic import refuse_overwrite, write_own
+from sweepbench.atomic import refuse_overwrite, remove_own, write_own
 from sweepbench.check import compare, history, regression
 from sweepbench.data import generated
 from sweepbench.plan.planner import read_plan
@@ -549,9 +549,10 @@ def study_sections(the_plan: dict, t: dict, runs_dir: str, tables_dir: str, work
 
 def read_tables(tables_dir: str) -> tuple[dict, list[str]]:
     """Every table (TABLE_NAMES) and the names of those with no file (each then an empty table with
-    its columns, reported as not found). A table without one of its columns (tables.table_columns),
-    or a cells.csv with no rows beside a runs.csv with some, is refused in one line naming the
-    file: the report would crash on it or draw from it silently wrong."""
+    its columns, reported as not found). A table that read_table refuses (a cell out of its column's
+    kind, a row cut off, not UTF-8, a folder), one without one of its columns (tables.table_columns),
+    or a cells.csv with no rows beside a runs.csv with some (or the other way round), is refused in
+    one line naming the file: the report would crash on it or draw from it silently wrong."""
     t, missing, columns = {}, [], table_columns()
     for name in TABLE_NAMES:
         path = os.path.join(tables_dir, f"{name}.csv")
@@ -565,9 +566,10 @@ def read_tables(tables_dir: str) -> tuple[dict, list[str]]:
             more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
             raise SweepbenchError(f"table {path} lacks the column {lacking[0]}{more}; allowed: the tables "
                                   "`sweepbench aggregate` writes (run it again)")
-    if len(t["runs"]) and t["cells"].empty and "cells" not in missing:
-        raise SweepbenchError(f"table {os.path.join(tables_dir, 'cells.csv')} has no rows, but runs.csv has "
-                              f"{len(t['runs'])}; allowed: the tables `sweepbench aggregate` writes (run it again)")
+    for empty, full in (("cells", "runs"), ("runs", "cells")):  # one cut short beside the other
+        if len(t[full]) and t[empty].empty and empty not in missing:
+            raise SweepbenchError(f"table {os.path.join(tables_dir, empty + '.csv')} has no rows, but {full}.csv has "
+                                  f"{len(t[full])}; allowed: the tables `sweepbench aggregate` writes (run it again)")
     return t, missing
 
 
@@ -635,7 +637,8 @@ def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_d
     """Write <out_dir>/index.html, (pdf=True) <out_dir>/report.pdf and (figures_dir) every figure
     as an SVG file there; `workers` processes draw the studies (study_sections); with check_dir,
     the check and its history beside that folder (history.default_path), shown from two checks
-    on. Returns their paths. A user's own index.html or report.pdf in out_dir, or a figures folder
+    on. Returns their paths; without the PDF, an earlier report.pdf sweepbench wrote there is removed
+    (it would be stale beside the new page). A user's own index.html or report.pdf in out_dir, or a figures folder
     holding files the report did not write, is refused before anything is drawn or written."""
     refuse_overwrite(out_dir, REPORT_FILES, "--out")
     if figures_dir:
@@ -651,4 +654,6 @@ def render(plan_path: str, tables_dir: str, runs_dir: str, out_dir: str, check_d
     if figures_dir:
         write_figures(context, figures_dir)
     paths = write_own(out_dir, files, "--out")
+    if not pdf:  # an earlier report.pdf of ours would sit beside the new page, stale
+        remove_own(out_dir, ["report.pdf"], "--out")
     return dict(zip(("html", "pdf"), paths))

@@ -197,6 +197,28 @@ def test_baseline_save_replaces_its_own_files_and_refuses_a_folder_with_others(t
     assert {f: open(os.path.join(saved, "ref", f), "rb").read() for f in os.listdir(os.path.join(saved, "ref"))} \
         == before
 
+def test_baseline_save_recognises_its_folder_by_its_written_list_not_by_file_names(tmp_path, saved):
+    """A user's own folder holding a seeds.csv (or meta.json) was replaced: the names were all it checked."""
+    from sweepbench.atomic import WRITTEN, written
+
+    tables = os.path.dirname(write_tables(tmp_path, seeds(), "again"))
+    assert set(written(os.path.join(saved, "ref"))) == set(compare.BASELINE_FILES)
+    mine = tmp_path / "baselines" / "mine"
+    os.makedirs(mine)
+    (mine / "seeds.csv").write_text("my,own\n1,2\n")
+    with pytest.raises(SweepbenchError, match=r"bad baseline folder '.*mine': it holds files sweepbench did not "
+                                              r"write \(seeds.csv\)"):
+        compare.save_baseline("mine", tables, saved)
+    assert os.listdir(mine) == ["seeds.csv"] and (mine / "seeds.csv").read_text() == "my,own\n1,2\n"
+    seeds_csv = tmp_path / "baselines" / "ref" / "seeds.csv"
+    seeds_csv.write_text(seeds_csv.read_text() + "\n")                   # sweepbench's, edited since: not its own
+    with pytest.raises(SweepbenchError, match=r"\(seeds.csv\)"):
+        compare.save_baseline("ref", tables, saved)
+    os.remove(tmp_path / "baselines" / "ref" / WRITTEN)                   # a baseline of an older sweepbench:
+    assert compare.save_baseline("ref", tables, saved)                   # recognised by its meta.json
+    assert set(written(os.path.join(saved, "ref"))) == set(compare.BASELINE_FILES)
+
+
 def test_baseline_meta_records_how_it_was_made(saved):
     meta = json.load(open(os.path.join(saved, "ref", "meta.json")))
     assert meta["runs"] == 20 and meta["smoke"] is False and meta["seeds"] == {"s": list(range(10))}

@@ -115,3 +115,24 @@ def test_a_series_never_mixes_two_machines():
     assert history.lasting_changes(h, on="Xeon / torch 2.14.1").empty
     mixed = history.lasting_changes(h.assign(machine=""))                          # one machine: it is a step
     assert bool(mixed["step"].iloc[0]) and mixed["since_entry"].iloc[0] == 6
+
+
+def test_a_history_with_a_column_sweepbench_did_not_write_is_refused_untouched(tmp_path, saved, capsys):  # noqa: F811
+    tables = os.path.dirname(write_tables(tmp_path, current(), "now"))
+    args = ["check", "--baseline", "ref", "--tables", tables, "--root", saved, "--out", str(tmp_path / "c"),
+            "--plan", str(tmp_path / "no-plan.json")]
+    path = tmp_path / "history.csv"
+    assert cli.main(args + ["--history", str(path)]) == 0
+    lines = path.read_text().splitlines()
+    noted = "\n".join([lines[0] + ",note"] + [line + ",my remark" for line in lines[1:]]) + "\n"
+    path.write_text(noted)                                   # a user's extra column, which an append would drop
+    capsys.readouterr()
+    assert cli.main(args[:-4] + ["--out", str(tmp_path / "c2"), "--plan", str(tmp_path / "no-plan.json"),
+                                 "--history", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has columns sweepbench did not write ['note']" in err
+    assert path.read_text() == noted and not (tmp_path / "c2").exists()
+    reordered = pd.read_csv(str(path)).drop(columns="note")
+    reordered[history.HISTORY_COLUMNS[::-1]].to_csv(path, index=False)
+    with pytest.raises(SweepbenchError, match="has its columns in another order"):
+        history.read_history(str(path))

@@ -1,5 +1,7 @@
 """Bad configs are refused before any job, with one line naming the value and what is allowed."""
 
+import re
+
 import pytest
 from conftest import run_cli
 
@@ -86,6 +88,52 @@ def test_points_that_give_the_same_cell_twice_are_refused_naming_it(study, cell)
         plan({"studies": {"s": study}})
 
 
+@pytest.mark.parametrize("study, cell", [
+    ({"workload": "digits_mlp", "grid": {"model": ["mlp", None]}}, "s/model~mlp"),   # the workload's own model
+    ({"workload": "digits_mlp", "grid": {"train_size": [100_000, 0]}}, "s/train_size~100000"),  # above the data: all
+    ({"workload": "digits_mlp", "grid": {"data": ["digits", None]}}, "s/data~digits"),  # the workload's own data
+])
+def test_values_that_mean_the_same_are_one_cell(study, cell):
+    with pytest.raises(SweepbenchError, match=f"two points give the same runs, cell {cell}"):
+        plan({"studies": {"s": study}})
+
+
+def test_a_csv_with_and_without_its_default_label_column_named_is_one_cell(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("x,y,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    study = {"workload": "digits_mlp", "fixed": {"hidden": [8]}, "grid": {"data": ["a.csv", "a.csv:label"]}}
+    with pytest.raises(SweepbenchError, match="two points give the same runs"):
+        plan({"studies": {"s": study}})
+    study["grid"]["data"] = ["a.csv", "a.csv:y"]                                        # another label: two cells
+    assert len(plan({"studies": {"s": study}})["cells"]) == 2
+
+
+@pytest.mark.parametrize("study, message", [
+    ({"workload": "digits_mlp", "grid": {"optimizer": ["adam"], "momentum": [0.5, 0.9]}},
+     "bad momentum 0.5 with optimizer adam, which ignores it; allowed: leave momentum unset (0.9), or optimizer "
+     "momentum or nesterov"),
+    ({"workload": "digits_mlp", "rows": [{"step_gamma": 0.5}]},
+     "bad step_gamma 0.5 with schedule constant, which ignores it; allowed: leave step_gamma unset (0.1), or "
+     "schedule step"),
+    ({"workload": "digits_mlp", "grid": {"test_fraction": [0.1, 0.3]}},
+     "bad test_fraction 0.1 with workload digits_mlp, which ignores it"),
+])
+def test_an_axis_value_that_does_nothing_in_its_cell_is_refused(study, message):
+    with pytest.raises(SweepbenchError, match=re.escape(message)):
+        plan({"studies": {"s": study}})
+
+
+def test_a_fixed_value_acts_only_on_the_cells_it_acts_on():
+    """A study's fixed step_gamma with rows of constant and step schedules, or a fixed momentum over an
+    optimizer axis: the value goes to the cells it acts on, the others keep the default (one form per run)."""
+    study = {"workload": "digits_mlp", "fixed": {"momentum": 0.5, "step_gamma": 0.5},
+             "rows": [{"optimizer": "adam", "schedule": "constant"}, {"optimizer": "momentum", "schedule": "step"}]}
+    cells = plan({"studies": {"s": study}})["cells"]
+    specs = {c["axes"]["optimizer"]: c["runs"][0]["spec"] for c in cells.values()}
+    assert (specs["adam"]["momentum"], specs["adam"]["step_gamma"]) == (0.9, 0.1)
+    assert (specs["momentum"]["momentum"], specs["momentum"]["step_gamma"]) == (0.5, 0.5)
+
+
 def test_a_smoke_run_keeps_once_the_cells_that_its_shrinking_makes_equal():
     """Smoke clamps epochs (and train_size, max_steps, ...): an axis over them gives equal cells,
     which a smoke run of any config must accept (trained and tabulated once)."""
@@ -115,6 +163,9 @@ def test_yaml_merge_keys_work_and_repeated_keys_are_still_refused(tmp_path):
     path.write_text("studies:\n  a: {<<: {workload: linreg}, workload: x, workload: y}\n")
     with pytest.raises(SweepbenchError, match="duplicate key 'workload'"):
         load_config(str(path))
+    with pytest.raises(SweepbenchError) as err:                         # as Snakemake passes it: a PosixPath
+        load_config(path)
+    assert f"config '{path}': " in str(err.value) and "PosixPath" not in str(err.value)
 
 
 def test_a_yaml_alias_bomb_is_refused_quickly_in_one_line(tmp_path):

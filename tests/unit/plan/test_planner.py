@@ -7,6 +7,7 @@ import pytest
 from conftest import run_cli
 
 from sweepbench import SweepbenchError
+from sweepbench.atomic import WRITTEN
 from sweepbench.data import datasets
 from sweepbench.plan.planner import (
     DEFAULT_RESOURCES,
@@ -176,7 +177,7 @@ def test_the_plan_file_gives_back_the_plan_with_each_spec_stored_once(tmp_path, 
     assert count_key(stored, "spec") == n_runs and count_key(json.loads(json.dumps(the_plan)), "spec") == 2 * n_runs
     job_specs = sum(len(json.dumps(r["spec"])) for job in the_plan["jobs"].values() for r in job["runs"])
     assert os.path.getsize(path) < len(json.dumps(the_plan, indent=1)) - job_specs       # every job spec saved
-    assert not [p for p in (tmp_path / "results").iterdir() if p.name != "plan.json"]    # written atomically
+    assert not [p for p in (tmp_path / "results").iterdir() if p.name not in ("plan.json", WRITTEN)]  # atomically
 
 
 def test_the_default_plan_file_keeps_stacks_and_smoke(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from sweepbench import SweepbenchError, cli
 from sweepbench.aggregate import tables
-from sweepbench.atomic import WRITTEN
+from sweepbench.atomic import WRITTEN, write_own, written
 from sweepbench.plan.planner import write_plan
 from sweepbench.report import figure_files
 
@@ -36,6 +36,19 @@ def test_report_out_replaces_its_own_page_and_refuses_a_users_index_html_untouch
                                                    "index.html, which sweepbench did not write there")
     assert os.listdir(tmp_path / "site") == ["index.html"] and not (tmp_path / "figs").exists()   # nothing written
     assert (tmp_path / "site" / "index.html").read_text() == "<p>my site</p>"
+
+
+def test_report_no_pdf_removes_its_own_earlier_pdf_and_refuses_a_users_untouched(tmp_path, empty_results, capsys):
+    """`report --no-pdf` left an old report.pdf beside the new index.html: a stale report."""
+    out = tmp_path / "r"
+    write_own(str(out), {"report.pdf": b"%PDF-1.7 an earlier report"}, "--out")   # as `report` wrote it
+    assert cli.main([*empty_results, "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == [WRITTEN, "index.html"] and set(written(str(out))) == {"index.html"}
+    (out / "report.pdf").write_bytes(b"%PDF-1.7 mine")                            # a user's: refused, kept
+    capsys.readouterr()
+    assert cli.main([*empty_results, "--out", str(out)]) == 2
+    assert "it holds report.pdf, which sweepbench did not write there" in capsys.readouterr().err
+    assert (out / "report.pdf").read_bytes() == b"%PDF-1.7 mine"
 
 
 def test_figures_folder_replaces_only_the_svgs_it_listed_not_a_users_of_the_same_pattern(tmp_path):
@@ -74,9 +87,7 @@ def test_the_report_refuses_a_malformed_table_naming_the_file_b15(tmp_path, empt
     lacking a column rendered silently without it."""
     import pandas as pd
 
-    from sweepbench.aggregate.tables import table_columns
-
-    runs = pd.DataFrame([{c: 1 for c in table_columns()["runs"]}])
+    runs = pd.DataFrame([a_row("runs")])
     runs.to_csv(tmp_path / "tables" / "runs.csv", index=False)                  # one run, but no cell
     assert cli.main([*empty_results, "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err == (f"sweepbench report: error: table {tmp_path}/tables/cells.csv has no rows, but "
@@ -89,6 +100,48 @@ def test_the_report_refuses_a_malformed_table_naming_the_file_b15(tmp_path, empt
                                        "again)\n")
     assert not (tmp_path / "r").exists()
 
+
+def a_row(table: str) -> dict:
+    """A row of valid values for every column of `table` (1 where a number goes)."""
+    from sweepbench.aggregate.tables import column_kind, table_columns
+
+    kinds = {"status": "completed", "bool": False, "text": "x", "any": "x"}
+    return {c: kinds.get(column_kind(table, c), 1) for c in table_columns()[table]}
+
+
+@pytest.mark.parametrize("table, edit, message", [
+    ("runs", lambda t: t.replace(",completed,", ",finished,"), "line 2 status 'finished': allowed: one of completed"),
+    ("cells", lambda t: t.replace("0.5", "2.5", 1), r"line 2 final_train_accuracy_mean '2.5': allowed: a number in "
+                                                    r"\[0, 1\]"),
+    ("cells", lambda t: t.replace(",7,", ",n/a,", 1), "line 2 n_seeds 'n/a': allowed: an integer >= 0, or empty"),
+    ("runs", lambda t: t.rstrip("\n").rsplit(",", 3)[0] + "\n", "line 2 has .* fields, the header .* \\(cut off\\?\\)"),
+    ("runs", lambda t: t.rstrip("\n"), "does not end with a newline"),
+    ("runs", lambda t: t.split("\n")[0] + "\n", "has no rows, but cells.csv has 1"),
+    ("runs", lambda t: t.replace("x", "\xe9").encode("latin-1"), r"is not UTF-8 text \(byte \d+\)"),
+    ("runs", None, r"cannot be read \(Is a directory\)"),
+])
+def test_the_report_reads_every_table_through_one_checking_loader(tmp_path, table, edit, message):
+    """A corrupt table with the right columns was rendered (an accuracy of 2.5, rows cut off, "n/a"
+    cells, a header-only runs.csv beside a non-empty cells.csv); not UTF-8, or a folder, a traceback."""
+    import pandas as pd
+
+    from sweepbench.report.document import read_tables
+
+    folder = tmp_path / "tables"
+    os.makedirs(folder)
+    rows = {"runs": a_row("runs"), "cells": {**a_row("cells"), "final_train_accuracy_mean": 0.5, "n_seeds": 7}}
+    for name, row in rows.items():
+        pd.DataFrame([row]).to_csv(folder / f"{name}.csv", index=False)
+    read_tables(str(folder))                                                     # valid: read
+    path = folder / f"{table}.csv"
+    if edit is None:
+        path.unlink()
+        os.makedirs(path)
+    else:
+        text = edit(path.read_text())
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(SweepbenchError, match=f"^table {folder}/{table}.csv {message}.*; allowed: the tables "):
+        read_tables(str(folder))
 
 
 def test_another_outputs_folder_given_as_figures_folder_is_refused_untouched(tmp_path):

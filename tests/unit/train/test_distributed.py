@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from sweepbench import SweepbenchError, record
+from sweepbench.atomic import WRITTEN
 from sweepbench.spec import resolve
 from sweepbench.train import distributed, engine, parallel_model
 
@@ -55,7 +56,7 @@ def test_a_data_parallel_run_writes_one_record_with_both_batches_and_the_losses_
     result = engine.train(ddp, str(tmp_path / "ddp"), quiet=True)
     engine.train(resolve({**SPEC, "batch_size": 32}), str(tmp_path / "one"), quiet=True)
     assert sorted(os.listdir(tmp_path)) == ["ddp", "one"]                 # no temporary folder left
-    assert sorted(os.listdir(tmp_path / "ddp")) == sorted(record.RECORD_FILES)
+    assert sorted(os.listdir(tmp_path / "ddp")) == sorted([*record.RECORD_FILES, WRITTEN])
     par = result["distributed"]
     assert (par["world_size"], par["backend"], par["per_worker_batch"], par["global_batch"]) == (2, "gloo", 16, 32)
     assert par["threads_per_rank"] == 1 and len(par["rank_step_time_median_s"]) == 2

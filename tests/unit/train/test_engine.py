@@ -11,6 +11,7 @@ import torch
 from conftest import run_cli
 
 from sweepbench import SweepbenchError, record
+from sweepbench.atomic import WRITTEN
 from sweepbench.spec import resolve
 from sweepbench.train import engine, schedules
 
@@ -23,7 +24,7 @@ def train(tmp_path, name="run", **user):
 
 
 def assert_complete_record(run_dir):
-    assert sorted(os.listdir(run_dir)) == sorted(record.RECORD_FILES)
+    assert sorted(os.listdir(run_dir)) == sorted([*record.RECORD_FILES, WRITTEN])
     rec = json.load(open(os.path.join(run_dir, "run.json")))
     for key in ("status", "spec", "final", "best", "to_target", "throughput", "provenance"):
         assert key in rec

@@ -16,6 +16,7 @@ from sweepbench.plan.planner import (
 )
 from sweepbench.data.registry import PREPARED, needs_tensor_file, wildcard_pattern
 from sweepbench.plan import user_inputs
+from sweepbench.atomic import refuse_overwrites
 from sweepbench.provenance import code_version
 from sweepbench.report import figure_files
 from sweepbench.status import stale_manifests
@@ -24,14 +25,33 @@ try:
     for path in workflow.configfiles:  # read again strictly: YAML keeps one of two repeated keys silently
         load_config(path)
     PLAN = plan(config)
-    # outputs never replace what sweepbench did not write (Snakemake clears the report's figures folder)
-    check_smoke_results(config)
-    figure_files.check_folder(os.path.join(config.get("report_dir", "report"), "figures"), "report_dir's figures folder")
 except SweepbenchError as err:
     print(f"sweepbench: {err}", file=sys.stderr)
     sys.exit(1)
 
 RESULTS = config.get("results_dir", "results")
+REPORT = config.get("report_dir", "report")
+SMOKE = is_smoke(config)
+from sweepbench.aggregate.tables import TABLE_NAMES
+from sweepbench.check.compare import CHECK_FILES
+
+TABLES = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
+# the report shows the verdict; smoke results are never compared with a baseline
+CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") and not SMOKE else []
+REPORT_HTML, REPORT_PDF = f"{REPORT}/index.html", f"{REPORT}/report.pdf"
+try:
+    # outputs never replace what sweepbench did not write: Snakemake deletes a job's outputs before the job
+    # runs (and clears the report's figures folder), so each is checked here, before any job
+    check_smoke_results(config)
+    figure_files.check_folder(os.path.join(REPORT, "figures"), "report_dir's figures folder")
+    # (a plan.json that is exactly this config's plan is sweepbench's, listed or not: an older one wrote no list)
+    PLAN_FILE = [] if plan_is_written(PLAN, f"{RESULTS}/plan.json") else [f"{RESULTS}/plan.json"]
+    refuse_overwrites([*PLAN_FILE, *TABLES, *(f"{RESULTS}/check/{n}" for n in CHECK_FILES)], "results_dir's folder")
+    refuse_overwrites([REPORT_HTML, REPORT_PDF], "report_dir")
+except SweepbenchError as err:
+    print(f"sweepbench: {err}", file=sys.stderr)
+    sys.exit(1)
+
 # a run folder deleted after its job finished: the job runs again and trains what is missing (its
 # manifest goes, and runs.csv with it: Snakemake re-makes a missing input only for a job that must run);
 # a plan.json that is not this config's plan goes the same way (planner.plan_is_written)
@@ -44,17 +64,10 @@ for stale, why in STALE:
     for path in (stale, f"{RESULTS}/tables/runs.csv"):
         if os.path.exists(path):
             os.remove(path)
-REPORT = config.get("report_dir", "report")
-SMOKE = is_smoke(config)
 DATA_DIR = SMOKE_DATA_DIR if SMOKE else "resources"  # where prepare_data writes <dataset>.pt
 JOBS = PLAN["jobs"]
 CODE_VERSION = code_version("training")  # a param of every training job: editing that code re-trains
 TABLES_CODE, CHECK_CODE, REPORT_CODE = (code_version(g) for g in ("tables", "check", "report"))
-from sweepbench.aggregate.tables import TABLE_NAMES
-
-TABLES = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
-# the report shows the verdict; smoke results are never compared with a baseline
-CHECK = [f"{RESULTS}/check/summary.json"] if config.get("baseline") and not SMOKE else []
 
 
 wildcard_constraints:

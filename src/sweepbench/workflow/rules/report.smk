@@ -10,9 +10,9 @@ rule report:
         CHECK,
         plan=f"{RESULTS}/plan.json",
     output:
-        html=report(f"{REPORT}/index.html", caption="../report/html_report.rst", category="Report",
+        html=report(REPORT_HTML, caption="../report/html_report.rst", category="Report",
                     labels={"file": "sweepbench report (HTML)"}),
-        pdf=report(f"{REPORT}/report.pdf", caption="../report/pdf_report.rst", category="Report",
+        pdf=report(REPORT_PDF, caption="../report/pdf_report.rst", category="Report",
                    labels={"file": "sweepbench report (PDF)"}),
         figures=report(directory(f"{REPORT}/figures"), patterns=["{study}/{figure}.svg"],
                        caption="../report/figure.rst", category="Figures", subcategory="{study}",
