@@ -179,6 +179,8 @@ def runs_table(the_plan: dict, runs_dir: str, partial: bool = False):
 # inf), number (any number, nan or inf). An empty cell is "no value" for every kind but status and batch.
 COLUMN_KINDS = [
     ("bmin_bmax", r"batch_sizes|final_train_accuracy", "text"),   # space-separated lists
+    ("runs", r"block_samples_per_s", "text"),                     # space-separated list
+    ("runs", r"env_lock", "text"),
     ("reproduction", r"point|x|reference|ours|diff|band|x_axis", "any"),
     ("*", r"axis_.+", "any"),
     ("*", r"study|cell|run|workload|model|dataset|optimizer|target_metric|device_name|torch|git_commit|stack|"
@@ -192,7 +194,7 @@ COLUMN_KINDS = [
     ("*", r"effective_batch_size|global_batch", "size"),
     ("*", r"(best_)?lr|lr_min|lr_max|largest_stable_lr|linear_rule_lr|sqrt_rule_lr|epochs|peak_mem_mb|"
           r"threshold_pct|.*_s|.*_s_(mean|std|ci_lo|ci_hi)|.*_loss(_mean|_std|_ci_lo|_ci_hi)?|"
-          r".*_to_target(_mean|_std|_ci_lo|_ci_hi)?|samples_per_s.*", "nonneg"),
+          r".*_to_target(_mean|_std|_ci_lo|_ci_hi)?|samples_per_s.*|timing_ci", "nonneg"),
 ]
 KIND_ALLOWED = {"status": "one of " + ", ".join(STATUSES), "bool": "True or False, or empty",
                 "fraction": "a number in [0, 1], or empty", "count": "an integer >= 0, or empty",

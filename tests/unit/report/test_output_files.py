@@ -154,3 +154,25 @@ def test_another_outputs_folder_given_as_figures_folder_is_refused_untouched(tmp
                                               r"write \(cells.csv, runs.csv\), left untouched"):
         figure_files.write(folder, {"s/01-loss.svg": b"<svg/>"})
     assert sorted(os.listdir(folder)) == [".sweepbench-written.json", "cells.csv", "runs.csv"]
+
+
+def test_a_real_records_runs_csv_row_fits_every_columns_declared_kind(tmp_path):
+    """Every runs.csv column a record fills (lists such as block_samples_per_s, the lock's hash) has
+    the kind the report's loader checks it against: a new column without one would refuse real tables."""
+    import csv
+    import io
+
+    import pandas as pd
+    from conftest import minimal_record, write_record_files
+
+    from sweepbench.aggregate.tables import RECORD_COLUMNS, run_row, table_problem
+    from sweepbench.record import load_record
+
+    rec = minimal_record(provenance={"device_name": "cpu", "torch": "2.x", "git_commit": "abc", "code_version": "0",
+                                     "env_lock": {"sha256": "0123456789ab", "matches": True}})
+    write_record_files(str(tmp_path / "r"), rec)
+    row = run_row(load_record(str(tmp_path / "r")))
+    assert row["block_samples_per_s"] == "1000 1000 1000 1000 1000 1000" and set(RECORD_COLUMNS) <= set(row)
+    rows = list(csv.reader(io.StringIO(pd.DataFrame([{"study": "s", "cell": "s/a", "run": "s/a/seed~0", **row}])
+                                       .to_csv(index=False))))
+    assert table_problem("runs", rows[0], rows[1:]) is None
