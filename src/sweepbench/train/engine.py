@@ -46,6 +46,7 @@ from sweepbench.train.clock import Clock
 from sweepbench.train.objective import Objective, evaluate, measure_noise_scale
 from sweepbench.train.run_state import (
     FLUSH_EVERY,
+    TIMING_FLUSH_EVERY,
     PendingStep,
     RunState,
     after_eval,
@@ -284,8 +285,9 @@ def train_loop(run: Training) -> None:
 
 
 def train_epoch(run: Training, epoch: int) -> bool:
-    """One epoch's steps, reading back every FLUSH_EVERY steps (and evaluating every eval_every
-    steps). Returns True when max_steps was reached."""
+    """One epoch's steps, reading back every FLUSH_EVERY steps (TIMING_FLUSH_EVERY in a timing run,
+    outside its step marks) and evaluating every eval_every steps. Returns True when max_steps was
+    reached."""
     spec, n_train = run.spec, len(run.splits.y_train)
     batch = global_batch(spec, epoch, n_train)
     for k in run.active():
@@ -300,7 +302,8 @@ def train_epoch(run: Training, epoch: int) -> bool:
         train_step(run, data, group, epoch, epoch + (i + 1) / len(updates))
         last_step = bool(spec["max_steps"]) and run.step >= spec["max_steps"]
         eval_now = spec["eval_every"] and run.step % spec["eval_every"] == 0 and i + 1 < len(updates)
-        if len(run.pending) >= FLUSH_EVERY or eval_now or last_step or i + 1 == len(updates):
+        flush = TIMING_FLUSH_EVERY if spec["timing_ci"] else FLUSH_EVERY
+        if len(run.pending) >= flush or eval_now or last_step or i + 1 == len(updates):
             run.clock.stop()
             read_back(run)
             if eval_now:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sweepbench import SweepbenchError, rules
 
 FLUSH_EVERY = 64  # steps between read-backs of the mini-batch losses (one host sync per window)
+TIMING_FLUSH_EVERY = 4  # a timing run (timing_ci > 0) reads back this often, so it stops near its budget
 
 
 @dataclass
