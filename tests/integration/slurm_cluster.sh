@@ -24,7 +24,7 @@ LOG=/var/log/slurm
 STATE=/var/spool/slurmctld
 
 die() { echo "slurm_cluster.sh: $*" >&2; exit 1; }
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }   # a daemon by its pid file
+running() { local pid; pid=$(cat "$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }   # a daemon by its pid file
 
 need_root() {
   [ "$(id -u)" = 0 ] || die "needs root (installs packages and starts daemons); you are $(id -un)"
@@ -41,6 +41,10 @@ install_packages() {
   apt-get update -qq >/dev/null
   # policy-rc.d keeps the packages' init scripts from starting daemons themselves
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+resolvable_host() {   # slurmctld and slurmd find the node by its short name
+  getent hosts "$HOST" >/dev/null || echo "127.0.1.1 $HOST" >> /etc/hosts
 }
 
 start_munge() {
@@ -164,7 +168,7 @@ stop_daemons() {   # stop_daemons <name>...: by their pid files, waiting until t
   for d in "$@"; do
     local pidfile=/run/$d.pid
     running "$pidfile" || continue
-    kill "$(cat "$pidfile")"
+    kill "$(cat "$pidfile")" 2>/dev/null || true
     for _ in $(seq 60); do running "$pidfile" || break; sleep 0.25; done
     running "$pidfile" && die "$d (pid $(cat "$pidfile")) did not stop"
     rm -f "$pidfile"
@@ -184,6 +188,7 @@ case "${1:-}" in
     need_root
     install_packages
     CHANGED=0
+    resolvable_host
     write_configs
     start_munge
     start_mariadb
