@@ -66,15 +66,17 @@ def lock_held(workdir: str = ".") -> bool:
 
 def snakemake_alive(workdir: str = ".") -> bool | None:
     """Whether a Snakemake process runs in workdir on this machine (from /proc: its command line
-    names snakemake, its working folder is workdir); None where /proc cannot tell."""
+    names snakemake, its working folder is workdir); None where /proc cannot tell. A Snakemake
+    started with --nolock never holds the lock: the one inside each cluster job (the SLURM plugin's
+    job step, on a compute node that may be this machine) is not the workflow's."""
     if not os.path.isdir("/proc"):
         return None
     target = os.path.realpath(workdir)
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                head = f.read().split(b"\0")[:3]
-            if any(b"snakemake" in os.path.basename(part) for part in head) and \
+                argv = f.read().split(b"\0")
+            if any(b"snakemake" in os.path.basename(part) for part in argv[:3]) and b"--nolock" not in argv and \
                     os.path.realpath(f"/proc/{pid}/cwd") == target:
                 return True
         except OSError:  # gone meanwhile, or another user's process

@@ -1,7 +1,13 @@
 """README's "On a SLURM cluster" commands through the real snakemake-executor-plugin-slurm against a
 fake SLURM (tests/integration/fakeslurm/: runs the jobs on this machine, answers in SLURM's
 formats, rejects what a cluster rejects, logs every sbatch line): exact sbatch resources per
-study, a failed job redone alone, a re-run that submits nothing."""
+study, a failed job redone alone, a re-run that submits nothing.
+
+Checked here, on the fake only, because the real one-node CPU cluster of test_slurm_real.py cannot
+show them: the GPU partition and GPU requests (--gpus, --gpus-per-task), studies on two
+partitions of different nodes, the exact sbatch lines README shows, array jobs refused, jobs of
+two SLURM tasks (srun -n 2), an out-of-memory kill. Everything a one-node cluster can show (what
+each job got in sacct, scancel, timeout, drain, requeue, kill -9) runs on the real cluster there."""
 
 import json
 import os

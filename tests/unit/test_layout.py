@@ -10,8 +10,8 @@ import pytest
 from sweepbench import provenance
 
 STAGES = ("data", "plan", "train", "aggregate", "check", "report")
-VOCABULARY = ("__init__", "__main__", "atomic", "cli", "envlock", "provenance", "record", "rules", "spec", "status",
-              "workloads")
+VOCABULARY = ("__init__", "__main__", "atomic", "cli", "envlock", "provenance", "record", "rules", "slurm", "spec",
+              "status", "workloads")
 # What each package may import: "top" is the shared vocabulary at the top of src/sweepbench/.
 ALLOWED = {
     "top": {"top"},

@@ -128,3 +128,24 @@ def test_a_lock_left_by_a_killed_snakemake_is_told_from_a_running_one(results, s
     assert out["workflow"] == "lock, none here" and out["studies"]["a"]["running"] == 1  # maybe on another host
     assert "no Snakemake runs in this folder on this machine; if none runs anywhere (a killed run), clear it: " \
            "snakemake --unlock" in format_status(out)
+
+
+def test_a_snakemake_inside_a_cluster_job_is_not_the_workflow(results):
+    """The SLURM plugin's job step runs `python -m snakemake ... --nolock` in the workflow's folder; on a
+    one-node cluster (the login node is the compute node) status took it for the workflow after the
+    workflow itself was killed: "running" instead of a lock left by a killed run."""
+    os.makedirs(results / ".snakemake" / "locks")
+    (results / ".snakemake" / "locks" / "0.input.lock").write_text("")
+    fake = results / "bin" / "snakemake"
+    os.makedirs(fake.parent)
+    fake.write_text("import pathlib, time\npathlib.Path('bin/ready').touch()\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(fake), "--target-jobs", "train:job=a", "--nolock"], cwd=str(results))
+    try:
+        for _ in range(200):
+            if (results / "bin" / "ready").exists():
+                break
+            time.sleep(0.05)
+        assert status(str(results / "results"), str(results))["workflow"] == "lock, none here"
+    finally:
+        proc.kill()
+        proc.wait()

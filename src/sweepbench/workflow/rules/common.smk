@@ -171,6 +171,12 @@ def on_cluster():
     return workflow.non_local_exec or workflow.remote_exec
 
 
+def submits_to_slurm():
+    """This Snakemake submits the jobs to SLURM (the SLURM executor plugin), not a job inside one."""
+    plugin = workflow.executor_plugin
+    return plugin is not None and plugin.name == "slurm" and not workflow.remote_exec
+
+
 def local_cores():
     """--cores of this Snakemake (None when not given, e.g. --workflow-profile none on a cluster)."""
     cores = workflow.global_resources.get("_cores")

@@ -7,10 +7,18 @@
 # (onstart: never in a dry run; only changed files), not by a job per spec: that cost a process
 # per job, and one job writing them all would, upstream of every training job, make Snakemake
 # re-train all of them (or, with ancient(), none) on any config change.
+from sweepbench import slurm
 
 
 onstart:
     write_job_specs(PLAN, f"{RESULTS}/specs")
+    if submits_to_slurm():  # a cancelled job is reported, not waited for forever (sweepbench.slurm)
+        slurm.put_sacct_shim_on_path()
+
+
+# A failed SLURM job: what to do next (a timeout: raise the study's runtime), after Snakemake's error.
+onerror:
+    slurm.print_failure_hints(log)
 
 
 # Before the first training job of a user's own workload, model or data: load the data and run the
