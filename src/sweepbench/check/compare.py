@@ -53,9 +53,10 @@ BINARY_OUTCOMES = {"target_reached": True, "diverged": False}
 SPEED_METRICS = {"samples_per_s": True}   # a run's median block throughput (sweepbench.rules.timing_blocks)
 SEED_COLUMNS = ["study", "cell", "seed", "status", "target", "target_reached", "smoke", "batched_runs", "stack",
                 "device_name", "torch", "train_s", "timing_ci"] + list(QUALITY_METRICS) + list(SPEED_METRICS) + [
+                "samples_per_s_ci_lo", "samples_per_s_ci_hi",
                 "block_samples_per_s"]   # the run's timed blocks, kept with the baseline (not tested: see speed_units)
 NUMERIC_COLUMNS = ["seed", "target", "batched_runs", "train_s", "timing_ci"] + list(QUALITY_METRICS) + list(
-    SPEED_METRICS)
+    SPEED_METRICS) + ["samples_per_s_ci_lo", "samples_per_s_ci_hi"]
 BOOL_COLUMNS = ["target_reached", "smoke"]
 STATUSES = ("completed", "converged", "target_reached", "diverged")
 BASELINE_COMMAND = "make baseline"
@@ -68,13 +69,14 @@ DEFAULTS = {
                 "best_val_loss": 0.02, "steps_to_target": 0.0, "samples_to_target": 0.0},
     "rel_tol": {"steps_to_target": 0.10, "samples_to_target": 0.10},
     "speed_threshold": 0.05,   # speed's effect floor: a relative change of samples/s (regression.regression_test)
-    "min_timed_s": 1.0,   # speed is compared only for cells whose runs trained at least this long
+    "min_timed_s": 0.5,   # speed is compared only for cells whose runs trained at least this long
 }
 VERDICTS = ("pass", "regression", "improvement", "unstable", "not comparable", "missing")
 CHECK_COLUMNS = ["study", "cell", "metric", "baseline", "current", "delta", "ci_lo", "ci_hi", "n_baseline", "n_current",
                  "test", "p_value", "p_adjusted", "threshold", "mde", "seeds_needed", "verdict", "why", "reason"]
 # the `why` words for a row that is not comparable, by the start of its reason
 NOT_COMPARABLE_WHY = {"device": "different device", "torch": "different torch version",
+                      "timing unsteady": "timing unsteady",
                       "runs trained together": "different stack size", "runs train": "runs too short to time",
                       "one seed": "one seed on each side"}
 
@@ -113,6 +115,17 @@ def quality_comparisons(key, b, c, s: dict) -> list:
     return out
 
 
+def steady(d, width: float):
+    """The runs whose timing is steady: the 95% interval of their samples/s (the median block's,
+    sweepbench.rules.median_interval) is within +-`width` (the speed floor) of it. A run timed while
+    another process took the cores has blocks of every speed (measured: intervals of +-16% to
+    +-300%, or too few blocks for one, where a quiet run has +-0.4% to +-4%); its median says how
+    busy the machine was, not how fast the code is, and it could not show a change of the floor's
+    size anyway."""
+    half = (d["samples_per_s_ci_hi"] - d["samples_per_s_ci_lo"]) / 2 / d["samples_per_s"]
+    return d[half <= width]
+
+
 def speed_units(d, metric: str):
     """One value per independent timing of a cell's runs: a run alone, or a stack (the cell's runs
     in one stack share its clock, so they are one measurement, not several). Diverged runs are
@@ -129,7 +142,9 @@ def speed_comparisons(row0: dict, b, c, s: dict) -> tuple[list[dict], list]:
     independent timing, speed_units). Compared only between runs trained the same way: the same
     device name and torch version, and the same number of runs trained together in a stack
     (baseline runs of another stack size are left out: `make baseline` stacks its seeds in groups
-    of a normal run's size), and runs that trained at least min_timed_s (1 s) on both sides."""
+    of a normal run's size), that trained at least min_timed_s (0.5 s) on both sides; and only
+    runs whose timing was steady (`steady`: the others are left out, and a side with none left
+    makes the row not comparable)."""
     values = lambda d, col: sorted({int(v) if isinstance(v, float) and v.is_integer() else v for v in d[col]})
     why = next((f"{what} {values(b, col)} vs {values(c, col)}" for col, what in (("device_name", "device"),
                                                                                   ("torch", "torch"))
@@ -141,11 +156,17 @@ def speed_comparisons(row0: dict, b, c, s: dict) -> tuple[list[dict], list]:
     timed = min(b["train_s"].mean(), c["train_s"].mean()) if len(b) and len(c) else math.nan
     if not why and not timed >= s["min_timed_s"]:
         why = f"runs train {timed:.3g} s, too short to time (min_timed_s {s['min_timed_s']:g})"
+    unsteady = [side for side, d in (("baseline", b), ("current", c)) if steady(d, s["speed_threshold"]).empty]
+    if not why and unsteady:
+        why = (f"timing unsteady in every {' and '.join(unsteady)} run: the 95% interval of samples/s is wider than "
+               f"+-{s['speed_threshold']:.0%} (speed_threshold) or missing (the machine was busy?)")
+    shown = {metric: (b[metric].mean(), c[metric].mean()) for metric in SPEED_METRICS}
+    b, c = steady(b, s["speed_threshold"]), steady(c, s["speed_threshold"])
     rows, comps = [], []
     for metric, higher in SPEED_METRICS.items():
         bv, cv = speed_units(b, metric), speed_units(c, metric)
         if why:
-            bm, cm = b[metric].mean(), c[metric].mean()
+            bm, cm = shown[metric]
             rows.append({**row0, "metric": metric, "baseline": bm, "current": cm, "delta": cm - bm,
                          "n_baseline": len(bv), "n_current": len(cv), "verdict": "not comparable", "reason": why})
         elif len(bv) and len(cv) and (bv > 0).all() and (cv > 0).all():

@@ -14,14 +14,15 @@ from sweepbench.check import compare
 
 def seeds(cells=("s/a", "s/b"), acc=(0.90, 0.91, 0.89, 0.905, 0.895, 0.9, 0.902, 0.898, 0.893, 0.907),
           sps=1000.0, device="cpu-x", torch="2.x", status="completed", reached=True, train_s=5.0, smoke=False,
-          batched=1, seed0=0, stack="", timing_ci=0.0):
+          batched=1, seed0=0, stack="", timing_ci=0.0, width=0.01):
     rows = []
     for cell in cells:
         for i, a in enumerate(acc):
             rows.append({"study": "s", "cell": cell, "seed": seed0 + i, "status": status, "target": 0.8,
                          "target_reached": reached, "smoke": smoke, "batched_runs": batched, "train_s": train_s,
                          "stack": stack(i) if callable(stack) else stack, "timing_ci": timing_ci,
-                         "block_samples_per_s": f"{sps} {sps}",
+                         "block_samples_per_s": f"{sps} {sps}", "samples_per_s_ci_lo": sps * (1 - width),
+                         "samples_per_s_ci_hi": sps * (1 + width),
                          "device_name": device, "torch": torch, "final_val_accuracy": a, "best_val_accuracy": a + 0.01,
                          "final_val_loss": 1 - a, "best_val_loss": 0.9 - a, "steps_to_target": 100 + i % 3,
                          "samples_to_target": 3200 + 32 * (i % 3), "samples_per_s": sps * (1 + 0.01 * (i % 3 - 1)),
@@ -90,6 +91,22 @@ def test_runs_of_one_stack_are_one_timing_and_other_stack_sizes_are_left_out():
     row = compare.compare(base, cur, compare.settings(None))
     row = row[row["metric"] == "samples_per_s"].iloc[0]
     assert (row["n_baseline"], row["n_current"]) == (3, 1) and row["verdict"] == "pass"
+
+
+def test_runs_timed_unsteadily_are_left_out_and_a_side_without_steady_runs_is_not_comparable():
+    """A run timed while the machine was busy has a wide interval (measured: +-16% to +-300%); its
+    median says how busy the machine was. Left out; with none steady on a side: not comparable."""
+    base = seeds(cells=("s/a",))
+    busy = current(cells=("s/a",), acc=(0.9,), sps=300.0, width=0.4)
+    row = compare.compare(base, busy, compare.settings(None))
+    row = row[row["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "not comparable" and row["why"] == "timing unsteady"
+    assert row["reason"].startswith("timing unsteady in every current run: the 95% interval of samples/s is wider "
+                                    "than +-5%") and row["current"] == pytest.approx(297.0)
+    mixed = pd.concat([base.assign(samples_per_s_ci_lo=float("nan")).head(3), base.iloc[3:]])
+    row = compare.compare(mixed, current(cells=("s/a",), acc=(0.9,), sps=900.0), compare.settings(None))
+    row = row[row["metric"] == "samples_per_s"].iloc[0]
+    assert row["n_baseline"] == 7 and row["verdict"] == "regression"      # 3 runs without an interval left out
 
 
 def test_timing_runs_compare_their_speed_only():
