@@ -8,7 +8,7 @@ What runs, in this order, each as one `sweepbench train-pack` process like the w
   1. the baseline, as `make baseline` makes it: one process training every cell with
      --baseline-seeds seeds (10);
   2. --repeats pairs of current runs, one process each, alternating A (unchanged) and B (the
-     same runs with `debug_slowdown` 1/9: each step sleeps a ninth of its own time inside the
+     same runs with `debug_slowdown` 1/9: each step waits a ninth of its own time inside the
      step, so samples/s is 10% lower; planted in the timing, not in the table);
   3. a second baseline, after them (so that each current run has a baseline made before it
      and one made after it, minutes apart, as a real baseline is made on another day).
@@ -39,7 +39,7 @@ from sweepbench.plan.planner import load_config, plan
 from sweepbench.record import load_record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SLOWDOWN = 1 / 9   # sleep 1/9 of each step's time: the step takes 10/9 as long, samples/s is 10% lower
+SLOWDOWN = 1 / 9   # wait 1/9 of each step's time: the step takes 10/9 as long, samples/s is 10% lower
 STUDY = "throughput"
 
 

@@ -55,7 +55,8 @@ def regression_test(comparisons: list, alpha: float, spread_k: float) -> list[di
     and, for a continuous metric, whose change is also worse than an effect floor: the configured
     tolerance (abs_tol + rel_tol x the baseline mean) or spread_k x the baseline's seed
     standard deviation, whichever is larger; for speed the configured speed_threshold (a relative
-    change; 5% by default) alone, as the test itself already weighs the timings' spread. An
+    change; 7% by default) alone: the baseline's timings are made back to back, so their spread
+    misses the machine's drift between runs minutes apart, which the floor must carry. An
     improvement is the mirror image.
 
     Unstable cells: when a cell's baseline seeds disagree (some diverged or reached the target,

@@ -43,9 +43,14 @@ class Clock:
 
     def stall(self, fraction: float) -> None:
         """A planted slowdown (the debug_slowdown option, for benchmarks): wait `fraction` of the
-        step's time so far, inside the step (on CUDA after a sync, so the wait adds to the step)."""
+        step's time so far, inside the step (on CUDA after a sync, so the wait adds to the step). The
+        wait spins on the clock: time.sleep overshoots by tens of microseconds, a step of B = 1 takes
+        about 3 ms, so a sleep would plant more than asked."""
         self.sync()
-        time.sleep(fraction * (time.perf_counter() - self._step_host))
+        now = time.perf_counter()
+        end = now + fraction * (now - self._step_host)
+        while now < end:
+            now = time.perf_counter()
 
     def step_end(self, begin):
         if self.cuda:

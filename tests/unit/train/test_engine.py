@@ -298,17 +298,22 @@ def test_a_timing_run_stops_when_its_median_throughput_is_known_and_records_its_
 
 
 def test_debug_slowdown_sleeps_its_fraction_of_each_step_inside_the_step(tmp_path, monkeypatch):
-    """The planted slowdown of benchmarks/bench_speed_check.py: every step, before its end mark, sleeps
-    debug_slowdown x the step's time so far (not timed here: the sleeps asked for are recorded)."""
+    """The planted slowdown of benchmarks/bench_speed_check.py: every step, before its end mark, waits
+    debug_slowdown x the step's time so far (not timed here: a fake clock)."""
     from sweepbench.train import clock
 
-    asked, ticks = [], iter(range(10**6))
-    monkeypatch.setattr(clock.time, "sleep", asked.append)
-    monkeypatch.setattr(clock.time, "perf_counter", lambda: next(ticks) * 0.5)   # each reading 0.5 s later
+    readings = []
+    ticks = iter(range(10**6))
+
+    def perf_counter():
+        readings.append(next(ticks) * 0.01)              # each reading of the clock 10 ms later
+        return readings[-1]
+
+    monkeypatch.setattr(clock.time, "perf_counter", perf_counter)
     c = clock.Clock(torch.device("cpu"))
-    mark = c.step_begin()
-    c.stall(0.25)
-    assert asked == [0.25 * 0.5] and c.step_end(mark) == 1.0    # the wait is inside the step's time
+    mark = c.step_begin()                                 # 0.00
+    c.stall(2.0)                                          # at 0.01 (a step of 10 ms so far): wait 20 ms more
+    assert readings[-1] == 0.03 and c.step_end(mark) == 0.04    # spun until 0.03; the wait is inside the step
     monkeypatch.undo()
     calls = []
     monkeypatch.setattr(clock.Clock, "stall", lambda self, fraction: calls.append(fraction))
