@@ -192,14 +192,17 @@ COLUMN_KINDS = [
     ("*", r"n_\w+|seed|steps|world_size|batched_runs|steps_seeds|best_model_step|bmin|bmax", "count"),
     ("*", r"batch_size", "batch"),
     ("*", r"effective_batch_size|global_batch", "size"),
+    ("*", r"samples_per_s", "positive"),
+    ("*", r".*_loss(_mean|_std|_ci_lo|_ci_hi)?", "loss"),
     ("*", r"(best_)?lr|lr_min|lr_max|largest_stable_lr|linear_rule_lr|sqrt_rule_lr|epochs|peak_mem_mb|"
-          r"threshold_pct|.*_s|.*_s_(mean|std|ci_lo|ci_hi)|.*_loss(_mean|_std|_ci_lo|_ci_hi)?|"
+          r"threshold_pct|.*_s|.*_s_(mean|std|ci_lo|ci_hi)|"
           r".*_to_target(_mean|_std|_ci_lo|_ci_hi)?|samples_per_s.*|timing_ci", "nonneg"),
 ]
 KIND_ALLOWED = {"status": "one of " + ", ".join(STATUSES), "bool": "True or False, or empty",
                 "fraction": "a number in [0, 1], or empty", "count": "an integer >= 0, or empty",
                 "batch": "an integer >= 1 or full", "size": "an integer >= 1, or empty",
-                "nonneg": "a number >= 0, or empty", "number": "a number, or empty"}
+                "nonneg": "a finite number >= 0, or empty", "number": "a number, or empty",
+                "positive": "a finite number > 0, or empty", "loss": "a number >= 0 (inf: diverged), or empty"}
 
 
 def column_kind(table: str, column: str) -> str:
@@ -233,7 +236,18 @@ def _cell_fits(kind: str, text: str) -> bool:
         return 0 <= value <= 1
     if kind in ("count", "batch", "size"):
         return value == int(value) and value >= (0 if kind == "count" else 1) if math.isfinite(value) else False
-    return value >= 0
+    if kind == "loss":
+        return value >= 0
+    if kind == "positive":
+        return 0 < value < math.inf
+    return 0 <= value < math.inf
+
+
+def cell_problem(table: str, column: str, text: str) -> str | None:
+    """What is wrong with one cell of a table (its column's kind, COLUMN_KINDS), or None; the
+    check reads runs.csv and a baseline's seeds.csv through this too."""
+    kind = column_kind(table, column)
+    return None if _cell_fits(kind, text) else f"{column} {text!r}: allowed: {KIND_ALLOWED[kind]}"
 
 
 def table_problem(table: str, header: list[str], rows) -> str | None:

@@ -33,6 +33,7 @@ import os
 import numpy as np
 
 from sweepbench import SweepbenchError, __version__
+from sweepbench.aggregate import tables
 from sweepbench.atomic import (
     TempFolder,
     list_written,
@@ -76,7 +77,8 @@ CHECK_COLUMNS = ["study", "cell", "metric", "baseline", "current", "delta", "ci_
                  "test", "p_value", "p_adjusted", "threshold", "mde", "seeds_needed", "verdict", "why", "reason"]
 # the `why` words for a row that is not comparable, by the start of its reason
 NOT_COMPARABLE_WHY = {"device": "different device", "torch": "different torch version",
-                      "timing unsteady": "timing unsteady",
+                      "timing unsteady": "timing unsteady", "timing rule differs": "timing rule differs",
+                      "no samples_per_s": "speed not measured",
                       "runs trained together": "different stack size", "runs train": "runs too short to time",
                       "one seed": "one seed on each side"}
 
@@ -126,6 +128,18 @@ def steady(d, width: float):
     return d[half <= width]
 
 
+def timing_rule_row(key, b, c) -> list[dict]:
+    """A cell whose runs are timing runs (timing_ci > 0) on one side only: its quality is not
+    comparable (one side trained its budget, the other stopped on its clock), said in one row."""
+    timed_b, timed_c = b["timing_ci"] > 0, c["timing_ci"] > 0
+    if not (timed_b.any() or timed_c.any()) or (timed_b.all() and timed_c.all()):
+        return []
+    rules_b, rules_c = sorted(set(b["timing_ci"].fillna(0))), sorted(set(c["timing_ci"].fillna(0)))
+    return [{"study": key[0], "cell": key[1], "metric": "*", "verdict": "not comparable",
+             "reason": f"timing rule differs: timing_ci {rules_b} in the baseline, {rules_c} now (a timing run stops "
+                       "on its clock, so its steps and quality depend on the machine): quality not compared"}]
+
+
 def speed_units(d, metric: str):
     """One value per independent timing of a cell's runs: a run alone, or a stack (the cell's runs
     in one stack share its clock, so they are one measurement, not several). Diverged runs are
@@ -156,6 +170,9 @@ def speed_comparisons(row0: dict, b, c, s: dict) -> tuple[list[dict], list]:
     timed = min(b["train_s"].mean(), c["train_s"].mean()) if len(b) and len(c) else math.nan
     if not why and not timed >= s["min_timed_s"]:
         why = f"runs train {timed:.3g} s, too short to time (min_timed_s {s['min_timed_s']:g})"
+    unmeasured = [side for side, d in (("baseline", b), ("current", c)) if d[list(SPEED_METRICS)[0]].isna().all()]
+    if not why and unmeasured:
+        why = f"no samples_per_s measured in any {' or '.join(unmeasured)} run"
     unsteady = [side for side, d in (("baseline", b), ("current", c)) if steady(d, s["speed_threshold"]).empty]
     if not why and unsteady:
         why = (f"timing unsteady in every {' and '.join(unsteady)} run: the 95% interval of samples/s is wider than "
@@ -169,7 +186,13 @@ def speed_comparisons(row0: dict, b, c, s: dict) -> tuple[list[dict], list]:
             bm, cm = shown[metric]
             rows.append({**row0, "metric": metric, "baseline": bm, "current": cm, "delta": cm - bm,
                          "n_baseline": len(bv), "n_current": len(cv), "verdict": "not comparable", "reason": why})
-        elif len(bv) and len(cv) and (bv > 0).all() and (cv > 0).all():
+        elif not (len(bv) and len(cv)):
+            rows.append({**row0, "metric": metric, "baseline": shown[metric][0], "current": shown[metric][1],
+                         "n_baseline": len(bv), "n_current": len(cv), "verdict": "not comparable",
+                         "reason": f"no {metric} measured in any "
+                                   + " or ".join(side for side, v in (("baseline", bv), ("current", cv)) if not len(v))
+                                   + " run"})
+        else:
             comps.append(regression.Comparison(f"{row0['study']}\0{row0['cell']}", metric, bv, cv, higher,
                                                tolerance=s["speed_threshold"] * bv.mean(), log_scale=True,
                                                speed=True))
@@ -239,7 +262,7 @@ def compare(base, cur, s: dict):
     for key in [k for k in bcells if k in ccells]:
         comparisons += quality_comparisons(key, bcells[key], ccells[key], s)
         not_comparable, timed = speed_comparisons({"study": key[0], "cell": key[1]}, bcells[key], ccells[key], s)
-        speed += not_comparable
+        speed += timing_rule_row(key, bcells[key], ccells[key]) + not_comparable
         comparisons += timed
     for comp, result in zip(comparisons, regression.regression_test(comparisons, s["alpha"], s["spread_k"])):
         study, cell = comp.cell.split("\0")
@@ -275,6 +298,10 @@ def _parse_row(rec: dict, path: str, line: int) -> dict:
         if rec[col] not in ("True", "False"):
             raise _bad(path, line, f"{col} {rec[col]!r}; allowed: True, False")
         out[col] = rec[col] == "True"
+    for col in NUMERIC_COLUMNS + BOOL_COLUMNS + ["status"]:   # ranges: the tables' column kinds
+        problem = tables.cell_problem("runs", col, rec[col])
+        if problem:
+            raise _bad(path, line, problem)
     for col in NUMERIC_COLUMNS:
         try:
             out[col] = float(rec[col]) if rec[col] != "" else math.nan

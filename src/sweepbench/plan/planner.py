@@ -107,6 +107,15 @@ def load_schema() -> dict:
     return schema
 
 
+def _numbers(value, where: str):
+    """(key path, number) of every float in a nested mapping (the check settings)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _numbers(inner, f"{where}.{key}")
+    elif isinstance(value, float):
+        yield where, value
+
+
 def validate_config(config: dict) -> None:
     """JSON-Schema validation; the first error is reported with its place in the config."""
     import jsonschema
@@ -116,6 +125,10 @@ def validate_config(config: dict) -> None:
     if bad != "":  # YAML reads `1:` or `~:` as a number or null, which no schema pattern checks
         raise SweepbenchError(f"config error in key studies: study name {bad!r} is not text; allowed: names of "
                               "letters, digits, _ and - (quote a number: '1')")
+    for key, value in _numbers(config.get("check"), "check"):   # JSON Schema's bounds let NaN through
+        if not math.isfinite(value):
+            raise SweepbenchError(f"config error in key {key}: {value!r} is not a finite number; allowed: a number "
+                                  "in the range config/README.md gives (a NaN threshold would turn the check off)")
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:

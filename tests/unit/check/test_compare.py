@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 
 import pandas as pd
@@ -24,7 +25,7 @@ def seeds(cells=("s/a", "s/b"), acc=(0.90, 0.91, 0.89, 0.905, 0.895, 0.9, 0.902,
                          "block_samples_per_s": f"{sps} {sps}", "samples_per_s_ci_lo": sps * (1 - width),
                          "samples_per_s_ci_hi": sps * (1 + width),
                          "device_name": device, "torch": torch, "final_val_accuracy": a, "best_val_accuracy": a + 0.01,
-                         "final_val_loss": 1 - a, "best_val_loss": 0.9 - a, "steps_to_target": 100 + i % 3,
+                         "final_val_loss": 1 - a, "best_val_loss": 0.95 - a, "steps_to_target": 100 + i % 3,
                          "samples_to_target": 3200 + 32 * (i % 3), "samples_per_s": sps * (1 + 0.01 * (i % 3 - 1)),
                          "step_time_median_s": 32 / sps})
     return pd.DataFrame(rows)
@@ -107,6 +108,38 @@ def test_runs_timed_unsteadily_are_left_out_and_a_side_without_steady_runs_is_no
     row = compare.compare(mixed, current(cells=("s/a",), acc=(0.9,), sps=900.0), compare.settings(None))
     row = row[row["metric"] == "samples_per_s"].iloc[0]
     assert row["n_baseline"] == 7 and row["verdict"] == "regression"      # 3 runs without an interval left out
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("samples_per_s", 0.0, "samples_per_s '0.0': allowed: a finite number > 0, or empty"),
+    ("samples_per_s", -5.0, "samples_per_s '-5.0': allowed: a finite number > 0"),
+    ("samples_per_s", float("inf"), "samples_per_s 'inf': allowed: a finite number > 0"),
+    ("final_val_accuracy", 2.5, "final_val_accuracy '2.5': allowed: a number in [0, 1]"),
+    ("train_s", float("inf"), "train_s 'inf': allowed: a finite number >= 0"),
+])
+def test_the_per_seed_tables_are_read_with_the_ranges_of_their_columns(tmp_path, column, value, message):
+    """A hand-edited runs.csv or seeds.csv with a value of the right type but out of range was compared
+    (samples/s of 0 dropped the speed row and passed; an accuracy of 2.5 was an improvement)."""
+    path = write_tables(tmp_path, current().assign(**{column: [value] + [1.0] * 5}))
+    with pytest.raises(SweepbenchError, match=f"line 2: {re.escape(message)}"):
+        compare.read_seed_table(path)
+
+
+def test_a_side_without_any_samples_per_s_is_not_comparable_never_silently_dropped():
+    cur = current(cells=("s/a",)).assign(samples_per_s=float("nan"))
+    row = compare.compare(seeds(cells=("s/a",)), cur, compare.settings(None))
+    row = row[row["metric"] == "samples_per_s"].iloc[0]
+    assert row["verdict"] == "not comparable" and row["reason"] == "no samples_per_s measured in any current run"
+
+
+def test_a_timing_rule_on_one_side_only_says_the_quality_is_not_compared():
+    """One hand-edited baseline row with timing_ci > 0 dropped every quality row of its cell silently."""
+    base = seeds(cells=("s/a",))
+    base.loc[0, "timing_ci"] = 0.01
+    table = compare.compare(base, current(cells=("s/a",), acc=(0.5, 0.5, 0.5)), compare.settings(None))
+    row = table[table["metric"] == "*"].iloc[0]
+    assert row["verdict"] == "not comparable" and row["why"] == "timing rule differs"
+    assert "timing_ci [0.0, 0.01] in the baseline, [0.0] now" in row["reason"]
 
 
 def test_timing_runs_compare_their_speed_only():
@@ -250,7 +283,7 @@ def corrupt(path, fn):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda ls: [ls[0], ls[1].replace(",0.901,", ",abc,", 1)] + ls[2:],
-     "line 2: final_val_accuracy 'abc' is not a number"),
+     "line 2: final_val_accuracy 'abc': allowed: a number in [0, 1]"),
     (lambda ls: ls[:-1] + [ls[-1][:30]], "does not end with a newline (cut off?)"),
     (lambda ls: ls[:-1] + [ls[-1][:30] + "\n"], "fields, the header has"),
     (lambda ls: [ls[0].replace("status", "stat")] + ls[1:], "columns ['status'] missing"),

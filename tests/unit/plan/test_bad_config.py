@@ -28,6 +28,9 @@ def study(**extra):
      "bad target 1.5 for val_accuracy; allowed: a number in [0, 1]"),
     ({"studies": {"s": {"workload": "linreg", "target": {"metric": "train_loss", "value": -1}}}},
      "bad target -1.0 for train_loss; allowed: a number >= 0"),
+    ({**study(), "check": {"alpha": float("nan")}}, "config error in key check.alpha: nan is not a finite number"),
+    ({**study(), "check": {"abs_tol": {"final_val_loss": float("inf")}}},
+     "config error in key check.abs_tol.final_val_loss: inf is not a finite number"),
 ])
 def test_bad_config_values(config, message):
     with pytest.raises(SweepbenchError) as err:
