@@ -203,6 +203,9 @@ def build_record(state, ctx: RunContext) -> dict:
 # ---------------------------------------------------------------- writing a record
 
 
+RECORD_KIND = "run record"  # its WRITTEN list's kind: a run replaces only a run record (atomic.owned_in)
+
+
 class RecordWriter:
     """Writes one run record to `out_dir` atomically: a temporary sibling folder is reserved up
     front (so an unwritable output fails before training) and renamed into place only when the
@@ -236,7 +239,8 @@ class RecordWriter:
             self.discard()
             raise cannot_write(os.path.join(self.out_dir, name), err) from None
         try:
-            list_written(self.tmp, sorted(os.listdir(self.tmp)))  # with model.pt where save_best put it there
+            # with model.pt where save_best put it there
+            list_written(self.tmp, sorted(os.listdir(self.tmp)), RECORD_KIND)
         except OSError as err:
             self.discard()
             raise cannot_write(os.path.join(self.out_dir, WRITTEN), err) from None
@@ -258,7 +262,7 @@ def check_replaceable(out_dir: str) -> None:
     elif os.path.lexists(path) and not os.path.isdir(path):
         reason = "it is an existing file"
     elif os.path.isdir(path):
-        extra = foreign_files(path, owned_in(path, _older_record, changed_ok=True))
+        extra = foreign_files(path, owned_in(path, _older_record, changed_ok=True, kind=RECORD_KIND))
         if extra:
             reason = f"it holds other files ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
     if reason:
