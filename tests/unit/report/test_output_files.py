@@ -70,16 +70,20 @@ def test_figures_folder_replaces_only_the_svgs_it_listed_not_a_users_of_the_same
     assert (tmp_path / "figs" / "s" / "01-loss.svg").read_text() == "<svg>edited</svg>"
 
 
-def test_a_figures_folder_from_before_the_written_list_is_recognised_by_name(tmp_path):
-    """Backward compatibility: a folder with no WRITTEN list (an older sweepbench's) holding only
-    <study>/<nn>-<slug>.svg files and Snakemake's mark is re-rendered; anything else is refused."""
-    old = tmp_path / "figs" / "s" / "01-old.svg"
-    os.makedirs(old.parent)
-    old.write_text("<svg/>")
-    (tmp_path / "figs" / ".snakemake_timestamp").write_text("")
+def test_a_figures_folder_without_a_written_list_is_not_the_reports(tmp_path):
+    """`report --figures-dir pics` deleted the user's pics/trip/01-beach.svg: a folder with no WRITTEN
+    list fell back to the figure file names, which a user's file can have. Only Snakemake's mark passes."""
+    mine = tmp_path / "pics" / "trip" / "01-beach.svg"
+    os.makedirs(mine.parent)
+    mine.write_text("<svg>my photo</svg>")
+    with pytest.raises(SweepbenchError, match=r"bad --figures-dir '.*pics': it holds files sweepbench did not write "
+                                              r"\(trip/01-beach.svg\), left untouched"):
+        figure_files.write(str(tmp_path / "pics"), {"t/01-new.svg": b"<svg/>"})
+    assert mine.read_text() == "<svg>my photo</svg>" and not (tmp_path / "pics" / WRITTEN).exists()
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / ".snakemake_timestamp").write_text("")              # the workflow's folder, new
     figure_files.write(str(tmp_path / "figs"), {"t/01-new.svg": b"<svg/>"})
-    assert not old.exists() and (tmp_path / "figs" / "t" / "01-new.svg").exists()
-    assert (tmp_path / "figs" / WRITTEN).exists() and (tmp_path / "figs" / ".snakemake_timestamp").exists()
+    assert (tmp_path / "figs" / "t" / "01-new.svg").exists() and (tmp_path / "figs" / WRITTEN).exists()
 
 
 def test_the_report_refuses_a_malformed_table_naming_the_file_b15(tmp_path, empty_results, capsys):
