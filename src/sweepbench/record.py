@@ -478,6 +478,16 @@ def _run_json_problem(data: dict, task: str | None = None) -> str | None:
     return None
 
 
+def row_length_problem(header: list[str], rows) -> str | None:
+    """The first row (a list of fields, as csv reads it; the first is line 2) with another number of
+    fields than the header, as "line N has F fields, the header H", or None: pandas reads such a row
+    shifted (one field more makes its first field the index), so a file that is rewritten loses it."""
+    for n, row in enumerate(rows, 2):
+        if len(row) != len(header):
+            return f"line {n} has {len(row)} fields, the header {len(header)}"
+    return None
+
+
 def _metrics_csv_problem(path: str) -> str | None:
     """The first value of metrics.csv's METRIC_COLUMNS that value_problem refuses (a loss of "n/a",
     an accuracy of 2.5), as "metrics.csv line N column 'text': what is allowed", or None. Empty
