@@ -75,8 +75,14 @@ def parse(text: str, path: str = LOCK_NAME) -> dict[str, tuple[str, str]]:
 
 @functools.lru_cache(maxsize=4)
 def _read(path: str, mtime_ns: int) -> tuple[str, dict]:
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise SweepbenchError(f"{path}: not UTF-8 text (byte {err.start}); allowed: name==version lines (re-make "
+                              "it: make lock)") from None
+    except OSError as err:
+        raise SweepbenchError(f"{path}: cannot be read ({err.strerror}); allowed: a readable file") from None
     return text_hash(text), parse(text, path)
 
 
