@@ -489,14 +489,16 @@ def row_length_problem(header: list[str], rows) -> str | None:
 
 
 def _metrics_csv_problem(path: str) -> str | None:
-    """The first value of metrics.csv's METRIC_COLUMNS that value_problem refuses (a loss of "n/a",
-    an accuracy of 2.5), as "metrics.csv line N column 'text': what is allowed", or None. Empty
-    cells and "nan" mean no value."""
+    """The first row of metrics.csv with another number of fields than its header, or the first value
+    of its METRIC_COLUMNS that value_problem refuses (a loss of "n/a", an accuracy of 2.5), as
+    "metrics.csv line N ...", or None. Empty cells and "nan" mean no value."""
     with open(path) as f:
         header = f.readline().rstrip("\n").split(",")
         checked = [(i, c) for i, c in enumerate(header) if c in METRIC_COLUMNS]
         for n, line in enumerate(f, 2):
             cells = line.rstrip("\n").split(",")
+            if len(cells) != len(header):  # a field more or less shifts every column after it
+                return f"metrics.csv line {n} has {len(cells)} fields, the header {len(header)}"
             for i, column in checked:
                 text = cells[i] if i < len(cells) else ""
                 try:

@@ -259,3 +259,19 @@ def test_writing_under_a_file_says_which_file_stands_in_the_way(tmp_path):
     with pytest.raises(SweepbenchError, match=rf"cannot write .*afile/c: {tmp_path}/afile is a file, not a folder"):
         make_folder(str(tmp_path / "afile" / "c"))
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_metrics_csv_row_with_a_field_more_is_refused_not_shifted(a_record, tmp_path):
+    """One extra field in metrics.csv's first data row shifted every column of that row (only the last
+    row's field count was checked): every row must have the header's field count."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    lines = (bad / "metrics.csv").read_text().splitlines()
+    n = len(lines[0].split(","))
+    lines[1] = "0," + lines[1]
+    (bad / "metrics.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(record.BrokenRecord, match=f"^broken run record {bad}: metrics.csv line 2 has {n + 1} fields, "
+                                                  f"the header {n}$"):
+        record.load_record(str(bad))
