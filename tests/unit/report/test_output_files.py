@@ -180,3 +180,35 @@ def test_a_real_records_runs_csv_row_fits_every_columns_declared_kind(tmp_path):
     rows = list(csv.reader(io.StringIO(pd.DataFrame([{"study": "s", "cell": "s/a", "run": "s/a/seed~0", **row}])
                                        .to_csv(index=False))))
     assert table_problem("runs", rows[0], rows[1:]) is None
+
+
+def test_a_smoke_run_never_replaces_a_real_report_and_smoke_tables_never_fill_a_real_plan(tmp_path, empty_results):
+    """After a real run, `sweepbench run --config smoke=true results_dir=results-smoke` replaced
+    report/index.html (nothing in it said smoke); `report --plan results/plan.json --tables
+    results-smoke/tables` drew smoke numbers under the real plan."""
+    import pandas as pd
+
+    from sweepbench.plan.planner import SMOKE_REPORT_MARK, check_smoke_results
+    from sweepbench.report.document import check_smoke_tables
+
+    assert cli.main([*empty_results, "--out", str(tmp_path / "report")]) == 0    # a real plan's report
+    assert SMOKE_REPORT_MARK not in (tmp_path / "report" / "index.html").read_text()
+    smoke_config = {"smoke": "true", "results_dir": str(tmp_path / "results-smoke"),
+                    "report_dir": str(tmp_path / "report")}
+    with pytest.raises(SweepbenchError, match=r"^config error in key smoke: true, but .*report/index.html is a real "
+                                              r"sweep's report that the smoke report would replace; allowed: "
+                                              r"smoke=true with report_dir=report-smoke"):
+        check_smoke_results(smoke_config)
+    check_smoke_results({**smoke_config, "smoke": False})                         # a real run may replace it
+    write_plan({"studies": {}, "cells": {}, "jobs": {}, "config": {}, "smoke": True}, str(tmp_path / "plan.json"))
+    assert cli.main([*empty_results, "--out", str(tmp_path / "smoke-report")]) == 0
+    page = (tmp_path / "smoke-report" / "index.html").read_text()
+    assert SMOKE_REPORT_MARK in page and "<strong>Smoke run:</strong>" in page
+    check_smoke_results({**smoke_config, "report_dir": str(tmp_path / "smoke-report")})   # smoke over smoke: fine
+    smoke_runs = pd.DataFrame({"run": ["s/a/seed~0"], "smoke": [True]})
+    with pytest.raises(SweepbenchError, match=r"^table t/runs.csv holds smoke runs, but p.json is a real plan; "
+                                              r"allowed: the plan and tables of one results_dir$"):
+        check_smoke_tables({"smoke": False}, smoke_runs, "p.json", "t")
+    check_smoke_tables({"smoke": True}, smoke_runs, "p.json", "t")
+    with pytest.raises(SweepbenchError, match=r"holds real and smoke runs, but p.json is a smoke plan"):
+        check_smoke_tables({"smoke": True}, pd.DataFrame({"smoke": [True, False]}), "p.json", "t")
