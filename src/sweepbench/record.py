@@ -489,25 +489,30 @@ def row_length_problem(header: list[str], rows) -> str | None:
 
 
 def _metrics_csv_problem(path: str) -> str | None:
-    """The first row of metrics.csv with another number of fields than its header, or the first value
-    of its METRIC_COLUMNS that value_problem refuses (a loss of "n/a", an accuracy of 2.5), as
-    "metrics.csv line N ...", or None. Empty cells and "nan" mean no value."""
-    with open(path) as f:
-        header = f.readline().rstrip("\n").split(",")
-        checked = [(i, c) for i, c in enumerate(header) if c in METRIC_COLUMNS]
-        for n, line in enumerate(f, 2):
-            cells = line.rstrip("\n").split(",")
-            if len(cells) != len(header):  # a field more or less shifts every column after it
-                return f"metrics.csv line {n} has {len(cells)} fields, the header {len(header)}"
-            for i, column in checked:
-                text = cells[i] if i < len(cells) else ""
-                try:
-                    value = float(text) if text else None
-                except ValueError:
-                    value = text
-                problem = value_problem("metrics", column, value)
-                if problem:
-                    return f"metrics.csv line {n} {column} {text!r}: {problem}"
+    """Bytes that are not UTF-8, the first row of metrics.csv with another number of fields than its
+    header, or the first value of its METRIC_COLUMNS that value_problem refuses (a loss of "n/a", an
+    accuracy of 2.5), as "metrics.csv ...", or None. Empty cells and "nan" mean no value."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as err:  # a hand-edited byte: aggregate and status crashed on it
+        return f"metrics.csv is not UTF-8 text (byte {err.start})"
+    header, *rows = text.rstrip("\n").split("\n")  # it ends with a newline (_check_csv)
+    header = header.split(",")
+    checked = [(i, c) for i, c in enumerate(header) if c in METRIC_COLUMNS]
+    for n, line in enumerate(rows, 2):
+        cells = line.split(",")
+        if len(cells) != len(header):  # a field more or less shifts every column after it
+            return f"metrics.csv line {n} has {len(cells)} fields, the header {len(header)}"
+        for i, column in checked:
+            text = cells[i]
+            try:
+                value = float(text) if text else None
+            except ValueError:
+                value = text
+            problem = value_problem("metrics", column, value)
+            if problem:
+                return f"metrics.csv line {n} {column} {text!r}: {problem}"
     return None
 
 

@@ -275,3 +275,17 @@ def test_a_metrics_csv_row_with_a_field_more_is_refused_not_shifted(a_record, tm
     with pytest.raises(record.BrokenRecord, match=f"^broken run record {bad}: metrics.csv line 2 has {n + 1} fields, "
                                                   f"the header {n}$"):
         record.load_record(str(bad))
+
+
+def test_a_metrics_csv_that_is_not_utf8_is_a_broken_record_not_a_crash(a_record, tmp_path):
+    """A non-UTF-8 byte in metrics.csv crashed aggregate and status (UnicodeDecodeError)."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    data = (bad / "metrics.csv").read_bytes()
+    at = data.index(b"\n") + 3
+    (bad / "metrics.csv").write_bytes(data[:at] + b"\xff" + data[at + 1:])
+    with pytest.raises(record.BrokenRecord, match=f"^broken run record {bad}: metrics.csv is not UTF-8 text "
+                                                  f"\\(byte {at}\\)$"):
+        record.load_record(str(bad))
