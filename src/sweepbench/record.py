@@ -339,8 +339,9 @@ def load_record(run_dir: str, task: str | None = None) -> RunRecord:
     """Load and check a run record: the three files exist, run.json has this SCHEMA_VERSION, a
     known status and every REQUIRED key with a value in its range (and a classification run's
     accuracies), the CSV files start with their columns and are not cut off, and every value of
-    metrics.csv's columns is in its range. `task`: the run's task as planned (the record's own
-    workload.task otherwise). Raises BrokenRecord naming the folder and what is wrong."""
+    metrics.csv's and steps.csv's columns is in its range (_csv_values_problem). `task`: the run's
+    task as planned (the record's own workload.task otherwise). Raises BrokenRecord naming the
+    folder and what is wrong."""
     def broken(what: str) -> BrokenRecord:
         return BrokenRecord(f"broken run record {run_dir}: {what}")
 
@@ -367,9 +368,10 @@ def load_record(run_dir: str, task: str | None = None) -> RunRecord:
         raise broken(problem)
     _check_csv(run_dir, "metrics.csv", METRIC_COLUMNS, broken)
     _check_csv(run_dir, "steps.csv", STEP_COLUMNS, broken)
-    problem = _metrics_csv_problem(os.path.join(run_dir, "metrics.csv"))
-    if problem:
-        raise broken(problem)
+    for name, columns in (("metrics.csv", METRIC_COLUMNS), ("steps.csv", STEP_COLUMNS)):
+        problem = _csv_values_problem(os.path.join(run_dir, name), name, columns)
+        if problem:
+            raise broken(problem)
     names = [f.name for f in fields(RunRecord) if f.name != "path"]
     return RunRecord(path=run_dir, **{k: data.get(k) for k in names})
 
@@ -488,31 +490,31 @@ def row_length_problem(header: list[str], rows) -> str | None:
     return None
 
 
-def _metrics_csv_problem(path: str) -> str | None:
-    """Bytes that are not UTF-8, the first row of metrics.csv with another number of fields than its
-    header, or the first value of its METRIC_COLUMNS that value_problem refuses (a loss of "n/a", an
-    accuracy of 2.5), as "metrics.csv ...", or None. Empty cells and "nan" mean no value."""
+def _csv_values_problem(path: str, name: str, columns: list[str]) -> str | None:
+    """Bytes that are not UTF-8, the first row of a record's CSV (`name`: metrics.csv, steps.csv) with
+    another number of fields than its header, or the first value of its `columns` that value_problem
+    refuses (a loss of "n/a", an accuracy of 2.5) or of its other columns (steps.csv's parameters)
+    that is not a number, as "<name> ...", or None. Empty cells and "nan" mean no value."""
     try:
         with open(path, "rb") as f:
             text = f.read().decode("utf-8")
     except UnicodeDecodeError as err:  # a hand-edited byte: aggregate and status crashed on it
-        return f"metrics.csv is not UTF-8 text (byte {err.start})"
+        return f"{name} is not UTF-8 text (byte {err.start})"
     header, *rows = text.rstrip("\n").split("\n")  # it ends with a newline (_check_csv)
     header = header.split(",")
-    checked = [(i, c) for i, c in enumerate(header) if c in METRIC_COLUMNS]
     for n, line in enumerate(rows, 2):
         cells = line.split(",")
         if len(cells) != len(header):  # a field more or less shifts every column after it
-            return f"metrics.csv line {n} has {len(cells)} fields, the header {len(header)}"
-        for i, column in checked:
-            text = cells[i]
+            return f"{name} line {n} has {len(cells)} fields, the header {len(header)}"
+        for column, text in zip(header, cells):
             try:
                 value = float(text) if text else None
             except ValueError:
                 value = text
-            problem = value_problem("metrics", column, value)
+            problem = (value_problem(name.removesuffix(".csv"), column, value) if column in columns
+                       else None if not isinstance(value, str) else "allowed: a number, or empty")
             if problem:
-                return f"metrics.csv line {n} {column} {text!r}: {problem}"
+                return f"{name} line {n} {column} {text!r}: {problem}"
     return None
 
 
