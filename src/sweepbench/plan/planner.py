@@ -600,12 +600,23 @@ def load_config(path: str) -> dict:
         raise SweepbenchError(f"config {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
     except SweepbenchError as err:
         raise SweepbenchError(f"config {path!r}: {err}") from None
+    except RecursionError:
+        raise _too_deep(path) from None
     if not isinstance(config, dict):
         raise SweepbenchError(f"config {path!r} must be a mapping with a `studies` key")
     if expanded_size(config) > MAX_CONFIG_NODES:
         raise SweepbenchError(f"config {path!r} has more than {MAX_CONFIG_NODES:,} values once its YAML aliases are "
                               "expanded (an alias bomb?); allowed: a config of that size or less")
-    return copy.deepcopy(config)
+    try:
+        return copy.deepcopy(config)
+    except RecursionError:
+        raise _too_deep(path) from None
+
+
+def _too_deep(path: str) -> SweepbenchError:
+    """A config nested so deep (thousands of lists in lists) that reading it exhausts Python's stack."""
+    return SweepbenchError(f"config {path!r} nests its values too deep to read (RecursionError); allowed: a config "
+                           "nested a few levels deep")
 
 
 MAX_CONFIG_NODES = 1_000_000  # values of a config with its aliases expanded (the largest shipped: 433)
