@@ -45,10 +45,11 @@ def repo_root() -> str | None:
 
 
 def lock_path() -> str | None:
-    """The clone's requirements.lock, or None (no clone, or a clone without one)."""
+    """The clone's requirements.lock, or None (no clone, or a clone without one). Anything at that
+    path counts (a folder is then named as unreadable, not taken for an installed package's lack)."""
     root = repo_root()
     path = os.path.join(root, LOCK_NAME) if root else None
-    return path if path and os.path.isfile(path) else None
+    return path if path and os.path.lexists(path) else None
 
 
 def text_hash(text: str) -> str:
@@ -89,7 +90,7 @@ def _read(path: str, mtime_ns: int) -> tuple[str, dict]:
 def read_lock(path: str | None = None) -> tuple[str, dict] | None:
     """(hash, pins) of a lock file (default: the clone's), or None when there is none."""
     path = path or lock_path()
-    if not path or not os.path.isfile(path):
+    if not path or not os.path.lexists(path):
         return None
     return _read(path, os.stat(path).st_mtime_ns)
 

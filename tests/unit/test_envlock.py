@@ -148,3 +148,17 @@ def test_write_refuses_a_file_make_lock_did_not_write(tmp_path, capsys):
     assert envlock.main(["write", "--out", str(out), "--conda", str(conda)]) == 0      # its own: replaced
     (tmp_path / "dir").mkdir()
     assert envlock.main(["write", "--out", str(tmp_path / "dir")]) == 2
+
+
+def test_a_lock_that_is_a_folder_is_named_not_taken_for_no_lock(tmp_path, monkeypatch, capsys):
+    """`envlock diff` with requirements.lock a folder said "no requirements.lock ... (an installed package?)"."""
+    (tmp_path / "requirements.lock").mkdir()
+    monkeypatch.setattr(envlock, "repo_root", lambda: str(tmp_path))
+    envlock.state.cache_clear()
+    try:
+        assert envlock.main(["diff"]) == 2
+    finally:
+        envlock.state.cache_clear()
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"sweepbench.envlock: {tmp_path}/requirements.lock: cannot be read (Is a directory); "
+                                 "allowed: a readable file\n")
