@@ -164,7 +164,8 @@ def refuse_foreign(folder: str, owned, what: str) -> None:
                               "sweepbench wrote there")
 
 
-WRITTEN = ".sweepbench-written.json"  # in an output folder: {"files": {relative path: [sha256, ...]}} it wrote
+WRITTEN = ".sweepbench-written.json"  # in an output folder: {"kind": output, "files": {relative path: [sha256, ...]}}
+SHARED = "files"  # the kind of write_own's lists: named files in a folder shared with others (tables, report)
 
 
 def _digest(data: bytes) -> str:
@@ -189,6 +190,17 @@ def sha256_cached(path: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _sha256_remembered(path: str, size: int, mtime_ns: int) -> str:
     return sha256_file(path)
+
+
+def written_kind(folder: str) -> str | None:
+    """The output that wrote `folder`'s WRITTEN list (its "kind": "run record", "baseline", SHARED, ...);
+    None when the list names none (an older sweepbench's) or cannot be read."""
+    try:
+        with open(os.path.join(folder, WRITTEN)) as f:
+            kind = json.load(f).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def written(folder: str) -> dict[str, list[str]]:
@@ -219,24 +231,32 @@ def wrote(folder: str, relative_path: str, listed: dict | None = None) -> bool:
     return digest.hexdigest() in listed[relative_path]
 
 
-def list_written(folder: str, names) -> None:
+def list_written(folder: str, names, kind: str | None = None) -> None:
     """Write the WRITTEN list of a folder sweepbench just filled (a TempFolder before its commit):
-    `names`, its files, each with its sha256."""
-    _save_written(folder, {n: [sha256_file(os.path.join(folder, n))] for n in names})
+    `names`, its files, each with its sha256, and `kind`, the output that wrote them (owned_in)."""
+    _save_written(folder, {n: [sha256_file(os.path.join(folder, n))] for n in names}, kind)
 
 
-def owned_in(folder: str, legacy=None, changed_ok: bool = False):
+def owned_in(folder: str, legacy=None, changed_ok: bool = False, kind: str | None = None):
     """The test of a file (path relative to `folder`) being sweepbench's, for refuse_foreign over a
     folder an output replaces as a whole (a run record, a baseline): its WRITTEN list names it with
     this content (with `changed_ok`, by name alone: a record damaged since is still the output's to
     replace), or it is the list. A folder without a list, from a sweepbench before it, is recognised
     only by the names `legacy(folder)` returns: those of that output's files, when the folder has
-    its shape (none otherwise)."""
-    if os.path.lexists(os.path.join(folder, WRITTEN)):
-        listed = written(folder)
-        return lambda rel: rel == WRITTEN or (rel in listed if changed_ok else wrote(folder, rel, listed))
-    names = set(legacy(folder)) if legacy is not None and os.path.isdir(folder) else set()
-    return lambda rel: rel in names
+    its shape (none otherwise). A list is that output's only when it names the same `kind`: another
+    output's folder (a baseline named as a run's --out, the tables as a baseline) is never replaced;
+    a list naming no kind (an older sweepbench's) names that output's files only in its shape (legacy)."""
+    if not os.path.lexists(os.path.join(folder, WRITTEN)):
+        names = set(legacy(folder)) if legacy is not None and os.path.isdir(folder) else set()
+        return lambda rel: rel in names
+    listed, listed_kind = written(folder), written_kind(folder)
+    if listed_kind != kind and listed_kind is not None:
+        return lambda rel: False  # another output's folder
+    mine = (lambda rel: rel in listed) if changed_ok else (lambda rel: wrote(folder, rel, listed))
+    if listed_kind is None and kind is not None:  # an older list: its files, in that output's shape
+        names = set(legacy(folder)) if legacy is not None else set()
+        return lambda rel: rel == WRITTEN or (rel in names and mine(rel))
+    return lambda rel: rel == WRITTEN or mine(rel)
 
 
 def refuse_overwrite(folder: str, names, what: str) -> None:
@@ -265,8 +285,10 @@ def refuse_overwrites(paths, what: str) -> None:
         refuse_overwrite(folder, names, what)
 
 
-def _save_written(folder: str, files: dict[str, list[str]]) -> None:
-    write_file(os.path.join(folder, WRITTEN), json.dumps({"files": dict(sorted(files.items()))}, indent=1) + "\n")
+def _save_written(folder: str, files: dict[str, list[str]], kind: str | None = SHARED) -> None:
+    kind_field = {} if kind is None else {"kind": kind}
+    write_file(os.path.join(folder, WRITTEN), json.dumps({**kind_field, "files": dict(sorted(files.items()))},
+                                                         indent=1) + "\n")
 
 
 def write_own(folder: str, files: dict, what: str) -> list[str]:

@@ -314,11 +314,22 @@ def snakemake_argv(args: list[str], cwd: str) -> list[str]:
     return argv + list(args)
 
 
+def check_configs(argv: list[str]) -> None:
+    """Read each config file of a Snakemake command line as the workflow will (planner.load_config),
+    before Snakemake starts: one that is not UTF-8 or not YAML is one line here, where Snakemake's
+    own reading of it printed a 50-line traceback."""
+    from sweepbench.plan.planner import load_config
+
+    for path in _option_values(argv, ("--configfile", "--configfiles")) or []:
+        load_config(path)
+
+
 def cmd_run(args: list[str]) -> int:
     """`sweepbench run [snakemake options...]`: Snakemake on the packaged workflow in this folder. It
     replaces this process (POSIX), so its output, signals and exit code are Snakemake's."""
     try:
         argv = snakemake_argv(args, os.getcwd())
+        check_configs(argv)
     except SweepbenchError as err:
         print(f"sweepbench: {err}", file=sys.stderr)
         return 2

@@ -45,10 +45,11 @@ def repo_root() -> str | None:
 
 
 def lock_path() -> str | None:
-    """The clone's requirements.lock, or None (no clone, or a clone without one)."""
+    """The clone's requirements.lock, or None (no clone, or a clone without one). Anything at that
+    path counts (a folder is then named as unreadable, not taken for an installed package's lack)."""
     root = repo_root()
     path = os.path.join(root, LOCK_NAME) if root else None
-    return path if path and os.path.isfile(path) else None
+    return path if path and os.path.lexists(path) else None
 
 
 def text_hash(text: str) -> str:
@@ -75,15 +76,21 @@ def parse(text: str, path: str = LOCK_NAME) -> dict[str, tuple[str, str]]:
 
 @functools.lru_cache(maxsize=4)
 def _read(path: str, mtime_ns: int) -> tuple[str, dict]:
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise SweepbenchError(f"{path}: not UTF-8 text (byte {err.start}); allowed: name==version lines (re-make "
+                              "it: make lock)") from None
+    except OSError as err:
+        raise SweepbenchError(f"{path}: cannot be read ({err.strerror}); allowed: a readable file") from None
     return text_hash(text), parse(text, path)
 
 
 def read_lock(path: str | None = None) -> tuple[str, dict] | None:
     """(hash, pins) of a lock file (default: the clone's), or None when there is none."""
     path = path or lock_path()
-    if not path or not os.path.isfile(path):
+    if not path or not os.path.lexists(path):
         return None
     return _read(path, os.stat(path).st_mtime_ns)
 
@@ -225,11 +232,36 @@ def lock_python(lock: str) -> str | None:
     return match[1] if match else None
 
 
+def refuse_foreign(path: str, header: str, what: str) -> None:
+    """A one-line SweepbenchError, before anything is written, when `path` exists and is not a file
+    `make lock` wrote: one whose first line is its generated `header`'s (a user's mynotes.txt or
+    myenv.yaml named as --out/--conda). The committed lock has no WRITTEN list beside it, so the
+    generated header is what tells it (as prepare's sidecar tells a tensor file)."""
+    if not os.path.lexists(path):
+        return
+    first = b""
+    if os.path.isfile(path) and not os.path.islink(path):
+        try:
+            with open(path, "rb") as f:
+                first = f.readline()
+        except OSError as err:
+            raise SweepbenchError(f"bad {what} {path!r}: cannot be read ({err.strerror})") from None
+    if first.rstrip(b"\n") != header.splitlines()[0].encode():
+        raise SweepbenchError(f"bad {what} {path!r}: it exists and is not a file `make lock` wrote (its first line "
+                              "is not the generated header), left untouched; allowed: a new path, or one make lock "
+                              "wrote")
+
+
 def write(lock_out: str, conda_out: str | None) -> str:
-    """Write the running python's packages as the lock (and the conda env file from it), atomically."""
+    """Write the running python's packages as the lock (and the conda env file from it), atomically;
+    an existing file at either path is replaced only when make lock wrote it (refuse_foreign)."""
     import platform as _platform
 
     from sweepbench.atomic import write_file
+
+    refuse_foreign(lock_out, HEADER, "--out")
+    if conda_out:
+        refuse_foreign(conda_out, CONDA_HEADER, "--conda")
 
     spelled = display_names()
     have = {key: (spelled.get(key, name), version) for key, (name, version) in installed().items()}

@@ -203,6 +203,9 @@ def build_record(state, ctx: RunContext) -> dict:
 # ---------------------------------------------------------------- writing a record
 
 
+RECORD_KIND = "run record"  # its WRITTEN list's kind: a run replaces only a run record (atomic.owned_in)
+
+
 class RecordWriter:
     """Writes one run record to `out_dir` atomically: a temporary sibling folder is reserved up
     front (so an unwritable output fails before training) and renamed into place only when the
@@ -236,7 +239,8 @@ class RecordWriter:
             self.discard()
             raise cannot_write(os.path.join(self.out_dir, name), err) from None
         try:
-            list_written(self.tmp, sorted(os.listdir(self.tmp)))  # with model.pt where save_best put it there
+            # with model.pt where save_best put it there
+            list_written(self.tmp, sorted(os.listdir(self.tmp)), RECORD_KIND)
         except OSError as err:
             self.discard()
             raise cannot_write(os.path.join(self.out_dir, WRITTEN), err) from None
@@ -258,7 +262,7 @@ def check_replaceable(out_dir: str) -> None:
     elif os.path.lexists(path) and not os.path.isdir(path):
         reason = "it is an existing file"
     elif os.path.isdir(path):
-        extra = foreign_files(path, owned_in(path, _older_record, changed_ok=True))
+        extra = foreign_files(path, owned_in(path, _older_record, changed_ok=True, kind=RECORD_KIND))
         if extra:
             reason = f"it holds other files ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
     if reason:
@@ -335,8 +339,9 @@ def load_record(run_dir: str, task: str | None = None) -> RunRecord:
     """Load and check a run record: the three files exist, run.json has this SCHEMA_VERSION, a
     known status and every REQUIRED key with a value in its range (and a classification run's
     accuracies), the CSV files start with their columns and are not cut off, and every value of
-    metrics.csv's columns is in its range. `task`: the run's task as planned (the record's own
-    workload.task otherwise). Raises BrokenRecord naming the folder and what is wrong."""
+    metrics.csv's and steps.csv's columns is in its range (_csv_values_problem). `task`: the run's
+    task as planned (the record's own workload.task otherwise). Raises BrokenRecord naming the
+    folder and what is wrong."""
     def broken(what: str) -> BrokenRecord:
         return BrokenRecord(f"broken run record {run_dir}: {what}")
 
@@ -363,9 +368,10 @@ def load_record(run_dir: str, task: str | None = None) -> RunRecord:
         raise broken(problem)
     _check_csv(run_dir, "metrics.csv", METRIC_COLUMNS, broken)
     _check_csv(run_dir, "steps.csv", STEP_COLUMNS, broken)
-    problem = _metrics_csv_problem(os.path.join(run_dir, "metrics.csv"))
-    if problem:
-        raise broken(problem)
+    for name, columns in (("metrics.csv", METRIC_COLUMNS), ("steps.csv", STEP_COLUMNS)):
+        problem = _csv_values_problem(os.path.join(run_dir, name), name, columns)
+        if problem:
+            raise broken(problem)
     names = [f.name for f in fields(RunRecord) if f.name != "path"]
     return RunRecord(path=run_dir, **{k: data.get(k) for k in names})
 
@@ -474,24 +480,41 @@ def _run_json_problem(data: dict, task: str | None = None) -> str | None:
     return None
 
 
-def _metrics_csv_problem(path: str) -> str | None:
-    """The first value of metrics.csv's METRIC_COLUMNS that value_problem refuses (a loss of "n/a",
-    an accuracy of 2.5), as "metrics.csv line N column 'text': what is allowed", or None. Empty
-    cells and "nan" mean no value."""
-    with open(path) as f:
-        header = f.readline().rstrip("\n").split(",")
-        checked = [(i, c) for i, c in enumerate(header) if c in METRIC_COLUMNS]
-        for n, line in enumerate(f, 2):
-            cells = line.rstrip("\n").split(",")
-            for i, column in checked:
-                text = cells[i] if i < len(cells) else ""
-                try:
-                    value = float(text) if text else None
-                except ValueError:
-                    value = text
-                problem = value_problem("metrics", column, value)
-                if problem:
-                    return f"metrics.csv line {n} {column} {text!r}: {problem}"
+def row_length_problem(header: list[str], rows) -> str | None:
+    """The first row (a list of fields, as csv reads it; the first is line 2) with another number of
+    fields than the header, as "line N has F fields, the header H", or None: pandas reads such a row
+    shifted (one field more makes its first field the index), so a file that is rewritten loses it."""
+    for n, row in enumerate(rows, 2):
+        if len(row) != len(header):
+            return f"line {n} has {len(row)} fields, the header {len(header)}"
+    return None
+
+
+def _csv_values_problem(path: str, name: str, columns: list[str]) -> str | None:
+    """Bytes that are not UTF-8, the first row of a record's CSV (`name`: metrics.csv, steps.csv) with
+    another number of fields than its header, or the first value of its `columns` that value_problem
+    refuses (a loss of "n/a", an accuracy of 2.5) or of its other columns (steps.csv's parameters)
+    that is not a number, as "<name> ...", or None. Empty cells and "nan" mean no value."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as err:  # a hand-edited byte: aggregate and status crashed on it
+        return f"{name} is not UTF-8 text (byte {err.start})"
+    header, *rows = text.rstrip("\n").split("\n")  # it ends with a newline (_check_csv)
+    header = header.split(",")
+    for n, line in enumerate(rows, 2):
+        cells = line.split(",")
+        if len(cells) != len(header):  # a field more or less shifts every column after it
+            return f"{name} line {n} has {len(cells)} fields, the header {len(header)}"
+        for column, text in zip(header, cells):
+            try:
+                value = float(text) if text else None
+            except ValueError:
+                value = text
+            problem = (value_problem(name.removesuffix(".csv"), column, value) if column in columns
+                       else None if not isinstance(value, str) else "allowed: a number, or empty")
+            if problem:
+                return f"{name} line {n} {column} {text!r}: {problem}"
     return None
 
 

@@ -14,6 +14,7 @@ Importing this module is cheap (no torch).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from sweepbench import SweepbenchError, workloads
@@ -118,15 +119,22 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+YAML_EXPONENT = re.compile(r"([+-]?)(\d+)(?:\.(\d*))?[eE]([+-]?)(\d+)")
+
+
 def _why(value, kind: str) -> str:
-    """A hint for the commonest surprises: YAML 1.1 reads 1e-3 (no dot) as text, true as a bool."""
+    """A hint for the commonest surprises: YAML 1.1 reads 1e-3 (no dot) and 1.0e9 (no exponent sign)
+    as text, true as a bool. The hint writes this value in the form YAML reads as a number."""
     if isinstance(value, str) and kind in ("int", "float"):
-        try:
-            float(value)
-            return " (text, not a number: YAML reads exponent numbers without a dot, e.g. 1e-3, as text; " \
-                   "write 1.0e-3 or 0.001)"
-        except ValueError:
+        number = YAML_EXPONENT.fullmatch(value.strip())
+        if not number:
             return " (text, not a number)"
+        sign, whole, fraction, exp_sign, exponent = number.groups()
+        plain = repr(float(value))
+        also = "" if "e" in plain or "inf" in plain else f" or {plain}"
+        return (" (text, not a number: YAML reads an exponent number without a dot or without its exponent's sign, "
+                f"e.g. 1e-3 or 1.0e9, as text; write {sign}{whole}.{fraction or '0'}e{exp_sign or '+'}{exponent}"
+                f"{also})")
     if isinstance(value, bool) and kind in ("int", "float", "batch_size"):
         return " (a boolean, not a number)"
     if isinstance(value, float) and not math.isfinite(value):

@@ -157,6 +157,20 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     return "\n".join(lines)
 
 
+def dry_run(snakemake_args: list[str]) -> bool:
+    """Whether a Snakemake command line (its arguments: -n, --dry-run, -np, ...) asks for a dry run:
+    the workflow removes stale manifests only when it really runs (a dry run deletes nothing).
+    Read by Snakemake's own parser; arguments it cannot parse (the Snakefile loaded through an
+    API, not the command line) are not a dry run."""
+    from snakemake.cli import get_argument_parser
+
+    try:
+        args, _ = get_argument_parser().parse_known_args(snakemake_args)
+    except SystemExit:
+        return False
+    return bool(getattr(args, "dryrun", False))
+
+
 def stale_manifests(plan: dict, results_dir: str) -> list[tuple[str, int]]:
     """Jobs whose manifest says done while run records are gone (a user deleted a run folder):
     [(manifest path, runs without run.json)]. The workflow removes these manifests when it starts,

@@ -246,6 +246,24 @@ def test_the_workflow_never_replaces_what_sweepbench_did_not_write(tmp_path):
     assert snakemake(wd, "-n").returncode == 0
 
 
+def test_a_dry_run_removes_no_stale_manifest(tmp_path):
+    """A manifest whose run folder is gone is removed by a real run (the job trains again), never by
+    `snakemake -n`: a dry run deletes nothing, it says what a real run would do."""
+    from sweepbench.atomic import write_own
+
+    config = {"studies": {"few": {"workload": "linreg", "fixed": {"epochs": 20, "lr": 0.001}, "pack_by": [],
+                                  "grid": {"batch_size": [1]}}}}
+    wd = workdir(tmp_path, config)
+    manifest = wd / "results" / "manifests" / "few" / "all.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("{}")                                           # says done; its run folder is missing
+    write_own(str(wd / "results" / "tables"), {"runs.csv": "study\n"}, "results_dir's folder")
+    proc = snakemake(wd, "-n")
+    assert proc.returncode == 0 and "1 of its runs have no record any more" in proc.stderr, proc.stderr[-3000:]
+    assert "a dry run removes nothing" in proc.stderr
+    assert manifest.read_text() == "{}" and (wd / "results" / "tables" / "runs.csv").read_text() == "study\n"
+
+
 def test_a_deleted_run_is_retrained_by_the_next_run_and_a_damaged_one_by_forcerun(tmp_path):
     """A finished job's manifest says its runs are done: a run folder deleted by hand is trained
     again by the next `snakemake` (the workflow removes that job's manifest at start); a record

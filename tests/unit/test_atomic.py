@@ -61,3 +61,35 @@ def test_a_write_cut_short_leaves_its_files_recognised(tmp_path, monkeypatch):
     assert (tmp_path / "a").read_text() == "new a" and (tmp_path / "b").read_text() == "old b"
     write_own(str(tmp_path), {"a": "a 3", "b": "b 3"}, "--out")
     assert (tmp_path / "b").read_text() == "b 3"
+
+
+def test_a_folder_is_replaced_only_by_the_output_that_wrote_it(tmp_path):
+    """The WRITTEN list names the output that wrote the folder: `train --out baselines/real` replaced a
+    saved baseline, `baseline save tables --root results` deleted the tables, `baseline save` into a run
+    record replaced it, all because any output's list was taken as one's own."""
+    from sweepbench.atomic import list_written, owned_in, written_kind
+    from sweepbench.record import RECORD_FILES, RECORD_KIND, check_replaceable
+
+    base = tmp_path / "baselines" / "real"
+    os.makedirs(base)
+    for name in ("seeds.csv", "meta.json"):
+        (base / name).write_text("x")
+    list_written(str(base), ["seeds.csv", "meta.json"], "baseline")
+    with pytest.raises(SweepbenchError, match=r"bad --out '.*real': it holds other files \(.*meta.json"):
+        check_replaceable(str(base))                                      # a run's --out
+    tables = tmp_path / "results" / "tables"
+    write_own(str(tables), {"runs.csv": "a\n1\n"}, "--out")
+    assert written_kind(str(tables)) == "files" and not owned_in(str(tables))("runs.csv")  # a baseline save there
+    run = tmp_path / "run"
+    os.makedirs(run)
+    for name in RECORD_FILES:
+        (run / name).write_text('{"schema_version": 1}' if name == "run.json" else "x")
+    list_written(str(run), RECORD_FILES, RECORD_KIND)
+    assert not owned_in(str(run))("run.json") and owned_in(str(run), kind=RECORD_KIND)("run.json")
+    check_replaceable(str(run))                                           # its own kind: replaceable
+    listed = json.loads((run / WRITTEN).read_text())
+    (run / WRITTEN).write_text(json.dumps({"files": listed["files"]}))   # an older sweepbench's list: no kind
+    check_replaceable(str(run))                                           # a record's shape: still a record
+    (run / "run.json").write_text('{"my": "notes"}')                     # not a record's shape
+    with pytest.raises(SweepbenchError, match=r"holds other files \(.*run.json"):
+        check_replaceable(str(run))

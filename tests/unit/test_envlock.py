@@ -129,3 +129,36 @@ def test_write_makes_the_lock_and_conda_file_atomically_from_this_environment(tm
     assert "PyYAML==" in text and "typing_extensions==" in text  # names as the packages spell them (pip freeze)
     assert conda.read_text() == envlock.conda_env_text(text, envlock.lock_python(text))
     assert text == read(LOCK)  # the committed lock is what this (locked) environment writes
+
+
+def test_write_refuses_a_file_make_lock_did_not_write(tmp_path, capsys):
+    """`python -m sweepbench.envlock write --out mynotes.txt` (or `--conda myenv.yaml`) overwrote the
+    user's file: only a file whose first line is the generated header is replaced."""
+    notes, env = tmp_path / "mynotes.txt", tmp_path / "myenv.yaml"
+    notes.write_text("my notes\n")
+    env.write_text("name: myenv\n")
+    out, conda = tmp_path / "requirements.lock", tmp_path / "env.yaml"
+    for args, what, path in ((["--out", str(notes)], "--out", notes),
+                             (["--out", str(out), "--conda", str(env)], "--conda", env)):
+        assert envlock.main(["write", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"bad {what} '{path}': it exists and is not a file `make lock` wrote" in err
+    assert notes.read_text() == "my notes\n" and env.read_text() == "name: myenv\n" and not out.exists()
+    assert envlock.main(["write", "--out", str(out), "--conda", str(conda)]) == 0
+    assert envlock.main(["write", "--out", str(out), "--conda", str(conda)]) == 0      # its own: replaced
+    (tmp_path / "dir").mkdir()
+    assert envlock.main(["write", "--out", str(tmp_path / "dir")]) == 2
+
+
+def test_a_lock_that_is_a_folder_is_named_not_taken_for_no_lock(tmp_path, monkeypatch, capsys):
+    """`envlock diff` with requirements.lock a folder said "no requirements.lock ... (an installed package?)"."""
+    (tmp_path / "requirements.lock").mkdir()
+    monkeypatch.setattr(envlock, "repo_root", lambda: str(tmp_path))
+    envlock.state.cache_clear()
+    try:
+        assert envlock.main(["diff"]) == 2
+    finally:
+        envlock.state.cache_clear()
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"sweepbench.envlock: {tmp_path}/requirements.lock: cannot be read (Is a directory); "
+                                 "allowed: a readable file\n")

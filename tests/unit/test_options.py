@@ -97,8 +97,12 @@ CONFIG_CASES = [  # (option, bad value, message) through the planner, as a confi
     ("converge_tol", float("nan"), "bad converge_tol nan (not finite)"),
     ("target", float("nan"), "bad target nan (not finite)"),
     ("lr", True, "bad lr True (a boolean, not a number); allowed: a finite number > 0"),
-    ("lr", "1e-3", "bad lr '1e-3' (text, not a number: YAML reads exponent numbers without a dot, e.g. 1e-3, "
-                   "as text; write 1.0e-3 or 0.001)"),
+    ("lr", "1e-3", "bad lr '1e-3' (text, not a number: YAML reads an exponent number without a dot or without its "
+                   "exponent's sign, e.g. 1e-3 or 1.0e9, as text; write 1.0e-3 or 0.001)"),
+    ("timing_budget_s", "1.0e9", "bad timing_budget_s '1.0e9' (text, not a number: YAML reads an exponent number "
+                                 "without a dot or without its exponent's sign, e.g. 1e-3 or 1.0e9, as text; write "
+                                 "1.0e+9 or 1000000000.0)"),
+    ("lr", "1E9", "write 1.0e+9 or 1000000000.0)"),
     ("epochs", 2.5, "bad epochs 2.5; allowed: an integer >= 1"),
     ("batch_size", True, "bad batch_size True (a boolean, not a number); allowed: an integer >= 1 or 'full'"),
     ("data_seed", 2**32, "bad data_seed 4294967296; allowed: an integer >= 0 and < 4294967296"),
@@ -177,3 +181,21 @@ def test_threads_beyond_the_cores_are_capped_and_said(capsys):
     cores = len(os.sched_getaffinity(0))
     assert usable_threads(1) == 1 and usable_threads(cores + 5) == cores
     assert f"threads {cores + 5} capped at the {cores} cores" in capsys.readouterr().err
+
+
+def test_the_exponent_hint_writes_a_form_yaml_reads_as_a_number():
+    """The hint said "write 1.0e-3" for every exponent number, but 1.0e9 is text too (YAML 1.1 wants the sign)."""
+    import re
+
+    import yaml
+
+    for text, number in (("1e-3", 0.001), ("1.0e9", 1e9), ("5E2", 500.0)):
+        assert isinstance(yaml.safe_load(f"x: {text}")["x"], str)                     # text, as reported
+        hint = re.search(r"write (\S+?)[ )]", plan_error({"lr": text}))[1]
+        assert yaml.safe_load(f"x: {hint}")["x"] == number
+
+
+def plan_error(fixed: dict) -> str:
+    with pytest.raises(SweepbenchError) as err:
+        plan({"studies": {"s": {"workload": "linreg", "fixed": fixed}}})
+    return str(err.value)

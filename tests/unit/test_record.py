@@ -259,3 +259,54 @@ def test_writing_under_a_file_says_which_file_stands_in_the_way(tmp_path):
     with pytest.raises(SweepbenchError, match=rf"cannot write .*afile/c: {tmp_path}/afile is a file, not a folder"):
         make_folder(str(tmp_path / "afile" / "c"))
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_metrics_csv_row_with_a_field_more_is_refused_not_shifted(a_record, tmp_path):
+    """One extra field in metrics.csv's first data row shifted every column of that row (only the last
+    row's field count was checked): every row must have the header's field count."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    lines = (bad / "metrics.csv").read_text().splitlines()
+    n = len(lines[0].split(","))
+    lines[1] = "0," + lines[1]
+    (bad / "metrics.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(record.BrokenRecord, match=f"^broken run record {bad}: metrics.csv line 2 has {n + 1} fields, "
+                                                  f"the header {n}$"):
+        record.load_record(str(bad))
+
+
+def test_a_metrics_csv_that_is_not_utf8_is_a_broken_record_not_a_crash(a_record, tmp_path):
+    """A non-UTF-8 byte in metrics.csv crashed aggregate and status (UnicodeDecodeError)."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    data = (bad / "metrics.csv").read_bytes()
+    at = data.index(b"\n") + 3
+    (bad / "metrics.csv").write_bytes(data[:at] + b"\xff" + data[at + 1:])
+    with pytest.raises(record.BrokenRecord, match=f"^broken run record {bad}: metrics.csv is not UTF-8 text "
+                                                  f"\\(byte {at}\\)$"):
+        record.load_record(str(bad))
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("lr", "n/a", "lr 'n/a': allowed: a finite number >= 0, or null"),
+    ("loss", "-2", "loss '-2': allowed: a number >= 0, \"inf\" \\(diverged\\) or null"),
+])
+def test_a_steps_csv_value_out_of_its_range_is_refused_naming_the_line(a_record, tmp_path, column, value, message):
+    """`n/a` in a steps.csv value column passed aggregate, then the report crashed ("Axis limits cannot be
+    NaN or Inf"): steps.csv's values are checked as metrics.csv's are."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a_record, bad)
+    lines = (bad / "steps.csv").read_text().splitlines()
+    header, cells = lines[0].split(","), lines[2].split(",")
+    cells[header.index(column)] = value
+    lines[2] = ",".join(cells)
+    (bad / "steps.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(record.BrokenRecord, match=f"^broken run record {bad}: steps.csv line 3 {message}$"):
+        record.load_record(str(bad))
+    record.load_record(str(a_record))                                   # a record as written passes

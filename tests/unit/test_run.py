@@ -58,3 +58,17 @@ def test_run_help_is_sweepbenchs_and_names_the_config(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "run the workflow in this folder" in capsys.readouterr().out
+
+
+def test_a_config_that_is_not_utf8_is_one_line_before_snakemake_starts(tmp_path, monkeypatch, capsys):
+    """`sweepbench run -n --configfile latin1.yaml` printed Snakemake's 50-line UnicodeDecodeError."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "execve", lambda *a: pytest.fail("Snakemake started"))
+    (tmp_path / "latin1.yaml").write_bytes("title: caf\u00e9\nstudies: {}\n".encode("latin-1"))
+    assert main(["run", "-n", "--configfile", "latin1.yaml"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("sweepbench: config 'latin1.yaml' is not UTF-8 text (byte 10); allowed: a UTF-8 "
+                                 "YAML file\n")
+    (tmp_path / "config.yaml").write_text("studies: [\n")                 # the folder's own: not YAML
+    assert main(["run", "-n"]) == 2
+    assert capsys.readouterr().err.startswith(f"sweepbench: config '{tmp_path}/config.yaml' is not valid YAML")

@@ -12,7 +12,7 @@ from conftest import minimal_record, run_cli, write_record_files
 
 from sweepbench import SweepbenchError, record
 from sweepbench.plan.planner import plan, write_plan
-from sweepbench.status import format_status, status
+from sweepbench.status import dry_run, format_status, status
 from sweepbench.train.job import run_progress
 
 CONFIG = {"studies": {"a": {"workload": "linreg", "grid": {"lr": [0.1, 0.2, 0.3]}, "seeds": [0, 1]},
@@ -149,3 +149,11 @@ def test_a_snakemake_inside_a_cluster_job_is_not_the_workflow(results):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("args, dry", [(["-n", "--cores", "1"], True), (["-np"], True), (["--dry-run"], True),
+                                       (["-j", "2", "-n"], True), (["--cores", "2", "--config", "smoke=true"], False),
+                                       (["--forceall"], False), (["--no-such-option"], False)])
+def test_the_workflow_tells_a_dry_run_from_its_command_line(args, dry):
+    """The workflow removes stale manifests only in a real run (common.smk): `-n` in any spelling is a dry run."""
+    assert dry_run(args) is dry

@@ -17,6 +17,8 @@ verdict.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 import time
@@ -24,6 +26,7 @@ import time
 from sweepbench import SweepbenchError
 from sweepbench.atomic import sha256_file, write_file
 from sweepbench.check import compare
+from sweepbench.record import row_length_problem
 
 HISTORY_COLUMNS = ["entry", "recorded", "baseline", "tables", "commit", "machine", "study", "cell", "metric",
                    "current", "delta", "threshold", "change", "change_lo", "change_hi", "verdict"]
@@ -51,9 +54,15 @@ def read_history(path: str):
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     allowed = "allowed: the history.csv sweepbench check writes (move it away to start a new one)"
     try:
-        df = pd.read_csv(path, dtype={"tables": str, "commit": str, "baseline": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+        header, *rows = csv.reader(io.StringIO(text))
+        df = pd.read_csv(io.StringIO(text), dtype={"tables": str, "commit": str, "baseline": str})
+    except (OSError, ValueError, csv.Error) as err:  # a folder, not UTF-8, empty, a quote left open
         raise SweepbenchError(f"history {path} cannot be read ({type(err).__name__}); {allowed}") from None
+    problem = row_length_problem(header, rows)  # a row with a field more or less: pandas shifts it
+    if problem:
+        raise SweepbenchError(f"history {path} {problem} (left untouched); {allowed}")
     if list(df.columns) != HISTORY_COLUMNS:  # appending rewrites the file: another column would be dropped
         lacking = [c for c in HISTORY_COLUMNS if c not in df.columns]
         other = [c for c in df.columns if c not in HISTORY_COLUMNS]

@@ -48,6 +48,7 @@ SLURM_KEYS = tuple(SLURM_RESOURCES)
 
 SMOKE_DATA_DIR = "resources/smoke"
 SMOKE_RAW_DIR = "resources/smoke/raw"
+SMOKE_REPORT_MARK = '<meta name="sweepbench-smoke" content="true">'  # in a smoke plan's report page (its <head>)
 SMOKE_TRAIN = 16
 
 
@@ -612,12 +613,23 @@ def load_config(path: str) -> dict:
         raise SweepbenchError(f"config {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
     except SweepbenchError as err:
         raise SweepbenchError(f"config {path!r}: {err}") from None
+    except RecursionError:
+        raise _too_deep(path) from None
     if not isinstance(config, dict):
         raise SweepbenchError(f"config {path!r} must be a mapping with a `studies` key")
     if expanded_size(config) > MAX_CONFIG_NODES:
         raise SweepbenchError(f"config {path!r} has more than {MAX_CONFIG_NODES:,} values once its YAML aliases are "
                               "expanded (an alias bomb?); allowed: a config of that size or less")
-    return copy.deepcopy(config)
+    try:
+        return copy.deepcopy(config)
+    except RecursionError:
+        raise _too_deep(path) from None
+
+
+def _too_deep(path: str) -> SweepbenchError:
+    """A config nested so deep (thousands of lists in lists) that reading it exhausts Python's stack."""
+    return SweepbenchError(f"config {path!r} nests its values too deep to read (RecursionError); allowed: a config "
+                           "nested a few levels deep")
 
 
 MAX_CONFIG_NODES = 1_000_000  # values of a config with its aliases expanded (the largest shipped: 433)
@@ -655,13 +667,21 @@ def check_output_dirs(config: dict) -> None:
 
 
 def check_smoke_results(config: dict) -> None:
-    """A smoke run never replaces a real sweep's records: refused (one line, before any job) when its
-    results_dir holds run records of a real sweep, told by its plan.json (not a smoke plan) or, with
-    no plan, by a record that was not trained on the smoke data. Called by the workflow when it
-    starts; `plan()` itself reads no files."""
+    """A smoke run never replaces a real sweep's records or report: refused (one line, before any
+    job) when its results_dir holds run records of a real sweep, told by its plan.json (not a smoke
+    plan) or, with no plan, by a record that was not trained on the smoke data, or when its
+    report_dir holds a report page without SMOKE_REPORT_MARK (a real sweep's, or an older
+    sweepbench's). Called by the workflow when it starts; `plan()` itself reads no files."""
+    if not is_smoke(config):
+        return
+    report = os.path.join(config.get("report_dir", "report"), "index.html")
+    if _real_report(report):
+        raise SweepbenchError(f"config error in key smoke: true, but {report} is a real sweep's report that the "
+                              "smoke report would replace; allowed: smoke=true with report_dir=report-smoke (or "
+                              "another folder)")
     results = config.get("results_dir", "results")
     plan_path, runs = os.path.join(results, "plan.json"), os.path.join(results, "runs")
-    if not is_smoke(config) or not os.path.isdir(runs) or not os.listdir(runs):
+    if not os.path.isdir(runs) or not os.listdir(runs):
         return
     real_plan = False
     if os.path.isfile(plan_path):
@@ -673,6 +693,17 @@ def check_smoke_results(config: dict) -> None:
         raise SweepbenchError(f"config error in key smoke: true, but {results}/ holds a real sweep's records that "
                               "smoke runs would replace; allowed: smoke=true with results_dir=results-smoke "
                               "report_dir=report-smoke (or another folder)")
+
+
+def _real_report(index_html: str) -> bool:
+    """Whether a report page is there that is not a smoke report (it lacks SMOKE_REPORT_MARK)."""
+    try:
+        with open(index_html, "rb") as f:
+            return SMOKE_REPORT_MARK.encode() not in f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:  # a folder, unreadable: it may be real
+        return True
 
 
 def _real_record(runs_dir: str) -> bool:

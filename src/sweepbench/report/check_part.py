@@ -11,6 +11,7 @@ import os
 
 import pandas as pd
 
+from sweepbench import SweepbenchError
 from sweepbench.check import compare, history
 from sweepbench.report.blocks import figure, html_table, read_table
 
@@ -112,8 +113,7 @@ def check_section(check_dir: str, out_dir: str | None = None) -> dict | None:
     if not os.path.exists(path):
         return None
     df = read_table(check_dir, "check")
-    summary_path = os.path.join(check_dir, "summary.json")
-    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+    summary = read_summary(os.path.join(check_dir, "summary.json"))
     link = os.path.relpath(path, out_dir) if out_dir else path
     out = {"summary": summary.get("line", ""), "headline": summary.get("line", ""), "passed": summary.get("passed"),
            "csv": link, "counts": [],
@@ -133,6 +133,24 @@ def check_section(check_dir: str, out_dir: str | None = None) -> dict | None:
     out.update(counts=counts_in_words(df), changes=changes_table(df, link), table=full_table(df),
                mde=check_mde_table(df), headline=headline(summary, df))
     return out
+
+
+def read_summary(path: str) -> dict:
+    """The check's summary.json ({} when there is none), or one line naming the file when it is not
+    the JSON object `sweepbench check` writes (`[]`, text that is not JSON, a folder)."""
+    if not os.path.exists(path):
+        return {}
+    allowed = "allowed: the summary.json `sweepbench check` writes (run the check again)"
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except OSError as err:
+        raise SweepbenchError(f"check summary {path} cannot be read ({err.strerror}); {allowed}") from None
+    except ValueError as err:  # not JSON, not UTF-8
+        raise SweepbenchError(f"check summary {path} is not JSON ({type(err).__name__}); {allowed}") from None
+    if not isinstance(summary, dict):
+        raise SweepbenchError(f"check summary {path} is a JSON {type(summary).__name__}, not an object; {allowed}")
+    return summary
 
 
 def headline(summary: dict, df: pd.DataFrame) -> str:

@@ -22,7 +22,7 @@ from sweepbench.aggregate.tables import TABLE_NAMES, table_columns
 from sweepbench.atomic import refuse_overwrite, remove_own, write_own
 from sweepbench.check import compare, history, regression
 from sweepbench.data import generated
-from sweepbench.plan.planner import read_plan
+from sweepbench.plan.planner import SMOKE_REPORT_MARK, read_plan
 from sweepbench.report import check_part, figure_files
 from sweepbench.report.blocks import figure, fmt, html_table, read_table
 from sweepbench.spec import resolve
@@ -580,6 +580,7 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
     the_plan = read_plan(plan_path)
     t, missing = read_tables(tables_dir)
     runs = t["runs"]
+    check_smoke_tables(the_plan, runs, plan_path, tables_dir)
     config = the_plan.get("config", {})
     studies = study_sections(the_plan, t, runs_dir, tables_dir, workers)
     for section in studies:
@@ -607,8 +608,22 @@ def build_context(plan_path: str, tables_dir: str, runs_dir: str, check_dir: str
                                                default_flow_style=None, width=100)
                           for name in the_plan["studies"]},
         "provenance": provenance,
+        "smoke_mark": SMOKE_REPORT_MARK if the_plan["smoke"] else "",
         "fmt": fmt,
     }
+
+
+def check_smoke_tables(the_plan: dict, runs, plan_path: str, tables_dir: str) -> None:
+    """Refuse tables whose runs are not of the plan's kind (smoke or real): `report --plan
+    results/plan.json --tables results-smoke/tables` drew smoke numbers under a real sweep's plan."""
+    if runs.empty or "smoke" not in runs:
+        return
+    kinds = set(runs["smoke"].astype(str).str.lower() == "true")
+    if kinds != {bool(the_plan["smoke"])}:
+        word = {True: "smoke", False: "real"}
+        held = " and ".join(word[k] for k in sorted(kinds))
+        raise SweepbenchError(f"table {tables_dir}/runs.csv holds {held} runs, but {plan_path} is a "
+                              f"{word[bool(the_plan['smoke'])]} plan; allowed: the plan and tables of one results_dir")
 
 
 def render_html(context: dict) -> str:

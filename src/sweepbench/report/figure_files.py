@@ -1,9 +1,9 @@
 """The report's figures as SVG files, <folder>/<study>/<nn>-<title>.svg (for `snakemake --report`),
 and which files in such a folder are the report's own: those its WRITTEN list names with their
-content (sweepbench.atomic.write_own). A folder without that list, written by a sweepbench before
-it, is recognised by the file names as before (<study>/<nn>-<slug>.svg only), so an existing
-report re-renders. Cheap to import: the workflow checks the report's figures folder when it
-starts, before Snakemake clears it for the report job."""
+content (sweepbench.atomic.write_own). A folder without that list is not the report's: a user's
+pics/trip/01-beach.svg has a figure's name, so names recognise nothing (a figures folder of an
+older sweepbench, without the list, is refused once: move it away). Cheap to import: the
+workflow checks the report's figures folder when it starts, before Snakemake clears it for the report job."""
 
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ SNAKEMAKE_MARK = ".snakemake_timestamp"  # Snakemake marks a directory output it
 def owned_by_report(folder: str):
     """The test of a file (path relative to the figures folder, with /) being the report's own: a
     figure (<study>/<nn>-<slug>.svg) its WRITTEN list names with this content, the list itself, the
-    mark Snakemake leaves in the workflow's figures folder, or (a folder with no list, from an
-    older sweepbench) a figure's name."""
+    mark Snakemake leaves in the workflow's figures folder. In a folder with no list, only the mark."""
     if not os.path.lexists(os.path.join(folder, WRITTEN)):
-        return lambda rel: rel == SNAKEMAKE_MARK or FIGURE_FILE.fullmatch(rel) is not None
+        return lambda rel: rel == SNAKEMAKE_MARK
     listed = written(folder)  # a figure it wrote: another output's files listed there (tables) are not figures
     return lambda rel: rel in (SNAKEMAKE_MARK, WRITTEN) or (FIGURE_FILE.fullmatch(rel) is not None
                                                            and wrote(folder, rel, listed))

@@ -11,7 +11,8 @@ study, a cell or a seed), holding one event file with
 Event times are the run's own training seconds (wall_s) counted from 0, so TensorBoard's
 "relative" axis is training time. Needs the optional `tensorboard` package (no torch, no
 TensorFlow): `pip install 'sweepbench[tensorboard]'`. The folder is written whole or not at all,
-and replaces only a folder this command wrote.
+and replaces only a folder this command wrote: one whose WRITTEN list (atomic.owned_in) names
+this export and each file in it as written (a user's own event files in the folder are refused).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import pandas as pd
 
 from sweepbench import SweepbenchError
-from sweepbench.atomic import TempFolder, refuse_foreign
+from sweepbench.atomic import TempFolder, list_written, owned_in, refuse_foreign
 from sweepbench.report.blocks import read_table
 
 EVAL_COLUMNS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
@@ -31,6 +32,7 @@ EVAL_COLUMNS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "tes
 STEP_COLUMNS = ("loss", "lr", "batch_size")
 FINAL_METRICS = ("final_train_loss", "final_val_loss", "final_val_accuracy", "steps_to_target", "samples_per_s")
 EVENT_PREFIX = "events.out.tfevents."
+KIND = "tensorboard export"  # its WRITTEN list's kind
 
 
 def _protos():
@@ -102,8 +104,10 @@ def write_run(folder: str, row: dict, run_dir: str, axes: list[str]) -> int:
     return len(scalars)
 
 
-def owned(rel: str) -> bool:
-    return os.path.basename(rel).startswith(EVENT_PREFIX)
+def _files_under(folder: str) -> list[str]:
+    """Every file under `folder`, as paths relative to it ("/"-separated): what the export wrote."""
+    return sorted(os.path.relpath(os.path.join(parent, name), folder).replace(os.sep, "/")
+                  for parent, _, names in os.walk(folder) for name in names)
 
 
 def export(tables_dir: str, runs_dir: str, out: str) -> dict:
@@ -113,7 +117,7 @@ def export(tables_dir: str, runs_dir: str, out: str) -> dict:
     if runs.empty:
         raise SweepbenchError(f"no runs in {tables_dir}/runs.csv; allowed: the tables of a sweep with records "
                               "(run the workflow, or sweepbench aggregate)")
-    refuse_foreign(out, owned, "tensorboard folder")
+    refuse_foreign(out, owned_in(out, kind=KIND), "tensorboard folder")
     axes = {study: [c.removeprefix("axis_") for c in g.columns if c.startswith("axis_") and g[c].notna().any()]
             for study, g in runs.groupby("study")}
     folder = TempFolder(out)
@@ -124,6 +128,7 @@ def export(tables_dir: str, runs_dir: str, out: str) -> dict:
             os.makedirs(target, exist_ok=True)
             counts["scalars"] += write_run(target, row, os.path.join(runs_dir, row["run"]), axes[row["study"]])
             counts["runs"] += 1
+        list_written(folder.path, _files_under(folder.path), KIND)
     except BaseException:
         folder.discard()
         raise

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sweepbench import SweepbenchError, provenance, rules, workloads
+from sweepbench import SweepbenchError, envlock, provenance, rules, workloads
 from sweepbench.data import datasets
 from sweepbench.data.augment import random_shift_flip
 from sweepbench.plan import stacks, user_inputs
@@ -172,6 +172,7 @@ def train_runs(specs: list[dict], job: Job, model_kind) -> list[dict]:
     stack) and write each run's record to its folder; returns the run.json contents in order.
     A failure leaves no record behind."""
     t_entry = time.perf_counter()
+    envlock.state()  # the record's env_lock, read first: a bad requirements.lock stops here, not after training
     age = provenance.process_age_s() if job.ready_since is None else t_entry - job.ready_since
     writers = [RecordWriter(d) for d in job.out_dirs] if job.rank == 0 else []  # rank 0 writes the record
     try:

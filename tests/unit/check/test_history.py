@@ -136,3 +136,22 @@ def test_a_history_with_a_column_sweepbench_did_not_write_is_refused_untouched(t
     reordered[history.HISTORY_COLUMNS[::-1]].to_csv(path, index=False)
     with pytest.raises(SweepbenchError, match="has its columns in another order"):
         history.read_history(str(path))
+
+
+def test_a_history_row_with_a_field_more_is_refused_not_shifted(tmp_path, saved, capsys):  # noqa: F811
+    """A row with 17 fields under the 16 columns was read shifted (pandas made its first field the index)
+    and the append rewrote it without that field. Every row must have the header's field count."""
+    tables = os.path.dirname(write_tables(tmp_path, current(), "now"))
+    args = ["check", "--baseline", "ref", "--tables", tables, "--root", saved, "--out", str(tmp_path / "c"),
+            "--plan", str(tmp_path / "no-plan.json")]
+    path = tmp_path / "history.csv"
+    assert cli.main(args + ["--history", str(path)]) == 0
+    lines = path.read_text().splitlines()
+    extra = "\n".join([lines[0], "7," + lines[1], *lines[2:]]) + "\n"              # line 2: 17 fields
+    path.write_text(extra)
+    capsys.readouterr()
+    assert cli.main(args[:-4] + ["--out", str(tmp_path / "c2"), "--plan", str(tmp_path / "no-plan.json"),
+                                 "--history", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2 has 17 fields, the header 16" in err, err
+    assert path.read_text() == extra and not (tmp_path / "c2").exists()

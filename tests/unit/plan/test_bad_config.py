@@ -183,6 +183,15 @@ def test_a_yaml_alias_bomb_is_refused_quickly_in_one_line(tmp_path):
     assert "more than 1,000,000 values once its YAML aliases are expanded" in str(err.value)
 
 
+def test_lists_nested_thousands_deep_are_one_line_not_a_recursion_error(tmp_path):
+    """3000 nested YAML lists crashed `sweepbench plan` with RecursionError."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("studies: {s: {workload: linreg, fixed: {lr: " + "[" * 3000 + "]" * 3000 + "}}}\n")
+    with pytest.raises(SweepbenchError, match=f"^config '{re.escape(str(path))}' nests its values too deep to read "
+                                              r"\(RecursionError\); allowed: a config nested a few levels deep$"):
+        load_config(str(path))
+
+
 def test_a_plan_past_max_runs_is_refused_saying_its_size_unless_the_config_allows_it():
     study = {"workload": "linreg", "grid": {"lr": [0.001 * (i + 1) for i in range(50)]}, "seeds": [0, 1]}
     with pytest.raises(SweepbenchError, match=r"study 's', keys grid/rows/seeds: the plan would have up to 100 runs, "

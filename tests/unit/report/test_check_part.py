@@ -110,3 +110,23 @@ def test_the_check_section_carries_the_environment_line_of_a_baseline_from_anoth
                                       "vs 0f9e8d7c6b5a (baseline): torch 2.14.1 vs 2.15.0")
     assert "env lock 0f9e8d7c6b5a" in section["made"]
     assert check_part.check_section(checked(tmp_path / "same", current()))["environment"] is None
+
+
+def test_a_corrupt_summary_json_is_one_line_naming_it_not_a_crash(tmp_path):
+    """A summary.json of `[]` crashed the report (AttributeError), one that is not JSON with JSONDecodeError."""
+    import pytest
+
+    from sweepbench import SweepbenchError
+
+    folder = checked(tmp_path, current(cells=("s/a",)))
+    summary = os.path.join(folder, "summary.json")
+    for text, what in (("[]", "is a JSON list, not an object"), ("{not json", r"is not JSON \(JSONDecodeError\)"),
+                       (b"\xff\xfe", r"is not JSON \(UnicodeDecodeError\)")):
+        with open(summary, "wb") as f:
+            f.write(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(SweepbenchError, match=f"^check summary {summary} {what}; allowed: the summary.json "):
+            check_part.check_section(folder)
+    os.remove(summary)
+    os.makedirs(summary)                                                        # a folder
+    with pytest.raises(SweepbenchError, match="cannot be read"):
+        check_part.check_section(folder)

@@ -115,9 +115,10 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
 
 
 def test_every_figure_also_as_an_svg_file_for_snakemakes_report(results, tmp_path):
+    from sweepbench.report import figure_files
+
     old = tmp_path / "figures" / "gone" / "01-old.svg"
-    os.makedirs(old.parent)
-    old.write_text("<svg/>")
+    figure_files.write(str(tmp_path / "figures"), {"gone/01-old.svg": b"<svg/>"})  # an earlier report's figure
     render(results, tmp_path / "report", pdf=False, figures_dir=str(tmp_path / "figures"))
     files = sorted(p.relative_to(tmp_path / "figures").as_posix() for p in (tmp_path / "figures").rglob("*.svg"))
     assert "gd_vs_sgd/04-linear-neuron-w-b-paths-over-the-mse-surface.svg" in files and not old.exists()

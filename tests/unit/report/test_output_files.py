@@ -70,16 +70,20 @@ def test_figures_folder_replaces_only_the_svgs_it_listed_not_a_users_of_the_same
     assert (tmp_path / "figs" / "s" / "01-loss.svg").read_text() == "<svg>edited</svg>"
 
 
-def test_a_figures_folder_from_before_the_written_list_is_recognised_by_name(tmp_path):
-    """Backward compatibility: a folder with no WRITTEN list (an older sweepbench's) holding only
-    <study>/<nn>-<slug>.svg files and Snakemake's mark is re-rendered; anything else is refused."""
-    old = tmp_path / "figs" / "s" / "01-old.svg"
-    os.makedirs(old.parent)
-    old.write_text("<svg/>")
-    (tmp_path / "figs" / ".snakemake_timestamp").write_text("")
+def test_a_figures_folder_without_a_written_list_is_not_the_reports(tmp_path):
+    """`report --figures-dir pics` deleted the user's pics/trip/01-beach.svg: a folder with no WRITTEN
+    list fell back to the figure file names, which a user's file can have. Only Snakemake's mark passes."""
+    mine = tmp_path / "pics" / "trip" / "01-beach.svg"
+    os.makedirs(mine.parent)
+    mine.write_text("<svg>my photo</svg>")
+    with pytest.raises(SweepbenchError, match=r"bad --figures-dir '.*pics': it holds files sweepbench did not write "
+                                              r"\(trip/01-beach.svg\), left untouched"):
+        figure_files.write(str(tmp_path / "pics"), {"t/01-new.svg": b"<svg/>"})
+    assert mine.read_text() == "<svg>my photo</svg>" and not (tmp_path / "pics" / WRITTEN).exists()
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / ".snakemake_timestamp").write_text("")              # the workflow's folder, new
     figure_files.write(str(tmp_path / "figs"), {"t/01-new.svg": b"<svg/>"})
-    assert not old.exists() and (tmp_path / "figs" / "t" / "01-new.svg").exists()
-    assert (tmp_path / "figs" / WRITTEN).exists() and (tmp_path / "figs" / ".snakemake_timestamp").exists()
+    assert (tmp_path / "figs" / "t" / "01-new.svg").exists() and (tmp_path / "figs" / WRITTEN).exists()
 
 
 def test_the_report_refuses_a_malformed_table_naming_the_file_b15(tmp_path, empty_results, capsys):
@@ -176,3 +180,35 @@ def test_a_real_records_runs_csv_row_fits_every_columns_declared_kind(tmp_path):
     rows = list(csv.reader(io.StringIO(pd.DataFrame([{"study": "s", "cell": "s/a", "run": "s/a/seed~0", **row}])
                                        .to_csv(index=False))))
     assert table_problem("runs", rows[0], rows[1:]) is None
+
+
+def test_a_smoke_run_never_replaces_a_real_report_and_smoke_tables_never_fill_a_real_plan(tmp_path, empty_results):
+    """After a real run, `sweepbench run --config smoke=true results_dir=results-smoke` replaced
+    report/index.html (nothing in it said smoke); `report --plan results/plan.json --tables
+    results-smoke/tables` drew smoke numbers under the real plan."""
+    import pandas as pd
+
+    from sweepbench.plan.planner import SMOKE_REPORT_MARK, check_smoke_results
+    from sweepbench.report.document import check_smoke_tables
+
+    assert cli.main([*empty_results, "--out", str(tmp_path / "report")]) == 0    # a real plan's report
+    assert SMOKE_REPORT_MARK not in (tmp_path / "report" / "index.html").read_text()
+    smoke_config = {"smoke": "true", "results_dir": str(tmp_path / "results-smoke"),
+                    "report_dir": str(tmp_path / "report")}
+    with pytest.raises(SweepbenchError, match=r"^config error in key smoke: true, but .*report/index.html is a real "
+                                              r"sweep's report that the smoke report would replace; allowed: "
+                                              r"smoke=true with report_dir=report-smoke"):
+        check_smoke_results(smoke_config)
+    check_smoke_results({**smoke_config, "smoke": False})                         # a real run may replace it
+    write_plan({"studies": {}, "cells": {}, "jobs": {}, "config": {}, "smoke": True}, str(tmp_path / "plan.json"))
+    assert cli.main([*empty_results, "--out", str(tmp_path / "smoke-report")]) == 0
+    page = (tmp_path / "smoke-report" / "index.html").read_text()
+    assert SMOKE_REPORT_MARK in page and "<strong>Smoke run:</strong>" in page
+    check_smoke_results({**smoke_config, "report_dir": str(tmp_path / "smoke-report")})   # smoke over smoke: fine
+    smoke_runs = pd.DataFrame({"run": ["s/a/seed~0"], "smoke": [True]})
+    with pytest.raises(SweepbenchError, match=r"^table t/runs.csv holds smoke runs, but p.json is a real plan; "
+                                              r"allowed: the plan and tables of one results_dir$"):
+        check_smoke_tables({"smoke": False}, smoke_runs, "p.json", "t")
+    check_smoke_tables({"smoke": True}, smoke_runs, "p.json", "t")
+    with pytest.raises(SweepbenchError, match=r"holds real and smoke runs, but p.json is a smoke plan"):
+        check_smoke_tables({"smoke": True}, pd.DataFrame({"smoke": [True, False]}), "p.json", "t")

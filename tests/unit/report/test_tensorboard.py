@@ -77,3 +77,20 @@ def test_without_tensorboard_the_export_says_what_to_install(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs the tensorboard package; allowed: install it" in err
     assert not (tmp_path / "tb").exists()
+
+
+def test_a_users_own_event_files_are_not_taken_for_the_exports(tmp_path, capsys):
+    """`export tensorboard --out my_tb` deleted my_tb/exp1/events.out.tfevents.1700000000.myhost: files
+    were recognised by their name's prefix. Only the files the export's WRITTEN list names are its own."""
+    tables, runs = results(tmp_path)
+    out = tmp_path / "my_tb"
+    os.makedirs(out / "exp1")
+    (out / "exp1" / "events.out.tfevents.1700000000.myhost").write_bytes(b"my events")
+    assert cli.main(["export", "tensorboard", "--tables", tables, "--runs-dir", runs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad tensorboard folder" in err and "exp1/events.out.tfevents.1700000000.myhost" in err
+    assert (out / "exp1" / "events.out.tfevents.1700000000.myhost").read_bytes() == b"my events"
+    mine = tmp_path / "tb"
+    assert cli.main(["export", "tensorboard", "--tables", tables, "--runs-dir", runs, "--out", str(mine)]) == 0
+    (next(mine.rglob("events.out.tfevents.*"))).write_bytes(b"edited")             # changed since: not its own
+    assert cli.main(["export", "tensorboard", "--tables", tables, "--runs-dir", runs, "--out", str(mine)]) == 2

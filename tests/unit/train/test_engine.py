@@ -3,6 +3,7 @@ codes and files matter and in-process where only values do."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,26 @@ def test_run_json_provenance_records_the_clones_lock_and_whether_this_python_mat
     lock = json.load(open(tmp_path / "run" / "run.json"))["provenance"]["env_lock"]
     assert lock["file"] == "requirements.lock" and lock["sha256"] == envlock.read_lock()[0]
     assert lock == envlock.state() and lock["matches"] is (lock["differs"] == [])  # outside a clone: null
+
+
+@pytest.mark.parametrize("lock_bytes, message", [(b"torch==2.0\n\xff\xfe\n", r": not UTF-8 text \(byte 11\)"),
+                                                   (b"numpy>=2.0\n", r":1: bad line 'numpy>=2.0'")])
+def test_a_bad_requirements_lock_stops_a_run_before_it_trains(tmp_path, monkeypatch, lock_bytes, message):
+    """A non-UTF-8 lock crashed (UnicodeDecodeError) and a malformed line exited 2, both only at
+    write_records, after the whole run had trained: the provenance's lock is read first."""
+    from sweepbench import envlock
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_bytes(lock_bytes)
+    monkeypatch.setattr(envlock, "lock_path", lambda: str(lock))
+    monkeypatch.setattr(engine, "set_up", lambda *a: pytest.fail("trained before reading the lock"))
+    envlock.state.cache_clear()
+    try:
+        with pytest.raises(SweepbenchError, match=f"^{re.escape(str(lock))}{message}.*allowed: "):
+            engine.train(resolve({"workload": "linreg", "epochs": 1}), str(tmp_path / "run"), quiet=True)
+    finally:
+        envlock.state.cache_clear()
+    assert not (tmp_path / "run").exists()
 
 
 SMALL = {

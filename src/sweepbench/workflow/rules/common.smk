@@ -19,7 +19,7 @@ from sweepbench.plan import user_inputs
 from sweepbench.atomic import refuse_overwrites
 from sweepbench.provenance import code_version
 from sweepbench.report import figure_files
-from sweepbench.status import stale_manifests
+from sweepbench.status import dry_run, stale_manifests
 
 try:
     for path in workflow.configfiles:  # read again strictly: YAML keeps one of two repeated keys silently
@@ -59,9 +59,11 @@ STALE = [(manifest, f"{lost} of its runs have no record any more; the job trains
          for manifest, lost in stale_manifests(PLAN, RESULTS)]
 if os.path.exists(f"{RESULTS}/plan.json") and not plan_is_written(PLAN, f"{RESULTS}/plan.json"):
     STALE.append((f"{RESULTS}/plan.json", "not this config's plan (another config or sweepbench); written again"))
+DRY_RUN = bool(STALE) and dry_run(sys.argv[1:])  # a dry run removes nothing: it says what a real run would
 for stale, why in STALE:
-    print(f"sweepbench: {stale}: {why}", file=sys.stderr)
-    for path in (stale, f"{RESULTS}/tables/runs.csv"):
+    print(f"sweepbench: {stale}: {why}" + (" (in a real run; a dry run removes nothing)" if DRY_RUN else ""),
+          file=sys.stderr)
+    for path in () if DRY_RUN else (stale, f"{RESULTS}/tables/runs.csv"):
         if os.path.exists(path):
             os.remove(path)
 DATA_DIR = SMOKE_DATA_DIR if SMOKE else "resources"  # where prepare_data writes <dataset>.pt
