@@ -62,6 +62,7 @@ BOOL_COLUMNS = ["target_reached", "smoke"]
 STATUSES = ("completed", "converged", "target_reached", "diverged")
 BASELINE_COMMAND = "make baseline"
 BASELINE_FILES = ("seeds.csv", "meta.json")  # what `baseline save` writes (and replaces)
+BASELINE_KIND = "baseline"  # the output kind in a baseline folder's written list (atomic.owned_in)
 # Defaults; a config's `check:` block overrides them (validated by the config schema).
 DEFAULTS = {
     "alpha": 0.05,        # chance that unchanged code reports any quality regression (regression.regression_test)
@@ -383,14 +384,14 @@ def save_baseline(name: str, tables_dir: str, root: str = "baselines") -> str:
 
     runs = pd.read_csv(runs_path, usecols=lambda c: c in ("device_name", "torch", "git_commit", "env_lock"))
     out = baseline_dir(name, root)
-    refuse_foreign(out, owned_in(out, _older_baseline), "baseline folder")
+    refuse_foreign(out, owned_in(out, _older_baseline, kind=BASELINE_KIND), "baseline folder")
     folder = TempFolder(out)
     try:
         write_file(os.path.join(folder.path, "seeds.csv"),
                    seeds.assign(seed=seeds["seed"].astype(int)).to_csv(index=False))
         write_file(os.path.join(folder.path, "meta.json"),
                    json.dumps(baseline_meta(name, runs, seeds), indent=1) + "\n")
-        list_written(folder.path, BASELINE_FILES)  # what a later save may replace (atomic.owned_in)
+        list_written(folder.path, BASELINE_FILES, kind=BASELINE_KIND)  # what a later save may replace (owned_in)
     except BaseException:
         folder.discard()
         raise

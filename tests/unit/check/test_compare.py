@@ -269,6 +269,18 @@ def test_baseline_save_recognises_its_folder_by_its_written_list_not_by_file_nam
     assert set(written(os.path.join(saved, "ref"))) == set(compare.BASELINE_FILES)
 
 
+def test_baseline_save_never_replaces_a_folder_another_output_wrote(tmp_path):
+    """`baseline save tables --root results` deleted every table, the runs.csv it had just read too."""
+    from sweepbench.atomic import write_own
+
+    tables = tmp_path / "results" / "tables"
+    write_own(str(tables), {"runs.csv": seeds().to_csv(index=False), "seeds.csv": "a\n1\n"}, "--out")
+    before = {f: (tables / f).read_bytes() for f in os.listdir(tables)}
+    with pytest.raises(SweepbenchError, match="bad baseline folder"):
+        compare.save_baseline("tables", str(tables), str(tmp_path / "results"))
+    assert {f: (tables / f).read_bytes() for f in os.listdir(tables)} == before
+
+
 def test_baseline_meta_records_how_it_was_made(saved):
     meta = json.load(open(os.path.join(saved, "ref", "meta.json")))
     assert meta["runs"] == 20 and meta["smoke"] is False and meta["seeds"] == {"s": list(range(10))}
