@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from test_workflow import ROOT, snakemake, workdir
 
+from sweepbench.atomic import WRITTEN
+
 pytestmark = pytest.mark.slow  # runs the real Snakefile
 
 
@@ -28,7 +30,7 @@ def test_the_ready_data_parallel_study_runs_end_to_end_with_its_table_and_report
     runs_dir = wd / "results" / "runs" / "ddp_workers"
     for run in pd.read_csv(wd / "results" / "tables" / "runs.csv")["run"]:
         folder = wd / "results" / "runs" / run
-        assert sorted(os.listdir(folder)) == ["metrics.csv", "run.json", "steps.csv"]
+        assert sorted(os.listdir(folder)) == [WRITTEN, "metrics.csv", "run.json", "steps.csv"]   # rank 0's only
     assert not [p for p in runs_dir.rglob(".*tmp-*")]                      # no rank left a temporary folder
     record = json.loads((runs_dir / "all" / "ws~2" / "seed~0" / "run.json").read_text())
     par = record["distributed"]
