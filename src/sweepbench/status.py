@@ -1,7 +1,8 @@
 """`sweepbench status`: where a sweep stands, from the run records on disk.
 
 For each study of the plan the workflow last wrote (results/plan.json): runs planned, done,
-running, missing, diverged and broken. It reads only the plan, the run folders, the job logs
+running, missing, diverged, broken and outdated (complete, but trained by other code or on
+other user inputs: the next snakemake trains them again). It reads only the plan, the run folders, the job logs
 and (to tell a lock a killed Snakemake left) this machine's process list, never Snakemake's
 state, so it can be asked at any time, while a workflow runs, without touching its lock. Cheap
 enough for 10,000 runs: one directory listing per cell folder and one record per finished run.
@@ -9,6 +10,7 @@ enough for 10,000 runs: one directory listing per cell folder and one record per
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -16,7 +18,7 @@ from sweepbench import SweepbenchError, record
 from sweepbench.plan.batch_cycle import derived_keys
 from sweepbench.plan.planner import read_plan
 
-STATES = ("done", "running", "missing", "diverged", "broken")
+STATES = ("done", "running", "missing", "diverged", "broken", "outdated")
 PROGRESS = re.compile(r"^runs? (\d+)(?:-(\d+))?/(\d+)\b")  # train-pack's lines: "run 37/120 ..."
 
 
@@ -31,10 +33,41 @@ def folder_entries(parent: str) -> tuple[set, set]:
     return {name for name in names if not name.startswith(".")}, writing
 
 
+def finished_state(run_dir: str, spec: dict, derived, inputs_read: dict) -> tuple[str, str]:
+    """(state, detail) of a run folder that holds a record: broken (not a complete record of the
+    planned spec), outdated (complete, but its job would train it again: sweepbench.train.job.
+    outdated, e.g. after an edit of the training code), diverged or done. inputs_read: cell_inputs'
+    cache, one per status call."""
+    from sweepbench.train import job
+
+    try:
+        rec = record.load_planned_record(run_dir, spec, derived)
+    except record.BrokenRecord as err:
+        return "broken", str(err).split(": ", 1)[-1]
+    try:
+        why = job.outdated(rec, spec, cell_inputs(spec, inputs_read))
+    except SweepbenchError:  # the workload cannot be loaded here: the plan's own check names it
+        why = None
+    if why:
+        return "outdated", why
+    return ("diverged" if rec.status == "diverged" else "done"), ""
+
+
+def cell_inputs(spec: dict, read: dict):
+    """user_inputs.of(spec), read once per workload and data (what it depends on): a sweep's runs
+    share few of them, and a user's data is fingerprinted once, not once per run."""
+    from sweepbench.plan import user_inputs
+
+    key = (str(spec.get("workload")), json.dumps(spec.get("data"), sort_keys=True, default=str))
+    if key not in read:
+        read[key] = user_inputs.of(spec)
+    return read[key]
+
+
 def run_states(the_plan: dict, runs_dir: str, workflow_running: bool) -> dict:
     """{run id: (state, detail)} for every planned run. A half-written run (a temporary folder)
     counts as running only while a Snakemake holds its lock; after a kill it is missing."""
-    listings, states = {}, {}
+    listings, states, inputs_read = {}, {}, {}
     for cell_id, cell in the_plan["cells"].items():
         derived = derived_keys(the_plan, cell_id)
         for run in cell["runs"]:
@@ -43,11 +76,7 @@ def run_states(the_plan: dict, runs_dir: str, workflow_running: bool) -> dict:
                 listings[parent] = folder_entries(parent)
             finished, writing = listings[parent]
             if name in finished:
-                try:
-                    rec = record.load_planned_record(os.path.join(parent, name), run["spec"], derived)
-                    states[run["id"]] = ("diverged" if rec.status == "diverged" else "done", "")
-                except record.BrokenRecord as err:
-                    states[run["id"]] = ("broken", str(err).split(": ", 1)[-1])
+                states[run["id"]] = finished_state(os.path.join(parent, name), run["spec"], derived, inputs_read)
             elif name in writing and workflow_running:
                 states[run["id"]] = ("running", "")
             else:
@@ -106,7 +135,7 @@ def last_progress(log_path: str) -> str | None:
 
 def status(results_dir: str, workdir: str = ".") -> dict:
     """{"studies": {name: {"planned": n, state: count}}, "total": {...} (each run once, also one
-    that two studies share), "jobs": [in-progress job lines], "broken": [(run id, why)],
+    that two studies share), "jobs": [in-progress job lines], "broken" and "outdated": [(run id, why)],
     "workflow_running": bool, "workflow": workflow_state}."""
     plan_path = os.path.join(results_dir, "plan.json")
     if not os.path.exists(plan_path):
@@ -129,9 +158,10 @@ def status(results_dir: str, workdir: str = ".") -> dict:
                    for r in the_plan["cells"][c]["runs"] if states[r["id"]][0] == "running"})
     jobs = [f"{job}: {last_progress(os.path.join(results_dir, 'logs', 'train', job + '.log')) or 'started'}"
             for job in busy]
-    broken = [(run_id, why) for run_id, (state, why) in states.items() if state == "broken"]
-    return {"studies": studies, "total": total, "jobs": jobs, "broken": broken, "workflow_running": running,
-            "workflow": workflow}
+    broken, outdated = ([(run_id, why) for run_id, (state, why) in states.items() if state == kind]
+                        for kind in ("broken", "outdated"))
+    return {"studies": studies, "total": total, "jobs": jobs, "broken": broken, "outdated": outdated,
+            "workflow_running": running, "workflow": workflow}
 
 
 def format_status(result: dict, max_broken: int = 10) -> str:
@@ -151,6 +181,10 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
     if len(result["broken"]) > max_broken:
         lines.append(f"... and {len(result['broken']) - max_broken} more broken runs (--json lists all)")
+    if result["outdated"]:
+        reasons = sorted({why for _, why in result["outdated"]})
+        lines.append(f"outdated: {len(result['outdated'])} complete runs {'; '.join(reasons)}: the next snakemake "
+                     f"(or sweepbench run) trains them again")
     if result["broken"]:
         lines.append("re-train the broken runs: snakemake --forcerun train, or sweepbench run --forcerun train "
                      "(each job keeps its complete records)")

@@ -28,7 +28,9 @@ VOCABULARY_EDGES = {
     "spec.py": {"sweepbench.train.optimizers",  # the `optimizer` choices are the optimizer table (no torch at import)
                 "sweepbench.data.registry"},  # test_fraction acts on no built-in dataset (no torch at import)
     "status.py": {"sweepbench.plan.planner",  # `sweepbench status` reads plan.json through its owner
-                  "sweepbench.plan.batch_cycle"},  # and knows which spec keys a job derives when it trains
+                  "sweepbench.plan.batch_cycle",  # and knows which spec keys a job derives when it trains
+                  "sweepbench.plan.user_inputs",  # and which user inputs a run has now
+                  "sweepbench.train.job"},  # and asks the job's rule whether it would train a record again
 }
 TORCH_PACKAGES = ("data", "train")
 

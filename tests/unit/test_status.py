@@ -12,6 +12,7 @@ from conftest import minimal_record, run_cli, write_record_files
 
 from sweepbench import SweepbenchError, record
 from sweepbench.plan.planner import plan, write_plan
+from sweepbench.provenance import code_version
 from sweepbench.status import dry_run, format_status, status
 from sweepbench.train.job import run_progress
 
@@ -23,10 +24,13 @@ PLAN = plan(CONFIG)
 SPECS = {run["id"]: run["spec"] for cell in PLAN["cells"].values() for run in cell["runs"]}
 
 
-def write_record(run_dir, status_="completed", **spec_changes):
-    """A record of the run planned at run_dir (with spec_changes: a record of another spec)."""
+def write_record(run_dir, status_="completed", code=None, **spec_changes):
+    """A record of the run planned at run_dir, trained by this code (code: by another), with
+    spec_changes: a record of another spec."""
     run_id = "/".join(run_dir.parts[-3:])
-    write_record_files(run_dir, minimal_record(status=status_, spec={**SPECS[run_id], **spec_changes}))
+    rec = minimal_record(status=status_, spec={**SPECS[run_id], **spec_changes})
+    rec["provenance"].update(code_version=code or code_version(), user_inputs=None)
+    write_record_files(run_dir, rec)
 
 
 @pytest.fixture
@@ -69,15 +73,15 @@ def test_counts_per_study_while_snakemake_runs(results, snakemake_process):
     (results / ".snakemake" / "locks" / "0.input.lock").write_text("")
     out = status(str(results / "results"), str(results))
     assert out["studies"]["a"] == {"planned": 6, "done": 1, "running": 1, "missing": 1, "diverged": 1, "broken": 2,
-                                   "workload": "linreg"}
+                                   "outdated": 0, "workload": "linreg"}
     assert out["studies"]["b"] == {"planned": 2, "done": 1, "running": 0, "missing": 0, "diverged": 1, "broken": 0,
-                                   "workload": "linreg"}
+                                   "outdated": 0, "workload": "linreg"}
     assert out["total"]["planned"] == 6 and out["total"]["done"] == 1          # b's runs are a's runs
     assert out["jobs"] == ["a/lr~0.3: run 1/2 started: x"]
     assert [r for r, _ in out["broken"]] == ["a/lr~0.2/seed~0", "a/lr~0.2/seed~1"]
     assert "steps.csv missing" in out["broken"][0][1] and "metrics.csv, steps.csv missing" in out["broken"][1][1]
     table = format_status(out)
-    assert table.splitlines()[1].split() == ["a", "6", "1", "1", "1", "1", "2", "linreg"]
+    assert table.splitlines()[1].split() == ["a", "6", "1", "1", "1", "1", "2", "0", "linreg"]
     assert "snakemake: running" in table and "in progress: a/lr~0.3: run 1/2" in table
 
 
@@ -85,6 +89,23 @@ def test_a_half_written_run_without_a_running_snakemake_is_missing(results):
     out = status(str(results / "results"), str(results))
     assert out["studies"]["a"]["running"] == 0 and out["studies"]["a"]["missing"] == 2
     assert not (results / ".snakemake").exists()                          # Snakemake's state is never touched
+
+
+def test_a_record_of_other_training_code_is_outdated_not_done(results):
+    """After an edit of the training code the workflow trains every run again (the code version is a
+    param of each job, and the job's resume asks train.job.outdated): status says so, not "done"."""
+    run = results / "results" / "runs" / "a" / "lr~0.1" / "seed~0"
+    write_record(run, code="an older code version")
+    out = status(str(results / "results"), str(results))
+    assert out["studies"]["a"]["done"] == 0 and out["studies"]["a"]["outdated"] == 1
+    assert out["outdated"] == [("a/lr~0.1/seed~0", "trained by other training code (provenance.code_version)")]
+    assert "outdated: 1 complete runs trained by other training code" in format_status(out)
+    from sweepbench.train.job import is_done
+
+    assert not is_done(str(run), SPECS["a/lr~0.1/seed~0"])  # the same rule as the job's resume
+    write_record(run)
+    assert is_done(str(run), SPECS["a/lr~0.1/seed~0"])
+    assert status(str(results / "results"), str(results))["studies"]["a"]["done"] == 1
 
 
 def test_cli_status_and_its_errors(results):

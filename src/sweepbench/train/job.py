@@ -58,15 +58,30 @@ def run_progress(first: int, last: int, total: int) -> str:
     return f"run {first}/{total}" if first == last else f"runs {first}-{last}/{total}"
 
 
+_OF_SPEC = object()  # outdated's default: the user inputs of the spec, read now
+
+
+def outdated(rec, spec: dict, inputs=_OF_SPEC) -> str | None:
+    """Why a complete record of this spec would be trained again by its job, or None: it was trained
+    by other training code (provenance.code_version) or on other user inputs (sweepbench.plan.
+    user_inputs: the user's workload file and local data; `inputs` = user_inputs.of(spec) when the
+    caller has it). The one rule of "trained by what runs now": the job's resume (is_done) and
+    `sweepbench status` (which counts such a record as outdated, not done) both ask it."""
+    if rec.provenance.get("code_version") != code_version():
+        return "trained by other training code (provenance.code_version)"
+    if rec.provenance.get("user_inputs") != (user_inputs.of(spec) if inputs is _OF_SPEC else inputs):
+        return "trained on another version of its workload file or local data (provenance.user_inputs)"
+    return None
+
+
 def is_done(run_dir: str, spec: dict) -> bool:
-    """A complete record of exactly this spec, trained by the current training code on the same user
-    inputs (sweepbench.plan.user_inputs: the user's workload file and local data, unchanged)."""
+    """A complete record of exactly this spec, not outdated (trained by the current training code on
+    the same user inputs)."""
     try:
         rec = load_record(run_dir)
     except BrokenRecord:
         return False
-    return (rec.spec == spec and rec.provenance.get("code_version") == code_version()
-            and rec.provenance.get("user_inputs") == user_inputs.of(spec))
+    return rec.spec == spec and outdated(rec, spec) is None
 
 
 def train_pack(runs: list[dict], opts: PackOptions, manifest: str | None = None) -> dict:
