@@ -117,9 +117,13 @@ def assert_same_runs(tmp_path, together, alone):
         assert (a["status"], a["final"]["step"]) == (b["status"], b["final"]["step"]), i
         (ma, sa), (mb, sb) = read(tmp_path, f"s{i}"), read(tmp_path, f"a{i}")
         assert ma[["step", "samples", "lr", "batch_size"]].equals(mb[["step", "samples", "lr", "batch_size"]])
-        np.testing.assert_allclose(ma[METRICS].to_numpy(float), mb[METRICS].to_numpy(float), rtol=1e-4, atol=1e-5)
+        # a diverging run (lr 1e3) amplifies the last-bit difference of a batched and a single matmul: on an
+        # AMD EPYC its epoch losses (85-119) differed by 1.4e-4 relative and its step losses by up to 1.1e-3
+        # (Intel Xeon: within 1e-4); its status and the step where it diverged (above) are still exact
+        rtol = 1e-2 if a["status"] == "diverged" else 1e-4
+        np.testing.assert_allclose(ma[METRICS].to_numpy(float), mb[METRICS].to_numpy(float), rtol=rtol, atol=1e-5)
         np.testing.assert_allclose(sa[["loss", "lr"]].to_numpy(float), sb[["loss", "lr"]].to_numpy(float),
-                                   rtol=1e-4, atol=1e-5)
+                                   rtol=rtol, atol=1e-5)
 
 
 @pytest.mark.parametrize("optimizer, grid", [
