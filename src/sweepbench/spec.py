@@ -160,6 +160,9 @@ def _may_lack_a_test_split(spec: dict) -> bool:
 
 
 _STEP = (lambda s: s["schedule"] == "step", "schedule step")
+_CYCLICAL = (lambda s: s["schedule"] in ("triangular", "triangular2", "exp_range"),
+             "schedule triangular, triangular2 or exp_range")
+_GNS = (lambda s: s["gns"], "gns true")
 O = Option
 OPTIONS: dict[str, Option] = _options(
     # what to train
@@ -218,18 +221,22 @@ OPTIONS: dict[str, Option] = _options(
     O("cosine_min_factor", 0.0, "float", "cosine ends at lr * cosine_min_factor", low=0, high=1,
       acts=(lambda s: s["schedule"] == "cosine", "schedule cosine")),
     O("clr_max_lr", 0.006, "float", "cyclical schedules: lr cycles between lr and clr_max_lr", low=0,
-      low_open=True),
-    O("clr_step_size", 2000, "int", "cyclical schedules: steps per half cycle", low=1),
-    O("clr_gamma", 1.0, "float", "exp_range decay per step", low=0, high=1, low_open=True),
+      low_open=True, acts=_CYCLICAL),
+    O("clr_step_size", 2000, "int", "cyclical schedules: steps per half cycle", low=1, acts=_CYCLICAL),
+    O("clr_gamma", 1.0, "float", "exp_range decay per step", low=0, high=1, low_open=True,
+      acts=(lambda s: s["schedule"] == "exp_range", "schedule exp_range")),
     O("batch_schedule", "constant", "choice", "batch size per epoch: constant, or cyclic from batch_cycle",
       choices=("constant", "cyclic")),
-    O("batch_cycle", [], "ints", "cyclic batch sizes, e.g. [16, 32, 64, 128, 256]", low=1),
+    O("batch_cycle", [], "ints", "cyclic batch sizes, e.g. [16, 32, 64, 128, 256]", low=1,
+      acts=(lambda s: s["batch_schedule"] == "cyclic", "batch_schedule cyclic")),
     # stopping and targets
     O("target_metric", None, "choice", "metric with a target, e.g. val_accuracy", choices=METRICS,
       nullable=True),
-    O("target", None, "float", "value to reach (accuracy: >=, in [0, 1]; loss: <=, >= 0)", nullable=True),
+    O("target", None, "float", "value to reach (accuracy: >=, in [0, 1]; loss: <=, >= 0)", nullable=True,
+      acts=(lambda s: s["target_metric"] is not None, "a target_metric")),
     O("stop_at_target", False, "bool", "stop once the target held for `patience` evaluations"),
-    O("patience", 1, "int", "evaluations in a row the target must hold", low=1),
+    O("patience", 1, "int", "evaluations in a row the target must hold", low=1,
+      acts=(lambda s: s["stop_at_target"], "stop_at_target true")),
     O("save_best", False, "bool", "keep the weights of the best validation evaluation in model.pt (seed 003)"),
     O("converge_tol", 0.0, "float", "stop when the epoch-mean loss changes by less than this fraction (0 = off)",
       low=0, high=1, high_open=True),
@@ -242,9 +249,9 @@ OPTIONS: dict[str, Option] = _options(
     O("steps_cap", 5000, "int", "steps.csv keeps at most about this many evenly spaced steps", low=1),
     O("gns", False, "bool", "estimate the gradient noise scale at every evaluation"),
     O("gns_batches", 8, "int", "small batches per noise-scale estimate (big batch = gns_batches x batch_size)",
-      low=2, high=1024),
+      low=2, high=1024, acts=_GNS),
     O("gns_ema", 0.9, "float", "moving-average factor of the two noise-scale estimates", low=0, high=1,
-      high_open=True),
+      high_open=True, acts=_GNS),
     O("timing_warmup_steps", 10, "int", "steps excluded from step-time statistics", low=0),
     O("timing_block_s", 0.05, "float", "timed steps are grouped into consecutive blocks of at least this many "
       "seconds; samples_per_s is the median block's (sweepbench.rules.timing_blocks)", low=0, low_open=True,
@@ -253,7 +260,7 @@ OPTIONS: dict[str, Option] = _options(
       "+- this fraction (95% interval) or timing_budget_s is spent (sweepbench.rules.timing_settled); "
       "0 = train the whole budget", low=0, high=0.5),
     O("timing_budget_s", 10.0, "float", "with timing_ci: the most seconds of timed steps a run spends",
-      low=0, low_open=True, high=3600),
+      low=0, low_open=True, high=3600, acts=(lambda s: s["timing_ci"] > 0, "timing_ci above 0")),
     O("debug_slowdown", 0.0, "float", "benchmarks only: sleep this fraction of each step's time inside the step "
       "(a planted slowdown: benchmarks/bench_speed_check.py); 0 = off", low=0, high=10),
     # machine
@@ -264,7 +271,8 @@ OPTIONS: dict[str, Option] = _options(
       "over N processes (gloo on CPUs, nccl on GPUs), each at batch_size samples, global batch N x batch_size "
       "(1 shows DDP's own cost)", low=0, high=1024),
     O("dist_timeout_s", 600.0, "float", "data-parallel runs: seconds a rank waits for the others (a collective, "
-      "rank 0's evaluation) before the run fails", low=0, low_open=True, high=86_400),
+      "rank 0's evaluation) before the run fails", low=0, low_open=True, high=86_400,
+      acts=(lambda s: s["world_size"] >= 1, "world_size 1 or more")),
     # speed (each is recorded in run.json `speed`; see the README's "Speed")
     O("precision", "fp32", "choice", "bf16: torch.autocast to bfloat16 for the forward pass; weights stay fp32",
       choices=("fp32", "bf16")),
@@ -385,9 +393,17 @@ def ignored(spec: dict, base: dict) -> list[str]:
 
 def _shown_context(spec: dict, option: Option) -> str:
     """The options an Option.acts test reads, with their values, e.g. "optimizer adam"."""
-    keys = [k for k in ("optimizer", "schedule", "data", "workload") if k in option.acts[1] or
-            (k == "workload" and option.acts[1].startswith("data"))]
-    return ", ".join(f"{k} {spec[k]}" for k in keys if spec.get(k) is not None) or "this spec"
+    words = option.acts[1]
+    keys = [k for k in OPTIONS if k != option.name and re.search(rf"(?<!\w){k}(?!\w)", words) or
+            (k == "workload" and words.startswith("data"))]
+    shown = [k for k in keys if spec.get(k) is not None or k != "data"]  # no data option: the workload's
+    return ", ".join(f"{k} {_word(spec[k])}" for k in shown) or "this spec"
+
+
+def _word(value) -> str:
+    """A value as the config writes it: true, false, null, 0.5, adam."""
+    return {True: "true", False: "false", None: "null"}.get(value, value) if isinstance(value, (bool, type(None))) \
+        else str(value)
 
 
 def _check_relations(spec: dict) -> None:

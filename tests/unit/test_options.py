@@ -199,3 +199,40 @@ def plan_error(fixed: dict) -> str:
     with pytest.raises(SweepbenchError) as err:
         plan({"studies": {"s": {"workload": "linreg", "fixed": fixed}}})
     return str(err.value)
+
+
+# Every option that acts only with other options' values (Option.acts): a value, a spec where it does
+# nothing (refused) and one where it acts (accepted). A new `acts` entry without a row here fails below.
+ACTS_CASES = {
+    "momentum": (0.5, {"optimizer": "adam"}, {"optimizer": "momentum"}),
+    "step_milestones": ([2], {}, {"schedule": "step"}),
+    "step_gamma": (0.5, {}, {"schedule": "step"}),
+    "cosine_min_factor": (0.1, {}, {"schedule": "cosine"}),
+    "clr_max_lr": (0.5, {}, {"schedule": "triangular"}),
+    "clr_step_size": (10, {"schedule": "cosine"}, {"schedule": "exp_range", "clr_max_lr": 1.0}),
+    "clr_gamma": (0.5, {"schedule": "triangular", "clr_max_lr": 1.0}, {"schedule": "exp_range", "clr_max_lr": 1.0}),
+    "batch_cycle": ([8, 16], {}, {"batch_schedule": "cyclic"}),
+    "target": (0.5, {"target_metric": None}, {"target_metric": "val_loss"}),
+    "patience": (3, {}, {"stop_at_target": True, "target_metric": "val_accuracy", "target": 0.9}),
+    "gns_batches": (4, {}, {"gns": True}),
+    "gns_ema": (0.5, {}, {"gns": True}),
+    "timing_budget_s": (2.0, {}, {"timing_ci": 0.05}),
+    "dist_timeout_s": (30.0, {}, {"world_size": 1}),
+    "test_fraction": (0.3, {}, None),  # acts on local CSV files and image folders only (tests/unit/data)
+}
+
+
+def test_every_conditional_option_has_a_case():
+    assert sorted(ACTS_CASES) == sorted(name for name, o in OPTIONS.items() if o.acts)
+
+
+@pytest.mark.parametrize("name", sorted(ACTS_CASES))
+def test_a_conditional_option_is_refused_where_it_does_nothing_and_accepted_where_it_acts(name):
+    value, idle, acting = ACTS_CASES[name]
+    base = {"workload": "linreg" if name == "target" else "digits_mlp", name: value}
+    words = OPTIONS[name].acts[1]
+    with pytest.raises(SweepbenchError, match=rf"^bad {name} .* which ignores it; allowed: leave {name} unset "
+                                              rf"\(.*\), or {re.escape(words)}$"):
+        resolve({**base, **idle})
+    if acting is not None:
+        assert resolve({**base, **acting})[name] == value

@@ -89,7 +89,8 @@ def apply_smoke(spec: dict) -> dict:
     also keeps only a cell's first 2 seeds."""
     spec = dict(spec, data_dir=SMOKE_DATA_DIR, raw_dir=SMOKE_RAW_DIR, clip_batch_size=True,
                 train_size=min(spec["train_size"] or SMOKE_TRAIN, SMOKE_TRAIN), epochs=min(spec["epochs"], 2),
-                max_steps=min(spec["max_steps"] or 2, 2), eval_max_samples=8, gns_batches=2)
+                max_steps=min(spec["max_steps"] or 2, 2), eval_max_samples=8,
+                gns_batches=2 if spec["gns"] else spec["gns_batches"])
     if spec["val_size"]:
         spec["val_size"] = min(spec["val_size"], 16)
     return spec

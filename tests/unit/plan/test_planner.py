@@ -47,7 +47,9 @@ def test_smoke_keeps_ids_and_shrinks_runs():
     assert sorted(p["cells"]) == ["s/bs~4096", "s/bs~8"]
     spec = p["cells"]["s/bs~4096"]["runs"][0]["spec"]
     assert spec["clip_batch_size"] and spec["train_size"] == 16 and spec["max_steps"] == 2
-    assert spec["eval_max_samples"] == 8 and spec["gns_batches"] == 2
+    assert spec["eval_max_samples"] == 8 and spec["gns_batches"] == 8  # gns is off: its batches are left alone
+    gns = plan({**study(grid={"batch_size": [8]}, seeds=[0], fixed={"gns": True}), "smoke": "true"})
+    assert gns["cells"]["s/bs~8"]["runs"][0]["spec"]["gns_batches"] == 2
     assert [r["seed"] for r in p["cells"]["s/bs~8"]["runs"]] == [0, 1]
     assert p["smoke"] is True and plan(study())["smoke"] is False        # the plan says it once, for its readers
 
