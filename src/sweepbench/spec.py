@@ -53,6 +53,7 @@ class Option:
     models: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
     acts: object = None        # (spec -> bool, "when it acts, in words"): an option that acts only with others'
+    null_is_zero: bool = False  # null trains exactly as 0 (no term): `[null, 0]` is one cell twice
 
     def allowed(self) -> str:
         """What the option accepts, in words (the second half of every error message)."""
@@ -201,9 +202,9 @@ OPTIONS: dict[str, Option] = _options(
     O("dropout", None, "float", "dropout rate (WideResNet)", low=0, high=1, high_open=True, nullable=True,
       models=("wrn16_10",)),
     O("reg_lambda", None, "float", "L2 penalty 0.5 * reg_lambda * ||W||^2 on weight matrices", low=0,
-      nullable=True),
+      nullable=True, null_is_zero=True),
     O("entropy_alpha", None, "float", "weight of the prediction-entropy term (seed 003's composite loss)",
-      low=0, nullable=True, tasks=("multiclass",)),
+      low=0, nullable=True, tasks=("multiclass",), null_is_zero=True),
     # optimizer
     O("momentum", 0.9, "float", "momentum of momentum and nesterov", low=0, high=1, high_open=True,
       acts=(lambda s: s["optimizer"] in ("momentum", "nesterov"), "optimizer momentum or nesterov")),

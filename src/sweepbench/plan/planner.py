@@ -475,8 +475,10 @@ def same_runs_form(spec: dict, entry) -> dict:
     """The spec with equal values written one way, for the repeated-cell check: the workload's own model
     named or not (`model: [mlp, null]`), a CSV's default label column named or not (`a.csv` and
     `a.csv:label`), a train_size at or above the data's training samples and none (all of them), a
-    float option's int (`lr: [1, 1.0]`)."""
+    float option's int (`lr: [1, 1.0]`), null where it trains as 0 (`reg_lambda: [null, 0]`,
+    Option.null_is_zero)."""
     form = {k: _as_number(k, v) for k, v in spec.items()}
+    form.update({k: 0.0 for k, o in OPTIONS.items() if o.null_is_zero and form.get(k) is None})
     workload = workloads.get(spec["workload"])
     if form["model"] is not None and form["model"] == workloads.label(workload.model):
         form["model"] = None

@@ -95,6 +95,8 @@ def test_points_that_give_the_same_cell_twice_are_refused_naming_it(study, cell)
     ({"workload": "digits_mlp", "grid": {"model": ["mlp", None]}}, "s/model~mlp"),   # the workload's own model
     ({"workload": "digits_mlp", "grid": {"train_size": [100_000, 0]}}, "s/train_size~100000"),  # above the data: all
     ({"workload": "digits_mlp", "grid": {"data": ["digits", None]}}, "s/data~digits"),  # the workload's own data
+    ({"workload": "digits_mlp", "grid": {"reg_lambda": [None, 0]}}, "s/reg_lambda~None"),  # null: no L2 term
+    ({"workload": "digits_mlp", "grid": {"entropy_alpha": [0.0, None]}}, "s/entropy_alpha~0.0"),  # no entropy term
 ])
 def test_values_that_mean_the_same_are_one_cell(study, cell):
     with pytest.raises(SweepbenchError, match=f"two points give the same runs, cell {cell}"):

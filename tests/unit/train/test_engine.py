@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from sweepbench import SweepbenchError, record
+from sweepbench import SweepbenchError, record, spec
 from sweepbench.atomic import WRITTEN
 from sweepbench.spec import resolve
 from sweepbench.train import engine, schedules
@@ -112,6 +112,16 @@ def test_two_cpu_runs_are_identical_apart_from_time_columns(tmp_path):
                                 for lines in [open(p).read().splitlines()] for line in lines)
     assert strip(tmp_path / "a" / "metrics.csv") == strip(tmp_path / "b" / "metrics.csv")
     assert np.isfinite(m1["grad_noise_scale"]).all()
+
+
+@pytest.mark.parametrize("name", [n for n, o in spec.OPTIONS.items() if o.null_is_zero])
+def test_an_option_declared_null_is_zero_trains_alike_at_null_and_0(tmp_path, name):
+    """Option.null_is_zero lets the planner refuse `[null, 0]` as one cell twice: true only if both train
+    exactly alike (the same losses, bit for bit)."""
+    user = dict(workload="digits_mlp", epochs=1, max_steps=5, eval_max_samples=64)
+    _, _, at_null = train(tmp_path, "null", **user, **{name: None})
+    _, _, at_zero = train(tmp_path, "zero", **user, **{name: 0.0})
+    assert at_null["loss"].tolist() == at_zero["loss"].tolist() and len(at_null) == 5
 
 
 @pytest.mark.slow
