@@ -243,6 +243,12 @@ def test_the_workflow_never_replaces_what_sweepbench_did_not_write(tmp_path):
             in proc.stderr, proc.stderr[-2000:]
         assert path.read_text() == "mine"
         os.remove(path)
+    mine = wd / "results" / "thesis.tex"                                # a results_dir no workflow wrote
+    mine.write_text("mine")
+    proc = snakemake(wd, "-n")
+    assert proc.returncode == 1 and "holds thesis.tex and no plan.json" in proc.stderr, proc.stderr[-2000:]
+    assert mine.read_text() == "mine"
+    os.remove(mine)
     assert snakemake(wd, "-n").returncode == 0
 
 

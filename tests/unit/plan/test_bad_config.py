@@ -267,3 +267,25 @@ def test_a_reference_row_with_a_date_anywhere_is_a_config_error(tmp_path):
     with pytest.raises(SweepbenchError, match=r"config error in study 's', key reference.rows\[0\].lr: "
                                               r"datetime.date\(2024, 1, 1\) is not a number, text or a list"):
         plan(load_config(str(tmp_path / "c.yaml")))
+
+
+def test_a_results_dir_that_no_workflow_wrote_holds_only_what_the_workflow_writes(tmp_path):
+    """Pointed at a user's folder, the workflow would write its logs, specs and manifests among the
+    user's files: a results_dir without plan.json holding anything else is refused, untouched."""
+    from sweepbench.plan.planner import RESULTS_ENTRIES, check_results_folder
+
+    folder = tmp_path / "home"
+    check_results_folder(str(folder))                                   # new: fine
+    folder.mkdir()
+    for name in ("logs", "specs", "history.csv"):
+        (folder / name).mkdir() if "." not in name else (folder / name).write_text("")
+    check_results_folder(str(folder))                                   # only the workflow's names: its own
+    (folder / "thesis.tex").write_text("mine")
+    (folder / "photos").mkdir()
+    with pytest.raises(SweepbenchError, match=r"^config error in key results_dir: '.*home' holds photos, thesis.tex "
+                                              r"and no plan.json, so it is not a sweepbench results folder; allowed: "):
+        check_results_folder(str(folder))
+    assert (folder / "thesis.tex").read_text() == "mine"
+    (folder / "plan.json").write_text("{}")                             # a workflow started here: its folder
+    check_results_folder(str(folder))
+    assert "runs" in RESULTS_ENTRIES and "plan.json" in RESULTS_ENTRIES

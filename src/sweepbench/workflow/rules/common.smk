@@ -8,6 +8,7 @@ from sweepbench import SweepbenchError
 from sweepbench.plan.planner import (
     SMOKE_DATA_DIR,
     SMOKE_RAW_DIR,
+    check_results_folder,
     check_smoke_results,
     is_smoke,
     load_config,
@@ -42,6 +43,7 @@ REPORT_HTML, REPORT_PDF = f"{REPORT}/index.html", f"{REPORT}/report.pdf"
 try:
     # outputs never replace what sweepbench did not write: Snakemake deletes a job's outputs before the job
     # runs (and clears the report's figures folder), so each is checked here, before any job
+    check_results_folder(RESULTS)
     check_smoke_results(config)
     figure_files.check_folder(os.path.join(REPORT, "figures"), "report_dir's figures folder")
     # (a plan.json that is exactly this config's plan is sweepbench's, listed or not: an older one wrote no list)
