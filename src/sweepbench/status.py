@@ -93,24 +93,41 @@ def lock_held(workdir: str = ".") -> bool:
         return False
 
 
-def snakemake_alive(workdir: str = ".") -> bool | None:
-    """Whether a Snakemake process runs in workdir on this machine (from /proc: its command line
-    names snakemake, its working folder is workdir); None where /proc cannot tell. A Snakemake
-    started with --nolock never holds the lock: the one inside each cluster job (the SLURM plugin's
-    job step, on a compute node that may be this machine) is not the workflow's."""
+def processes_in(workdir: str = ".") -> list[tuple[int, list[bytes]]] | None:
+    """(pid, command line) of every process of this machine working in workdir (from /proc); None
+    where /proc cannot tell. Another user's processes and ones gone meanwhile are skipped."""
     if not os.path.isdir("/proc"):
         return None
-    target = os.path.realpath(workdir)
+    target, found = os.path.realpath(workdir), []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            if any(b"snakemake" in os.path.basename(part) for part in argv[:3]) and b"--nolock" not in argv and \
-                    os.path.realpath(f"/proc/{pid}/cwd") == target:
-                return True
-        except OSError:  # gone meanwhile, or another user's process
+            if os.path.realpath(f"/proc/{pid}/cwd") == target:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    found.append((int(pid), f.read().split(b"\0")))
+        except OSError:
             continue
-    return False
+    return found
+
+
+def snakemake_alive(workdir: str = ".", procs=None) -> bool | None:
+    """Whether a Snakemake process runs in workdir on this machine (its command line names
+    snakemake); None where /proc cannot tell. A Snakemake started with --nolock never holds the
+    lock: the one inside each cluster job (the SLURM plugin's job step, on a compute node that may
+    be this machine) is not the workflow's."""
+    procs = processes_in(workdir) if procs is None else procs
+    if procs is None:
+        return None
+    return any(any(b"snakemake" in os.path.basename(part) for part in argv[:3]) and b"--nolock" not in argv
+               for _, argv in procs)
+
+
+def training_jobs_alive(workdir: str = ".", procs=None) -> list[int]:
+    """The pids of `sweepbench train-pack` processes (the workflow's training jobs) working in workdir
+    on this machine: a Snakemake killed with kill -9 leaves its local jobs running, still writing
+    their runs; an --unlock and the same command then would train those runs a second time."""
+    procs = processes_in(workdir) if procs is None else procs
+    return sorted(pid for pid, argv in procs or [] if b"train-pack" in argv[:4]
+                  and any(b"sweepbench" in part for part in argv[:3]))
 
 
 def workflow_state(workdir: str = ".") -> str:
@@ -143,7 +160,8 @@ def status(results_dir: str, workdir: str = ".") -> dict:
                               f"started (snakemake writes plan.json first), e.g. --results-dir results")
     the_plan = read_plan(plan_path)
     workflow = workflow_state(workdir)
-    running = workflow != "not running"  # a lock: its half-written runs may be running on another host
+    orphans = training_jobs_alive(workdir) if workflow != "running" else []  # jobs of a killed Snakemake
+    running = workflow != "not running" or bool(orphans)  # a lock: its runs may be running on another host
     states = run_states(the_plan, os.path.join(results_dir, "runs"), running)
     studies = {}
     for name, study in the_plan["studies"].items():
@@ -161,7 +179,7 @@ def status(results_dir: str, workdir: str = ".") -> dict:
     broken, outdated = ([(run_id, why) for run_id, (state, why) in states.items() if state == kind]
                         for kind in ("broken", "outdated"))
     return {"studies": studies, "total": total, "jobs": jobs, "broken": broken, "outdated": outdated,
-            "workflow_running": running, "workflow": workflow}
+            "workflow_running": running, "workflow": workflow, "orphan_jobs": orphans}
 
 
 def format_status(result: dict, max_broken: int = 10) -> str:
@@ -177,6 +195,11 @@ def format_status(result: dict, max_broken: int = 10) -> str:
                                                      "this machine; if none runs anywhere (a killed run), clear "
                                                      "it: snakemake --unlock (or sweepbench run --unlock)"
                                   }[result["workflow"]])
+    if result.get("orphan_jobs"):
+        lines.append(f"training jobs still run in this folder without a Snakemake (pids "
+                     f"{', '.join(map(str, result['orphan_jobs']))}): a killed Snakemake leaves them running; let "
+                     f"them finish or kill them before snakemake --unlock and the same command, which would "
+                     f"otherwise train their runs a second time")
     lines += [f"in progress: {line}" for line in result["jobs"]]
     lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
     if len(result["broken"]) > max_broken:

@@ -151,6 +151,32 @@ def test_a_lock_left_by_a_killed_snakemake_is_told_from_a_running_one(results, s
            "snakemake --unlock" in format_status(out)
 
 
+def test_training_jobs_a_killed_snakemake_left_running_are_named_and_their_runs_count_as_running(results):
+    """kill -9 of a local Snakemake leaves its train-pack jobs running (and the lock): an --unlock and the
+    same command would then train their runs a second time. Status names them, also after an --unlock."""
+    fake = results / "bin" / "sweepbench"
+    os.makedirs(fake.parent)
+    fake.write_text("import pathlib, time\npathlib.Path('bin/ready').touch()\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(fake), "train-pack", "--runs-file", "x.json"], cwd=str(results))
+    try:
+        for _ in range(200):
+            if (results / "bin" / "ready").exists():
+                break
+            time.sleep(0.05)
+        out = status(str(results / "results"), str(results))                   # no lock: it was --unlock-ed
+        assert out["workflow"] == "not running" and out["orphan_jobs"] == [proc.pid]
+        assert out["studies"]["a"]["running"] == 1                            # its half-written run
+        assert f"training jobs still run in this folder without a Snakemake (pids {proc.pid}): " \
+               "a killed Snakemake leaves them running; let them finish or kill them before snakemake --unlock" \
+            in format_status(out)
+    finally:
+        proc.kill()
+        proc.wait()
+    out = status(str(results / "results"), str(results))
+    assert out["orphan_jobs"] == [] and out["studies"]["a"]["running"] == 0
+    assert "training jobs" not in format_status(out)
+
+
 def test_a_snakemake_inside_a_cluster_job_is_not_the_workflow(results):
     """The SLURM plugin's job step runs `python -m snakemake ... --nolock` in the workflow's folder; on a
     one-node cluster (the login node is the compute node) status took it for the workflow after the
