@@ -96,7 +96,9 @@ def settings(value) -> dict:
 def run_mb(model: str, spec: dict, n_inputs: int, batch: int) -> float:
     """Memory one run needs (and adds to a stack), estimated: 4 bytes x (4 x parameters: weights,
     gradients and two optimizer states; plus 3 x batch x activations: forward outputs kept for
-    backward). Models other than LeNet-5 and WideResNet-16-10 count as MLPs (softmax: no hidden)."""
+    backward; with gns, 2 x gns_batches x parameters: each estimate keeps one gradient per small
+    batch, then stacks them). Models other than LeNet-5 and WideResNet-16-10 count as MLPs
+    (softmax: no hidden)."""
     if model == "lenet5":
         params, acts = LENET5
     elif model == "wrn16_10":
@@ -105,7 +107,8 @@ def run_mb(model: str, spec: dict, n_inputs: int, batch: int) -> float:
         widths = [n_inputs, *(spec.get("hidden") or [] if model == "mlp" else []), 10]
         params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
         acts = 2 * sum(widths[1:])
-    return 4 * (4 * params + 3 * batch * acts) / 2**20
+    gns = 2 * spec["gns_batches"] * params if spec.get("gns") else 0
+    return 4 * (4 * params + 3 * batch * acts + gns) / 2**20
 
 
 def mode_for(study_settings: dict, model: str, resources: dict) -> str:

@@ -243,10 +243,12 @@ def check_memory(specs: list[dict], model: str, n_inputs: int, n_train: int, dev
     have = provenance.available_mb()
     if have is not None and need > have:
         spec, who = specs[0], "the stack needs" if len(specs) > 1 else "the run needs"
-        raise SweepbenchError(f"bad hidden {spec['hidden']!r} / batch_size {spec['batch_size']!r} for this machine: "
-                              f"{who} about {need:,.0f} MB (weights, gradients, optimizer state, the largest "
-                              f"batch's activations), {have:,.0f} MB is available; allowed: a smaller model "
-                              "(hidden) or batch size")
+        gns = f" / gns_batches {spec['gns_batches']}" if spec["gns"] else ""
+        parts = ", the noise-scale gradients" if gns else ""
+        raise SweepbenchError(f"bad hidden {spec['hidden']!r} / batch_size {spec['batch_size']!r}{gns} for this "
+                              f"machine: {who} about {need:,.0f} MB (weights, gradients, optimizer state, the "
+                              f"largest batch's activations{parts}), {have:,.0f} MB is available; allowed: a smaller "
+                              f"model (hidden), batch size{' or gns_batches' if gns else ''}")
 
 
 def check_batch_sizes(spec: dict, n_train: int, workload_name: str) -> None:

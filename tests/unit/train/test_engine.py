@@ -13,6 +13,7 @@ from conftest import run_cli
 
 from sweepbench import SweepbenchError, record, spec
 from sweepbench.atomic import WRITTEN
+from sweepbench.plan import stacks
 from sweepbench.spec import resolve
 from sweepbench.train import engine, schedules
 
@@ -311,6 +312,13 @@ def test_a_model_and_batch_that_cannot_fit_are_refused_before_the_model_is_built
                                               r"run needs about [\d,]+ MB .*, 512 MB is available; allowed: a smaller"):
         engine.train(spec, str(tmp_path / "run"), quiet=True)
     assert not (tmp_path / "run").exists()
+    # the noise scale keeps a gradient per small batch: gns_batches 1024 of 4.2 M parameters is about 33 GB
+    gns = resolve({"workload": "digits_mlp", "hidden": [2000, 2000], "epochs": 1, "gns": True, "gns_batches": 1024})
+    with pytest.raises(SweepbenchError, match=r"bad hidden \[2000, 2000\] / batch_size 32 / gns_batches 1024 for "
+                                              r"this machine: the run needs about 3[23],\d+ MB .*the noise-scale "
+                                              r"gradients\)"):
+        engine.train(gns, str(tmp_path / "gns"), quiet=True)
+    assert stacks.run_mb("mlp", {**gns, "gns": False}, 64, 32) < 512                    # without gns it fits
     monkeypatch.setattr(engine.provenance, "available_mb", lambda: None)               # unknown: not refused
     engine.train(resolve({"workload": "digits_mlp", "epochs": 1}), str(tmp_path / "ok"), quiet=True)
 
