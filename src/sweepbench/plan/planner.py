@@ -474,23 +474,31 @@ def _fits(key: str, value) -> bool:
 def same_runs_form(spec: dict, entry) -> dict:
     """The spec with equal values written one way, for the repeated-cell check: the workload's own model
     named or not (`model: [mlp, null]`), a CSV's default label column named or not (`a.csv` and
-    `a.csv:label`), a train_size at or above the data's training samples and none (all of them), a
-    float option's int (`lr: [1, 1.0]`), null where it trains as 0 (`reg_lambda: [null, 0]`,
-    Option.null_is_zero)."""
+    `a.csv:label`), a local path however spelled (`a.csv`, `./a.csv`, its absolute path), a
+    train_size at or above the data's training samples and none (all of them), a float option's
+    int (`lr: [1, 1.0]`), null where it trains as 0 (`reg_lambda: [null, 0]`, Option.null_is_zero)."""
     form = {k: _as_number(k, v) for k, v in spec.items()}
     form.update({k: 0.0 for k, o in OPTIONS.items() if o.null_is_zero and form.get(k) is None})
     workload = workloads.get(spec["workload"])
     if form["model"] is not None and form["model"] == workloads.label(workload.model):
         form["model"] = None
-    if isinstance(form["data"], str):
-        path, column = local.split_label(form["data"])
-        form["data"] = path if column in (None, local.DEFAULT_LABEL) else form["data"]
-    if form["data"] is not None and form["data"] == workloads.label(workload.dataset):
+    if form["data"] is not None and _data_form(form["data"]) == _data_form(workloads.label(workload.dataset)):
         form["data"] = None
+    form["data"] = _data_form(form["data"])
     if registry.DATASETS.get(getattr(entry, "name", None)) is entry and spec["train_size"] \
             and spec["train_size"] >= entry.train_samples({**spec, "train_size": 0}):
         form["train_size"] = 0
     return form
+
+
+def _data_form(data):
+    """A data value written one way: a local path resolved (`a.csv`, `./a.csv`, its absolute path, a
+    link to it: one file) and without its default label column; a dataset name or None as it is."""
+    if not isinstance(data, str) or data in registry.DATASETS:
+        return data
+    path, column = local.split_label(data)
+    path = os.path.realpath(path)
+    return path if column in (None, local.DEFAULT_LABEL) else f"{path}:{column}"
 
 
 def _add_cell(the_plan: dict, sp: StudyPlan, spec: dict, seen: dict, same: dict | None = None) -> None:
