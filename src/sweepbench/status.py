@@ -2,8 +2,9 @@
 
 For each study of the plan the workflow last wrote (results/plan.json): runs planned, done,
 running, missing, diverged, broken and outdated (complete, but trained by other code or on
-other user inputs: the next snakemake trains them again). It reads only the plan, the run folders, the job logs
-and (to tell a lock a killed Snakemake left) this machine's process list, never Snakemake's
+other user inputs: the next snakemake trains them again). It reads only the plan, the run
+folders, the job logs and (to tell a lock a killed Snakemake left, and training jobs it left
+running) this machine's process list, never Snakemake's
 state, so it can be asked at any time, while a workflow runs, without touching its lock. Cheap
 enough for 10,000 runs: one directory listing per cell folder and one record per finished run.
 """
@@ -104,29 +105,28 @@ def processes_in(workdir: str = ".") -> list[tuple[int, list[bytes]]] | None:
             if os.path.realpath(f"/proc/{pid}/cwd") == target:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     found.append((int(pid), f.read().split(b"\0")))
-        except OSError:
+        except OSError:  # gone meanwhile, or another user's process
             continue
     return found
 
 
-def snakemake_alive(workdir: str = ".", procs=None) -> bool | None:
+def snakemake_alive(workdir: str = ".") -> bool | None:
     """Whether a Snakemake process runs in workdir on this machine (its command line names
     snakemake); None where /proc cannot tell. A Snakemake started with --nolock never holds the
     lock: the one inside each cluster job (the SLURM plugin's job step, on a compute node that may
     be this machine) is not the workflow's."""
-    procs = processes_in(workdir) if procs is None else procs
+    procs = processes_in(workdir)
     if procs is None:
         return None
     return any(any(b"snakemake" in os.path.basename(part) for part in argv[:3]) and b"--nolock" not in argv
                for _, argv in procs)
 
 
-def training_jobs_alive(workdir: str = ".", procs=None) -> list[int]:
+def training_jobs_alive(workdir: str = ".") -> list[int]:
     """The pids of `sweepbench train-pack` processes (the workflow's training jobs) working in workdir
     on this machine: a Snakemake killed with kill -9 leaves its local jobs running, still writing
     their runs; an --unlock and the same command then would train those runs a second time."""
-    procs = processes_in(workdir) if procs is None else procs
-    return sorted(pid for pid, argv in procs or [] if b"train-pack" in argv[:4]
+    return sorted(pid for pid, argv in processes_in(workdir) or [] if b"train-pack" in argv[:4]
                   and any(b"sweepbench" in part for part in argv[:3]))
 
 
@@ -153,7 +153,8 @@ def last_progress(log_path: str) -> str | None:
 def status(results_dir: str, workdir: str = ".") -> dict:
     """{"studies": {name: {"planned": n, state: count}}, "total": {...} (each run once, also one
     that two studies share), "jobs": [in-progress job lines], "broken" and "outdated": [(run id, why)],
-    "workflow_running": bool, "workflow": workflow_state}."""
+    "workflow_running": bool, "workflow": workflow_state, "orphan_jobs": [pids of training jobs running
+    here without a Snakemake]}."""
     plan_path = os.path.join(results_dir, "plan.json")
     if not os.path.exists(plan_path):
         raise SweepbenchError(f"no plan at {plan_path}; allowed: the results folder of a workflow that has "
