@@ -81,6 +81,9 @@ def test_the_mlp_example_on_a_csv_then_an_edit_re_trains_only_its_runs(tmp_path)
             if line.strip().startswith("wildcards: job=")]
     assert dry.returncode == 0 and len(jobs) >= 4, dry.stdout[-3000:]
     assert all(j.startswith("mlp_optimizers/") for j in jobs)    # the built-in study is not re-trained
+    studies = json.loads(run(folder, "status", "--json").stdout)["studies"]   # and status says the same
+    assert (studies["mlp_optimizers"]["outdated"], studies["mlp_optimizers"]["done"]) == (8, 0)
+    assert (studies["built_in_beside"]["outdated"], studies["built_in_beside"]["done"]) == (0, 1)
     os.utime(folder / "data" / "blobs.csv")                      # new data (a new mtime): its runs again
     assert "mlp_optimizers" in run(folder, "run", "--cores", "2", "-n").stdout
 
