@@ -57,7 +57,7 @@ def read_history(path: str):
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
         header, *rows = csv.reader(io.StringIO(text))
-        df = pd.read_csv(io.StringIO(text), dtype={"tables": str, "commit": str, "baseline": str})
+        df = pd.read_csv(io.StringIO(text), dtype={"tables": str, "commit": str, "baseline": str, "machine": str})
     except (OSError, ValueError, csv.Error) as err:  # a folder, not UTF-8, empty, a quote left open
         raise SweepbenchError(f"history {path} cannot be read ({type(err).__name__}); {allowed}") from None
     problem = row_length_problem(header, rows)  # a row with a field more or less: pandas shifts it
@@ -188,7 +188,7 @@ def one_series(history, baseline: str | None = None, on: str | None = None):
     baseline = baseline or latest_baseline(history)
     h = history[history["baseline"] == baseline]
     on = latest_machine(h) if on is None else on
-    return h[h["machine"].fillna("") == on]
+    return h[h["machine"].astype(object).fillna("") == on]
 
 
 def latest_machine(history) -> str:
