@@ -62,7 +62,9 @@ def test_an_aa_check_of_a_default_sized_sweep_fits_one_pdf_page_and_no_word_leav
     pytest.importorskip("pdfplumber")
     check = check_dir(tmp_path, sweep(3, 100))
     assert pd.read_csv(os.path.join(check, "check.csv"))["verdict"].eq("pass").mean() > 0.9   # really an A/A check
-    pages = pages_and_words(render(results, tmp_path, check)["pdf"])
+    paths = render(results, tmp_path, check)
+    assert '<details class="full-table">' in open(paths["html"]).read()   # the page has it; the PDF's page not
+    pages = pages_and_words(paths["pdf"])
     first = next(i for i, (_, _, text, _) in enumerate(pages) if text.startswith("Regression check"))
     text = pages[first][2]
     assert "PASS against baseline 'default': no regression in" in text and "By verdict and reason" in text
