@@ -35,7 +35,7 @@ import pandas as pd
 
 from sweepbench.aggregate.tables import run_row
 from sweepbench.check import compare, regression
-from sweepbench.plan.planner import load_config, plan
+from sweepbench.plan.planner import load_config, plan, timed_order
 from sweepbench.record import load_record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,10 +52,11 @@ def study_runs(config_path: str) -> tuple[dict, list[dict], dict]:
 
 
 def train(out: str, runs: list[dict], seeds: list[int], slowdown: float, threads: int) -> float:
-    """One train-pack process over `runs` x `seeds` (cell-major, as the workflow orders a job); wall s."""
-    job = [{**r, "dir": f"{r['dir'].rpartition('/')[0]}/seed~{s}", "seed": s,
-            "spec": {**r["spec"], "seed": s, "debug_slowdown": slowdown}, "stack": None}
-           for r in runs for s in seeds]
+    """One train-pack process over `runs` x `seeds` (seed by seed over the cells, as the planner orders
+    a job timed alone: planner.timed_order); wall s."""
+    job = timed_order([{**r, "dir": f"{r['dir'].rpartition('/')[0]}/seed~{s}", "seed": s,
+                        "spec": {**r["spec"], "seed": s, "debug_slowdown": slowdown}, "stack": None}
+                       for r in runs for s in seeds])
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "runs.json"), "w") as f:
         json.dump(job, f)

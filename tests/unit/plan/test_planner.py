@@ -298,3 +298,15 @@ def test_a_plan_json_of_another_config_is_told_from_this_ones(tmp_path):
     assert not plan_is_written(one, path)                              # none yet
     write_plan(one, path)
     assert plan_is_written(one, path) and not plan_is_written(other, path)
+
+
+def test_a_job_timed_alone_trains_seed_by_seed_over_its_cells_and_others_cell_by_cell():
+    """A throughput study's baseline seeds spread over the job's whole time (planner.timed_order), so
+    their spread includes the machine's slower and faster spells; other jobs keep cell by cell."""
+    timed = plan(study(grid={"batch_size": [8, 32]}, seeds=[3, 1], pack_by=[],
+                       resources={"exclusive": True, "threads": 1}))
+    assert [r["dir"] for r in timed["jobs"]["s/all"]["runs"]] == ["bs~8/seed~3", "bs~32/seed~3", "bs~8/seed~1",
+                                                                  "bs~32/seed~1"]
+    other = plan(study(grid={"batch_size": [8, 32]}, seeds=[3, 1], pack_by=[], stack="off"))
+    assert [r["dir"] for r in other["jobs"]["s/all"]["runs"]] == ["bs~8/seed~3", "bs~8/seed~1", "bs~32/seed~3",
+                                                                  "bs~32/seed~1"]
