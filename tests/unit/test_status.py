@@ -1,5 +1,6 @@
 """sweepbench status: counts per study from the records on disk, without touching Snakemake's state."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -52,20 +53,30 @@ def results(tmp_path):
     return tmp_path
 
 
+@contextlib.contextmanager
+def fake_process(folder, name, *args):
+    """A real process whose command line is `python <folder>/bin/<name> ARGS`, working in folder (what
+    status reads from /proc), until the block ends."""
+    fake = folder / "bin" / name
+    os.makedirs(fake.parent, exist_ok=True)
+    fake.write_text("import pathlib, time\npathlib.Path('bin/ready').touch()\ntime.sleep(60)\n")
+    (folder / "bin" / "ready").unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, str(fake), *args], cwd=str(folder))
+    try:
+        for _ in range(200):  # until it runs as itself (right after the fork, /proc shows pytest's command line)
+            if (folder / "bin" / "ready").exists():
+                break
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
 def snakemake_process(results):
-    """A real process whose command line names snakemake, working in the results' folder."""
-    fake = results / "bin" / "snakemake"
-    os.makedirs(fake.parent)
-    fake.write_text("import pathlib, time\npathlib.Path('bin/ready').touch()\ntime.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, str(fake)], cwd=str(results))
-    for _ in range(200):  # until it runs as itself (right after the fork, /proc shows pytest's command line)
-        if (results / "bin" / "ready").exists():
-            break
-        time.sleep(0.05)
-    yield proc
-    proc.kill()
-    proc.wait()
+    with fake_process(results, "snakemake") as proc:
+        yield proc
 
 
 def test_counts_per_study_while_snakemake_runs(results, snakemake_process):
@@ -154,24 +165,13 @@ def test_a_lock_left_by_a_killed_snakemake_is_told_from_a_running_one(results, s
 def test_training_jobs_a_killed_snakemake_left_running_are_named_and_their_runs_count_as_running(results):
     """kill -9 of a local Snakemake leaves its train-pack jobs running (and the lock): an --unlock and the
     same command would then train their runs a second time. Status names them, also after an --unlock."""
-    fake = results / "bin" / "sweepbench"
-    os.makedirs(fake.parent)
-    fake.write_text("import pathlib, time\npathlib.Path('bin/ready').touch()\ntime.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, str(fake), "train-pack", "--runs-file", "x.json"], cwd=str(results))
-    try:
-        for _ in range(200):
-            if (results / "bin" / "ready").exists():
-                break
-            time.sleep(0.05)
+    with fake_process(results, "sweepbench", "train-pack", "--runs-file", "x.json") as proc:
         out = status(str(results / "results"), str(results))                   # no lock: it was --unlock-ed
         assert out["workflow"] == "not running" and out["orphan_jobs"] == [proc.pid]
         assert out["studies"]["a"]["running"] == 1                            # its half-written run
         assert f"training jobs still run in this folder without a Snakemake (pids {proc.pid}): " \
                "a killed Snakemake leaves them running; let them finish or kill them before snakemake --unlock" \
             in format_status(out)
-    finally:
-        proc.kill()
-        proc.wait()
     out = status(str(results / "results"), str(results))
     assert out["orphan_jobs"] == [] and out["studies"]["a"]["running"] == 0
     assert "training jobs" not in format_status(out)
@@ -183,19 +183,8 @@ def test_a_snakemake_inside_a_cluster_job_is_not_the_workflow(results):
     workflow itself was killed: "running" instead of a lock left by a killed run."""
     os.makedirs(results / ".snakemake" / "locks")
     (results / ".snakemake" / "locks" / "0.input.lock").write_text("")
-    fake = results / "bin" / "snakemake"
-    os.makedirs(fake.parent)
-    fake.write_text("import pathlib, time\npathlib.Path('bin/ready').touch()\ntime.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, str(fake), "--target-jobs", "train:job=a", "--nolock"], cwd=str(results))
-    try:
-        for _ in range(200):
-            if (results / "bin" / "ready").exists():
-                break
-            time.sleep(0.05)
+    with fake_process(results, "snakemake", "--target-jobs", "train:job=a", "--nolock"):
         assert status(str(results / "results"), str(results))["workflow"] == "lock, none here"
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.parametrize("args, dry", [(["-n", "--cores", "1"], True), (["-np"], True), (["--dry-run"], True),
