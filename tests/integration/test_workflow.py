@@ -23,8 +23,10 @@ ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.e
 
 
 def workdir(tmp_path, config=None):
-    """A scratch folder with a clone's root Snakefile (it includes the package's workflow), profiles and a
-    config (default: the tiny one)."""
+    """A scratch folder with a clone's root Snakefile (it includes the package's workflow), profiles, its
+    results/.gitkeep (a clone's results folder before any run) and a config (default: the tiny one)."""
+    os.makedirs(tmp_path / "results")
+    shutil.copy(os.path.join(ROOT, "results", ".gitkeep"), tmp_path / "results" / ".gitkeep")
     for name in ("Snakefile", "profiles"):
         src = os.path.join(ROOT, name)
         if os.path.isdir(src):
@@ -250,6 +252,21 @@ def test_the_workflow_never_replaces_what_sweepbench_did_not_write(tmp_path):
     assert mine.read_text() == "mine"
     os.remove(mine)
     assert snakemake(wd, "-n").returncode == 0
+
+
+def test_the_plan_is_written_before_any_training_job_so_status_works_from_the_first_run(tmp_path):
+    """Snakemake may start training jobs before the write_plan job (nothing orders them): the workflow
+    writes plan.json when it starts, so `sweepbench status` reads the sweep during its first run (and
+    names a killed Snakemake's jobs). `--until train` runs the training jobs and not write_plan."""
+    config = {"studies": {"few": {"workload": "linreg", "fixed": {"epochs": 3, "lr": 0.001}, "pack_by": [],
+                                  "grid": {"batch_size": [1, 2]}}}}
+    wd = workdir(tmp_path, config)
+    proc = snakemake(wd, "--until", "train")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "write_plan" not in proc.stderr and (wd / "results" / "plan.json").exists()
+    status = subprocess.run([sys.executable, "-m", "sweepbench", "status", "--json"], cwd=wd, capture_output=True,
+                            text=True, env=ENV)
+    assert status.returncode == 0 and json.loads(status.stdout)["total"]["done"] == 2, status.stderr
 
 
 def test_a_dry_run_removes_no_stale_manifest(tmp_path):

@@ -693,18 +693,19 @@ def check_output_dirs(config: dict) -> None:
 
 # What the workflow writes directly in its results_dir (results/<entry>), declared once.
 RESULTS_ENTRIES = ("plan.json", "runs", "tables", "check", "logs", "benchmarks", "specs", "manifests", "probes",
-                   "history.csv", "tensorboard", atomic.WRITTEN)  # tensorboard: export tensorboard's default --out
+                   "history.csv", "tensorboard", "reproduce")  # tensorboard: export's default --out; reproduce:
+# make reproduce's. Hidden names (.gitkeep, which this repository tracks there, .DS_Store) are no one's output.
 
 
 def check_results_folder(results_dir: str) -> None:
     """A results_dir that holds no plan.json (no sweepbench workflow started there) holds nothing but
-    RESULTS_ENTRIES: pointed at a user's folder (a home folder, a project holding its own logs/ or
+    RESULTS_ENTRIES and hidden files: pointed at a user's folder (a home folder, a project holding its own logs/ or
     specs/), the workflow's job logs, specs, manifests, probes and benchmark files would be written in
     among the user's, some over files of the same name. Refused (one line, before any job) naming
     up to three entries; a results folder the workflow started is its own, whatever a user adds."""
     if os.path.isfile(os.path.join(results_dir, "plan.json")) or not os.path.isdir(results_dir):
         return
-    foreign = sorted(n for n in os.listdir(results_dir) if n not in RESULTS_ENTRIES)
+    foreign = sorted(n for n in os.listdir(results_dir) if n not in RESULTS_ENTRIES and not n.startswith("."))
     if foreign:
         raise SweepbenchError(f"config error in key results_dir: {results_dir!r} holds {', '.join(foreign[:3])}"
                               f"{', ...' if len(foreign) > 3 else ''} and no plan.json, so it is not a sweepbench "

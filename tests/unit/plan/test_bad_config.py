@@ -282,9 +282,9 @@ def test_a_results_dir_that_no_workflow_wrote_holds_only_what_the_workflow_write
     folder = tmp_path / "home"
     check_results_folder(str(folder))                                   # new: fine
     folder.mkdir()
-    for name in ("logs", "specs", "history.csv"):
+    for name in ("logs", "specs", "reproduce", "history.csv", ".gitkeep", ".DS_Store"):
         (folder / name).mkdir() if "." not in name else (folder / name).write_text("")
-    check_results_folder(str(folder))                                   # only the workflow's names: its own
+    check_results_folder(str(folder))                # the workflow's names, and hidden files (a clone's .gitkeep)
     (folder / "thesis.tex").write_text("mine")
     (folder / "photos").mkdir()
     with pytest.raises(SweepbenchError, match=r"^config error in key results_dir: '.*home' holds photos, thesis.tex "

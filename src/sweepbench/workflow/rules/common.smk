@@ -14,6 +14,7 @@ from sweepbench.plan.planner import (
     load_config,
     plan,
     plan_is_written,
+    write_plan,
 )
 from sweepbench.data.registry import PREPARED, needs_tensor_file, wildcard_pattern
 from sweepbench.plan import user_inputs

@@ -11,6 +11,8 @@ from sweepbench import slurm
 
 
 onstart:
+    if not plan_is_written(PLAN, f"{RESULTS}/plan.json"):  # before any job (write_plan, a job, may come after
+        write_plan(PLAN, f"{RESULTS}/plan.json")           # training ones): `sweepbench status` reads it
     write_job_specs(PLAN, f"{RESULTS}/specs")
     if submits_to_slurm():  # a cancelled job is reported, not waited for forever (sweepbench.slurm)
         slurm.put_sacct_shim_on_path()
