@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 
@@ -126,20 +125,6 @@ class TempFolder:
             raise cannot_write(self.dest, err) from None
         if old:
             shutil.rmtree(old, ignore_errors=True)
-        for leftover in self.leftovers():
-            shutil.rmtree(leftover, ignore_errors=True)
-
-    def leftovers(self) -> list[str]:
-        """Temporary folders of `dest` that earlier writers left when they were killed (mkdtemp's
-        names: the prefix and 8 characters, or a moved-aside `.old`): once `dest` is committed
-        they hold nothing that will ever be used, and `sweepbench status` would read them as a run
-        being written."""
-        parent, name = os.path.split(self.dest)
-        pattern = re.compile(rf"^\.{re.escape(name)}\.tmp-[a-z0-9_]{{8}}(\.old)?$")
-        try:
-            return [os.path.join(parent, n) for n in os.listdir(parent) if pattern.match(n)]
-        except OSError:
-            return []
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

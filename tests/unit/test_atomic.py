@@ -93,22 +93,3 @@ def test_a_folder_is_replaced_only_by_the_output_that_wrote_it(tmp_path):
     (run / "run.json").write_text('{"my": "notes"}')                     # not a record's shape
     with pytest.raises(SweepbenchError, match=r"holds other files \(.*run.json"):
         check_replaceable(str(run))
-
-
-def test_a_committed_folder_removes_the_temporary_folders_killed_writers_left(tmp_path):
-    """A run killed mid-write leaves `.<name>.tmp-XXXXXXXX` beside its destination (status reads one
-    as a run being written); the next writer of that destination removes them once it has committed,
-    and nothing else: another destination's temporary folder and a user's look-alike stay."""
-    from sweepbench.atomic import TempFolder
-
-    dead = TempFolder(str(tmp_path / "seed~0"))                        # killed before commit
-    (tmp_path / "seed~0.csv").write_text("mine")
-    os.makedirs(tmp_path / ".seed~0.tmp-notmine")                      # not mkdtemp's 8 characters
-    other = TempFolder(str(tmp_path / "seed~1"))                       # another run, still being written
-    new = TempFolder(str(tmp_path / "seed~0"))
-    (tmp_path / f"{os.path.basename(dead.path)}.old").mkdir()          # a moved-aside folder of a killed commit
-    (open(os.path.join(new.path, "run.json"), "w")).close()
-    new.commit()
-    assert sorted(os.listdir(tmp_path)) == sorted([".seed~0.tmp-notmine", os.path.basename(other.path),
-                                                   "seed~0", "seed~0.csv"])
-    assert os.listdir(tmp_path / "seed~0") == ["run.json"]
