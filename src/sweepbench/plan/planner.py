@@ -511,7 +511,7 @@ def _data_form(data):
     if not isinstance(data, str) or data in registry.DATASETS:
         return data
     path, column = local.split_label(data)
-    path = os.path.realpath(path)
+    path = os.path.realpath(os.path.expanduser(path))  # as the loader reads it (~ expanded)
     return path if column in (None, local.DEFAULT_LABEL) else f"{path}:{column}"
 
 

@@ -109,7 +109,8 @@ def test_a_csv_with_and_without_its_default_label_column_named_is_one_cell(tmp_p
     study = {"workload": "digits_mlp", "fixed": {"hidden": [8]}, "grid": {"data": ["a.csv", "a.csv:label"]}}
     with pytest.raises(SweepbenchError, match="two points give the same runs"):
         plan({"studies": {"s": study}})
-    for spelled in ("./a.csv", str(tmp_path / "a.csv:label"), "sub/../a.csv"):          # one file, spelled anew
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for spelled in ("./a.csv", str(tmp_path / "a.csv:label"), "sub/../a.csv", "~/a.csv"):  # one file, spelled anew
         (tmp_path / "sub").mkdir(exist_ok=True)
         study["grid"]["data"] = ["a.csv", spelled]
         with pytest.raises(SweepbenchError, match="two points give the same runs"):
