@@ -20,6 +20,7 @@ from sweepbench.plan.batch_cycle import derived_keys
 from sweepbench.plan.planner import read_plan
 
 STATES = ("done", "running", "missing", "diverged", "broken", "outdated")
+UNREADABLE = "not checked: their workload file or data cannot be read now"  # an outdated reason
 PROGRESS = re.compile(r"^runs? (\d+)(?:-(\d+))?/(\d+)\b")  # train-pack's lines: "run 37/120 ..."
 
 
@@ -47,8 +48,8 @@ def finished_state(run_dir: str, spec: dict, derived, inputs_read: dict) -> tupl
         return "broken", str(err).split(": ", 1)[-1]
     try:
         why = job.outdated(rec, spec, cell_inputs(spec, inputs_read))
-    except SweepbenchError:  # the workload cannot be loaded here: the plan's own check names it
-        why = None
+    except SweepbenchError as err:  # a workload file that cannot be loaded now: the workflow refuses the config
+        why = f"{UNREADABLE}: {err}"
     if why:
         return "outdated", why
     return ("diverged" if rec.status == "diverged" else "done"), ""
@@ -205,10 +206,11 @@ def format_status(result: dict, max_broken: int = 10) -> str:
     lines += [f"broken: {run_id}: {why}" for run_id, why in result["broken"][:max_broken]]
     if len(result["broken"]) > max_broken:
         lines.append(f"... and {len(result['broken']) - max_broken} more broken runs (--json lists all)")
-    if result["outdated"]:
-        reasons = sorted({why for _, why in result["outdated"]})
-        lines.append(f"outdated: {len(result['outdated'])} complete runs {'; '.join(reasons)}: the next snakemake "
-                     f"(or sweepbench run) trains them again")
+    for why in sorted({why for _, why in result["outdated"]}):
+        n = sum(w == why for _, w in result["outdated"])
+        then = ("snakemake refuses the config until they can" if why.startswith(UNREADABLE) else
+                "the next snakemake (or sweepbench run) trains them again")
+        lines.append(f"outdated: {n} complete runs {why}: {then}")
     if result["broken"]:
         lines.append("re-train the broken runs: snakemake --forcerun train, or sweepbench run --forcerun train "
                      "(each job keeps its complete records)")

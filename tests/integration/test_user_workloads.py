@@ -84,6 +84,12 @@ def test_the_mlp_example_on_a_csv_then_an_edit_re_trains_only_its_runs(tmp_path)
     studies = json.loads(run(folder, "status", "--json").stdout)["studies"]   # and status says the same
     assert (studies["mlp_optimizers"]["outdated"], studies["mlp_optimizers"]["done"]) == (8, 0)
     assert (studies["built_in_beside"]["outdated"], studies["built_in_beside"]["done"]) == (0, 1)
+    edited = (folder / "workloads.py").read_text()
+    (folder / "workloads.py").write_text(edited + "\ndef broken(:\n")          # cannot be loaded: not "done"
+    status = json.loads(run(folder, "status", "--json").stdout)
+    assert status["studies"]["mlp_optimizers"]["outdated"] == 8
+    assert all("their workload file or data cannot be read now" in why for _, why in status["outdated"])
+    (folder / "workloads.py").write_text(edited)
     os.utime(folder / "data" / "blobs.csv")                      # new data (a new mtime): its runs again
     assert "mlp_optimizers" in run(folder, "run", "--cores", "2", "-n").stdout
 
