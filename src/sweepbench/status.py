@@ -123,12 +123,23 @@ def snakemake_alive(workdir: str = ".") -> bool | None:
                for _, argv in procs)
 
 
-def training_jobs_alive(workdir: str = ".") -> list[int]:
+def training_jobs_alive(runs_dir: str, workdir: str = ".") -> list[int]:
     """The pids of `sweepbench train-pack` processes (the workflow's training jobs) working in workdir
-    on this machine: a Snakemake killed with kill -9 leaves its local jobs running, still writing
-    their runs; an --unlock and the same command then would train those runs a second time."""
+    on this machine and writing into runs_dir (their --out): a Snakemake killed with kill -9 leaves
+    its local jobs running, still writing their runs; an --unlock and the same command then would
+    train those runs a second time."""
+    runs = os.path.realpath(os.path.join(workdir, runs_dir))
     return sorted(pid for pid, argv in processes_in(workdir) or [] if b"train-pack" in argv[:4]
-                  and any(b"sweepbench" in part for part in argv[:3]))
+                  and any(b"sweepbench" in part for part in argv[:3]) and _writes_into(argv, workdir, runs))
+
+
+def _writes_into(argv: list[bytes], workdir: str, folder: str) -> bool:
+    """Whether a train-pack command line's --out is `folder` or inside it."""
+    out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == b"--out"), None)
+    if out is None:
+        return False
+    path = os.path.realpath(os.path.join(workdir, os.fsdecode(out)))
+    return path == folder or path.startswith(folder + os.sep)
 
 
 def workflow_state(workdir: str = ".") -> str:
@@ -162,7 +173,8 @@ def status(results_dir: str, workdir: str = ".") -> dict:
                               f"started (snakemake writes plan.json first), e.g. --results-dir results")
     the_plan = read_plan(plan_path)
     workflow = workflow_state(workdir)
-    orphans = training_jobs_alive(workdir) if workflow != "running" else []  # jobs of a killed Snakemake
+    orphans = (training_jobs_alive(os.path.join(results_dir, "runs"), workdir)
+               if workflow != "running" else [])  # jobs of a killed Snakemake
     running = workflow != "not running" or bool(orphans)  # a lock: its runs may be running on another host
     states = run_states(the_plan, os.path.join(results_dir, "runs"), running)
     studies = {}

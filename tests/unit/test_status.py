@@ -165,7 +165,9 @@ def test_a_lock_left_by_a_killed_snakemake_is_told_from_a_running_one(results, s
 def test_training_jobs_a_killed_snakemake_left_running_are_named_and_their_runs_count_as_running(results):
     """kill -9 of a local Snakemake leaves its train-pack jobs running (and the lock): an --unlock and the
     same command would then train their runs a second time. Status names them, also after an --unlock."""
-    with fake_process(results, "sweepbench", "train-pack", "--runs-file", "x.json") as proc:
+    with fake_process(results, "sweepbench", "train-pack", "--out", "/elsewhere/runs"):   # another folder's job
+        assert status(str(results / "results"), str(results))["orphan_jobs"] == []
+    with fake_process(results, "sweepbench", "train-pack", "--runs-file", "x.json", "--out", "results/runs/a") as proc:
         out = status(str(results / "results"), str(results))                   # no lock: it was --unlock-ed
         assert out["workflow"] == "not running" and out["orphan_jobs"] == [proc.pid]
         assert out["studies"]["a"]["running"] == 1                            # its half-written run
