@@ -23,6 +23,7 @@ import time
 from sweepbench import record, status
 from sweepbench.aggregate import tables
 from sweepbench.plan.planner import plan, write_plan
+from sweepbench.provenance import code_version
 from sweepbench.report import document
 
 OPTIMIZERS = ["sgd", "momentum", "adam", "rmsprop"]
@@ -68,7 +69,8 @@ def fake_record(spec: dict) -> tuple[dict, list[dict], list[dict]]:
                           "samples_per_s_ci_hi": None, "block_samples_per_s": [1000.0 * bs ** 0.3],
                           "step_time_median_s": 0.001, "step_time_p10_s": 0.001, "step_time_p90_s": 0.001},
            "memory": {"peak_mb": 1}, "grad_noise_scale": None,
-           "provenance": {"device_name": "cpu", "torch": "x", "git_commit": "x", "code_version": "x"}}
+           "provenance": {"device_name": "cpu", "torch": "x", "git_commit": "x", "code_version": code_version(),
+                          "user_inputs": None}}  # trained by this code: status counts it done, not outdated
     return rec, metrics, steps
 
 
