@@ -403,8 +403,11 @@ def _shown_context(spec: dict, option: Option) -> str:
 
 def _word(value) -> str:
     """A value as the config writes it: true, false, null, 0.5, adam."""
-    return {True: "true", False: "false", None: "null"}.get(value, value) if isinstance(value, (bool, type(None))) \
-        else str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _check_relations(spec: dict) -> None:

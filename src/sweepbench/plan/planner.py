@@ -691,10 +691,11 @@ def check_output_dirs(config: dict) -> None:
                                   f"folder; allowed: a relative folder such as {default!r}, or an absolute path")
 
 
-# What the workflow writes directly in its results_dir (results/<entry>), declared once.
+# What the workflow writes directly in its results_dir (results/<entry>), declared once; with
+# `sweepbench export tensorboard`'s default --out and `make reproduce`'s folder. Hidden names
+# (.gitkeep, which this repository tracks there; .DS_Store) are no one's output and always pass.
 RESULTS_ENTRIES = ("plan.json", "runs", "tables", "check", "logs", "benchmarks", "specs", "manifests", "probes",
-                   "history.csv", "tensorboard", "reproduce")  # tensorboard: export's default --out; reproduce:
-# make reproduce's. Hidden names (.gitkeep, which this repository tracks there, .DS_Store) are no one's output.
+                   "history.csv", "tensorboard", "reproduce")
 
 
 def check_results_folder(results_dir: str) -> None:
